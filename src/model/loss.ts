@@ -1,0 +1,27 @@
+import { tf } from '../tf.js';
+
+/** Label id that does not count in the loss (torch CrossEntropyLoss's default ignore_index). */
+export const IGNORE_INDEX = -100;
+
+/**
+ * Negative log-likelihood of each label token: logsumexp(logits) - logits[label], 0 where the label is -100.
+ * logits [batch, length, vocab], labels [batch, length] → [batch, length].
+ */
+export function tokenNll(logits: tf.Tensor, labels: tf.Tensor): tf.Tensor2D {
+  return tf.tidy(() => {
+    const vocab = logits.shape[logits.shape.length - 1];
+    const valid = tf.notEqual(labels, IGNORE_INDEX);
+    const safe = tf.where(valid, labels, tf.zerosLike(labels));
+    const picked = tf.sum(tf.mul(logits, tf.oneHot(tf.cast(safe, 'int32'), vocab)), -1);
+    const nll = tf.sub(tf.logSumExp(logits, -1), picked);
+    return tf.mul(nll, tf.cast(valid, 'float32')) as tf.Tensor2D;
+  });
+}
+
+/** Mean cross-entropy over the label positions that are not -100, as HF T5ForConditionalGeneration computes it. */
+export function sequenceCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const count = tf.sum(tf.cast(tf.notEqual(labels, IGNORE_INDEX), 'float32'));
+    return tf.div(tf.sum(tokenNll(logits, labels)), count) as tf.Scalar;
+  });
+}

@@ -1,0 +1,379 @@
+/**
+ * T5ForConditionalGeneration in TensorFlow.js, following HF modeling_t5.py line for line. Every weight is a
+ * tf.Variable known by its HF parameter name (`encoder.block.0.layer.0.SelfAttention.q.weight`), so loading and
+ * saving a checkpoint is a name map.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { tf } from '../tf.js';
+import { T5Config } from './config.js';
+import { activation, causalMask, dropout, linear, paddingMask, relativeBuckets, rmsNorm } from './layers.js';
+import { sequenceCrossEntropy } from './loss.js';
+import { loadCheckpointTensors, loadStateDict, type LoadReport } from './weights.js';
+import { saveSafetensors } from '../safetensors.js';
+import { writeJsonAtomic } from '../fsutil.js';
+
+type IdsLike = tf.Tensor | number[][];
+
+export interface ForwardArgs {
+  inputIds: IdsLike;
+  attentionMask?: IdsLike;
+  decoderInputIds?: IdsLike;
+  /** Target ids; -100 marks positions that do not count in the loss. */
+  labels?: IdsLike;
+  /** Dropout on (training) or off (evaluation). Default false. */
+  training?: boolean;
+}
+
+export interface ForwardOutput {
+  /** [batch, target length, vocab] */
+  logits: tf.Tensor3D;
+  /** Mean cross-entropy over label positions that are not -100. */
+  loss?: tf.Scalar;
+}
+
+export interface GenerateArgs {
+  inputIds: IdsLike;
+  attentionMask?: IdsLike;
+  maxNewTokens?: number;
+  /** Token ids that may never be produced (their logits are set to -inf at every step). */
+  suppressTokens?: number[];
+}
+
+/** Keys and values of one attention layer for the positions decoded so far. */
+interface KeyValue {
+  key: tf.Tensor4D;
+  value: tf.Tensor4D;
+}
+
+export interface T5InitOptions {
+  /** Seed of the random initialisation (HF's `_init_weights` distributions). */
+  seed?: number;
+}
+
+let nextModelId = 0;
+
+export class T5ForConditionalGeneration {
+  readonly config: T5Config;
+  private readonly params = new Map<string, tf.Variable>();
+  private readonly scope: string;
+  /** Seeds for dropout masks: a base and a counter, so a run (and a resumed run) is reproducible. */
+  dropoutSeed = 0;
+  dropoutCounter = 0;
+
+  constructor(config: T5Config, options: T5InitOptions = {}) {
+    this.config = config;
+    this.scope = `t5cls_${nextModelId++}`;
+    let seed = options.seed ?? 0;
+    for (const [name, shape, std] of parameterShapes(config)) {
+      const init = std === 'ones' ? tf.ones(shape) : tf.randomNormal(shape, 0, std, 'float32', seed++);
+      this.params.set(name, tf.variable(init, true, `${this.scope}/${name}`));
+      init.dispose();
+    }
+  }
+
+  /** Loads a model folder in HF layout (config.json + model.safetensors or a sharded index). */
+  static fromPretrained(dir: string, options: { onWarning?: (message: string) => void } = {}): T5ForConditionalGeneration {
+    const config = T5Config.fromFile(path.join(dir, 'config.json'));
+    const tensors = loadCheckpointTensors(dir);
+    const model = new T5ForConditionalGeneration(config);
+    const report = model.loadWeights(tensors, dir);
+    for (const name of report.unexpected) options.onWarning?.(`${dir}: ignoring unexpected tensor "${name}"`);
+    return model;
+  }
+
+  /** Copies checkpoint tensors (by HF name, either layout) into the model's variables. */
+  loadWeights(tensors: Parameters<typeof loadStateDict>[1], source: string): LoadReport {
+    return loadStateDict(this, tensors, source);
+  }
+
+  /** Parameters keyed exactly as HF `named_parameters()`, in the same order. */
+  namedParameters(): Map<string, tf.Variable> {
+    return new Map(this.params);
+  }
+
+  private p(name: string): tf.Variable {
+    const v = this.params.get(name);
+    if (!v) throw new Error(`T5 has no parameter ${name}`);
+    return v;
+  }
+
+  private get lmHead(): tf.Variable {
+    return this.config.tie_word_embeddings ? this.p('shared.weight') : this.p('lm_head.weight');
+  }
+
+  private drop(x: tf.Tensor, training: boolean): tf.Tensor {
+    const rate = this.config.dropout_rate;
+    if (!training || rate === 0) return x;
+    return dropout(x, rate, this.dropoutSeed * 1_000_003 + this.dropoutCounter++);
+  }
+
+  /** Relative position bias [1, heads, queries, keys] from block 0's bucket embedding. */
+  private positionBias(stack: 'encoder' | 'decoder', queryLength: number, keyLength: number, queryOffset: number): tf.Tensor {
+    const c = this.config;
+    const buckets = relativeBuckets(queryLength, keyLength, queryOffset, stack === 'encoder', c.relative_attention_num_buckets, c.relative_attention_max_distance);
+    const table = this.p(`${stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight`);
+    const values = tf.gather(table, tf.tensor1d(buckets, 'int32'));
+    return tf.expandDims(tf.transpose(tf.reshape(values, [queryLength, keyLength, c.num_heads]), [2, 0, 1]), 0);
+  }
+
+  /** [batch, length, heads*d_kv] → [batch, heads, length, d_kv] */
+  private splitHeads(x: tf.Tensor): tf.Tensor4D {
+    const [b, l] = x.shape;
+    return tf.transpose(tf.reshape(x, [b, l, this.config.num_heads, this.config.d_kv]), [0, 2, 1, 3]);
+  }
+
+  private projectKeyValue(prefix: string, states: tf.Tensor): KeyValue {
+    return {
+      key: this.splitHeads(linear(states, this.p(`${prefix}.k.weight`))),
+      value: this.splitHeads(linear(states, this.p(`${prefix}.v.weight`))),
+    };
+  }
+
+  /** T5Attention: no 1/sqrt(d) scaling (folded into the initialisation); `bias` carries position bias and masks. */
+  private attention(prefix: string, hidden: tf.Tensor, kv: KeyValue, bias: tf.Tensor, training: boolean): tf.Tensor {
+    const [b, l] = hidden.shape;
+    const query = this.splitHeads(linear(hidden, this.p(`${prefix}.q.weight`)));
+    const scores = tf.add(tf.matMul(query, kv.key, false, true), bias);
+    const weights = this.drop(tf.softmax(scores, -1), training);
+    const context = tf.matMul(weights, kv.value);
+    const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [b, l, this.config.innerDim]);
+    return linear(merged, this.p(`${prefix}.o.weight`));
+  }
+
+  private feedForward(prefix: string, x: tf.Tensor, training: boolean): tf.Tensor {
+    const c = this.config;
+    let h: tf.Tensor;
+    if (c.isGatedAct) {
+      h = tf.mul(activation(linear(x, this.p(`${prefix}.wi_0.weight`)), c.denseActFn), linear(x, this.p(`${prefix}.wi_1.weight`)));
+    } else {
+      h = activation(linear(x, this.p(`${prefix}.wi.weight`)), c.denseActFn);
+    }
+    return linear(this.drop(h, training), this.p(`${prefix}.wo.weight`));
+  }
+
+  private norm(name: string, x: tf.Tensor): tf.Tensor {
+    return rmsNorm(x, this.p(`${name}.weight`), this.config.layer_norm_epsilon);
+  }
+
+  /** The encoder stack: [batch, length] ids → [batch, length, d_model]. */
+  encode(inputIds: tf.Tensor, attentionMask: tf.Tensor, training = false): tf.Tensor3D {
+    const c = this.config;
+    const length = inputIds.shape[1]!;
+    let h = this.drop(tf.gather(this.p('shared.weight'), inputIds), training);
+    const bias = tf.add(this.positionBias('encoder', length, length, 0), paddingMask(attentionMask));
+    for (let i = 0; i < c.num_layers; i++) {
+      const pre = `encoder.block.${i}.layer`;
+      const normed = this.norm(`${pre}.0.layer_norm`, h);
+      const attn = this.attention(`${pre}.0.SelfAttention`, normed, this.projectKeyValue(`${pre}.0.SelfAttention`, normed), bias, training);
+      h = tf.add(h, this.drop(attn, training));
+      h = tf.add(h, this.drop(this.feedForward(`${pre}.1.DenseReluDense`, this.norm(`${pre}.1.layer_norm`, h), training), training));
+    }
+    return this.drop(this.norm('encoder.final_layer_norm', h), training) as tf.Tensor3D;
+  }
+
+  /** Cross-attention keys and values of every decoder block for an encoder output (computed once per input). */
+  crossKeyValues(encoderOutput: tf.Tensor): KeyValue[] {
+    const out: KeyValue[] = [];
+    for (let i = 0; i < this.config.num_decoder_layers; i++) out.push(this.projectKeyValue(`decoder.block.${i}.layer.1.EncDecAttention`, encoderOutput));
+    return out;
+  }
+
+  /**
+   * The decoder stack and LM head. Without `selfCache` it decodes every position at once (training, scoring);
+   * with it, `decoderInputIds` are the next positions after those cached, and the cache is extended in place.
+   */
+  decode(
+    decoderInputIds: tf.Tensor,
+    encoderMask: tf.Tensor,
+    cross: KeyValue[],
+    training = false,
+    selfCache?: (KeyValue | undefined)[],
+    lastPositionOnly = false,
+  ): tf.Tensor3D {
+    const c = this.config;
+    const length = decoderInputIds.shape[1]!;
+    const past = selfCache?.[0]?.key.shape[2] ?? 0;
+    let h = this.drop(tf.gather(this.p('shared.weight'), decoderInputIds), training);
+    const selfBias = tf.add(this.positionBias('decoder', length, past + length, past), causalMask(length, past + length, past));
+    const crossBias = paddingMask(encoderMask);
+    for (let i = 0; i < c.num_decoder_layers; i++) {
+      const pre = `decoder.block.${i}.layer`;
+      const normed = this.norm(`${pre}.0.layer_norm`, h);
+      let kv = this.projectKeyValue(`${pre}.0.SelfAttention`, normed);
+      if (selfCache) {
+        const old = selfCache[i];
+        if (old) kv = { key: tf.concat([old.key, kv.key], 2), value: tf.concat([old.value, kv.value], 2) };
+        selfCache[i] = kv;
+      }
+      h = tf.add(h, this.drop(this.attention(`${pre}.0.SelfAttention`, normed, kv, selfBias, training), training));
+      const crossIn = this.norm(`${pre}.1.layer_norm`, h);
+      h = tf.add(h, this.drop(this.attention(`${pre}.1.EncDecAttention`, crossIn, cross[i], crossBias, training), training));
+      h = tf.add(h, this.drop(this.feedForward(`${pre}.2.DenseReluDense`, this.norm(`${pre}.2.layer_norm`, h), training), training));
+    }
+    h = this.drop(this.norm('decoder.final_layer_norm', h), training);
+    if (lastPositionOnly && length > 1) h = tf.slice(h, [0, length - 1, 0], [-1, 1, -1]);
+    // Tied embeddings: rescale before the shared projection, as Mesh TensorFlow does.
+    if (c.tie_word_embeddings) h = tf.mul(h, c.d_model ** -0.5);
+    return linear(h, this.lmHead) as tf.Tensor3D;
+  }
+
+  /** Synchronous, so it can run inside `tf.variableGrads`. Int32 tensors (or nested arrays) in, tensors out. */
+  forward(args: ForwardArgs): ForwardOutput {
+    const c = this.config;
+    const training = args.training ?? false;
+    const inputIds = toIds(args.inputIds);
+    const attentionMask = args.attentionMask !== undefined ? toIds(args.attentionMask) : tf.onesLike(inputIds);
+    const labels = args.labels !== undefined ? toIds(args.labels) : undefined;
+    let decoderInputIds: tf.Tensor;
+    if (args.decoderInputIds !== undefined) decoderInputIds = toIds(args.decoderInputIds);
+    else if (labels) decoderInputIds = shiftRight(labels, c.decoder_start_token_id, c.pad_token_id);
+    else throw new Error('forward needs decoderInputIds or labels');
+    const encoded = this.encode(inputIds, attentionMask, training);
+    const logits = this.decode(decoderInputIds, attentionMask, this.crossKeyValues(encoded), training);
+    return labels ? { logits, loss: sequenceCrossEntropy(logits, labels) } : { logits };
+  }
+
+  /** Greedy decoding with a key/value cache, exactly as HF `generate(num_beams=1, do_sample=False)`. */
+  generate(args: GenerateArgs): number[][] {
+    const c = this.config;
+    const maxNewTokens = args.maxNewTokens ?? 20;
+    const inputIds = toIds(args.inputIds);
+    const attentionMask = args.attentionMask !== undefined ? toIds(args.attentionMask) : tf.onesLike(inputIds);
+    const batch = inputIds.shape[0];
+    const suppress = args.suppressTokens?.length
+      ? tf.tidy(() => {
+          const m = new Float32Array(c.vocab_size);
+          for (const t of args.suppressTokens!) if (t >= 0 && t < c.vocab_size) m[t] = -Infinity;
+          return tf.tensor1d(m);
+        })
+      : undefined;
+    const cross = tf.tidy(() => {
+      const kv = this.crossKeyValues(this.encode(inputIds, attentionMask, false));
+      return kv.flatMap((x) => [x.key, x.value]);
+    });
+    const crossKv: KeyValue[] = [];
+    for (let i = 0; i < cross.length; i += 2) crossKv.push({ key: cross[i] as tf.Tensor4D, value: cross[i + 1] as tf.Tensor4D });
+    const cache: (KeyValue | undefined)[] = new Array(c.num_decoder_layers).fill(undefined);
+    const sequences = Array.from({ length: batch }, () => [c.decoder_start_token_id]);
+    const unfinished = new Array<boolean>(batch).fill(true);
+    try {
+      for (let step = 0; step < maxNewTokens; step++) {
+        const last = sequences.map((s) => [s[s.length - 1]]);
+        const next = tf.tidy(() => {
+          const stepIds = tf.tensor2d(last, [batch, 1], 'int32');
+          const newCache = [...cache];
+          let logits = tf.reshape(this.decode(stepIds, attentionMask, crossKv, false, newCache), [batch, c.vocab_size]);
+          if (suppress) logits = tf.add(logits, suppress);
+          const ids = tf.argMax(logits, -1);
+          for (let i = 0; i < newCache.length; i++) {
+            tf.keep(newCache[i]!.key);
+            tf.keep(newCache[i]!.value);
+          }
+          for (const old of cache) {
+            old?.key.dispose();
+            old?.value.dispose();
+          }
+          newCache.forEach((kv, i) => (cache[i] = kv));
+          return Array.from(ids.dataSync());
+        });
+        for (let b = 0; b < batch; b++) {
+          const token = unfinished[b] ? next[b] : c.pad_token_id;
+          sequences[b].push(token);
+          if (token === c.eos_token_id) unfinished[b] = false;
+        }
+        if (!unfinished.some(Boolean)) break;
+      }
+    } finally {
+      for (const kv of cache) {
+        kv?.key.dispose();
+        kv?.value.dispose();
+      }
+      tf.dispose(cross);
+      suppress?.dispose();
+      if (!(args.inputIds instanceof tf.Tensor)) inputIds.dispose();
+      if (!(args.attentionMask instanceof tf.Tensor)) attentionMask.dispose();
+    }
+    return sequences;
+  }
+
+  /** Writes config.json, generation_config.json and model.safetensors in the layout HF `save_pretrained` uses. */
+  savePretrained(dir: string): void {
+    fs.mkdirSync(dir, { recursive: true });
+    const tensors = new Map<string, tf.Tensor>();
+    for (const [name, v] of this.params) tensors.set(name, v);
+    saveSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+    writeJsonAtomic(path.join(dir, 'config.json'), this.config.toJSON());
+    writeJsonAtomic(path.join(dir, 'generation_config.json'), {
+      _from_model_config: true,
+      decoder_start_token_id: this.config.decoder_start_token_id,
+      eos_token_id: this.config.eos_token_id,
+      pad_token_id: this.config.pad_token_id,
+    });
+  }
+
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    this.params.clear();
+  }
+}
+
+function toIds(x: IdsLike): tf.Tensor {
+  if (x instanceof tf.Tensor) return x.dtype === 'int32' ? x : tf.cast(x, 'int32');
+  return tf.tensor2d(x, undefined, 'int32');
+}
+
+/** decoder_input_ids = labels shifted right, starting with the decoder start token; -100 becomes pad. */
+export function shiftRight(labels: tf.Tensor, startId: number, padId: number): tf.Tensor {
+  return tf.tidy(() => {
+    const [b, l] = labels.shape;
+    const start = tf.fill([b, 1], startId, 'int32');
+    const shifted = tf.concat([start, tf.slice(labels, [0, 0], [b, l - 1])], 1);
+    return tf.where(tf.equal(shifted, -100), tf.fill(shifted.shape, padId, 'int32'), shifted);
+  });
+}
+
+/**
+ * Every parameter of a T5 in HF `named_parameters()` order, with its shape and HF's initialisation
+ * (`T5PreTrainedModel._init_weights`): the standard deviation of a normal, or 'ones' for layer norms.
+ */
+export function parameterShapes(c: T5Config): [string, number[], number | 'ones'][] {
+  const f = c.initializer_factor;
+  const out: [string, number[], number | 'ones'][] = [['shared.weight', [c.vocab_size, c.d_model], f * 1.0]];
+  const attention = (prefix: string, relative: boolean) => {
+    out.push([`${prefix}.q.weight`, [c.innerDim, c.d_model], f * (c.d_model * c.d_kv) ** -0.5]);
+    out.push([`${prefix}.k.weight`, [c.innerDim, c.d_model], f * c.d_model ** -0.5]);
+    out.push([`${prefix}.v.weight`, [c.innerDim, c.d_model], f * c.d_model ** -0.5]);
+    out.push([`${prefix}.o.weight`, [c.d_model, c.innerDim], f * c.innerDim ** -0.5]);
+    if (relative) out.push([`${prefix}.relative_attention_bias.weight`, [c.relative_attention_num_buckets, c.num_heads], f * c.d_model ** -0.5]);
+  };
+  const ff = (prefix: string) => {
+    if (c.isGatedAct) {
+      out.push([`${prefix}.wi_0.weight`, [c.d_ff, c.d_model], f * c.d_model ** -0.5]);
+      out.push([`${prefix}.wi_1.weight`, [c.d_ff, c.d_model], f * c.d_model ** -0.5]);
+    } else {
+      out.push([`${prefix}.wi.weight`, [c.d_ff, c.d_model], f * c.d_model ** -0.5]);
+    }
+    out.push([`${prefix}.wo.weight`, [c.d_model, c.d_ff], f * c.d_ff ** -0.5]);
+  };
+  for (let i = 0; i < c.num_layers; i++) {
+    const pre = `encoder.block.${i}.layer`;
+    attention(`${pre}.0.SelfAttention`, i === 0);
+    out.push([`${pre}.0.layer_norm.weight`, [c.d_model], 'ones']);
+    ff(`${pre}.1.DenseReluDense`);
+    out.push([`${pre}.1.layer_norm.weight`, [c.d_model], 'ones']);
+  }
+  out.push(['encoder.final_layer_norm.weight', [c.d_model], 'ones']);
+  for (let i = 0; i < c.num_decoder_layers; i++) {
+    const pre = `decoder.block.${i}.layer`;
+    attention(`${pre}.0.SelfAttention`, i === 0);
+    out.push([`${pre}.0.layer_norm.weight`, [c.d_model], 'ones']);
+    attention(`${pre}.1.EncDecAttention`, false);
+    out.push([`${pre}.1.layer_norm.weight`, [c.d_model], 'ones']);
+    ff(`${pre}.2.DenseReluDense`);
+    out.push([`${pre}.2.layer_norm.weight`, [c.d_model], 'ones']);
+  }
+  out.push(['decoder.final_layer_norm.weight', [c.d_model], 'ones']);
+  if (!c.tie_word_embeddings) out.push(['lm_head.weight', [c.vocab_size, c.d_model], f * 1.0]);
+  return out;
+}
