@@ -1,0 +1,173 @@
+/**
+ * Matrix products through ONNX Runtime's CPU kernels (MLAS), loaded from the optional `onnxruntime-node` package.
+ *
+ * The package's native binding runs a session synchronously, which is what a tfjs kernel needs; its public
+ * `InferenceSession.run` only wraps that call in a promise. One session per (transposeA, transposeB) serves every
+ * shape (see onnx.ts). Outputs are written straight into a buffer the caller owns.
+ */
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+
+import { matMulModel } from './onnx.js';
+import { loadFailureReason, readPackageJson, resolvePackageDir } from './optional.js';
+
+export const ORT_PACKAGE = 'onnxruntime-node';
+/** Env var: extra folder to find onnxruntime-node in (the package folder, or one it resolves from). */
+export const ORT_PATH_ENV = 'T5CLS_ORT_PATH';
+
+interface OrtTensorLike {
+  readonly dims: readonly number[];
+}
+type OrtTensorCtor = new (type: 'float32', data: Float32Array, dims: readonly number[]) => OrtTensorLike;
+
+interface BindingSession {
+  loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
+  run(feeds: Record<string, OrtTensorLike>, fetches: Record<string, OrtTensorLike | null>, options: object): unknown;
+  dispose(): void;
+}
+interface BindingModule {
+  binding: { InferenceSession: new () => BindingSession };
+  initOrt(): void;
+}
+
+export interface OrtMatMul {
+  /** onnxruntime-node version, e.g. "1.30.0". */
+  readonly version: string;
+  readonly packageDir: string;
+  /** Intra-op threads of each session. */
+  readonly threads: number;
+  /** Products computed so far (lets tests and diagnostics see that the native path ran). */
+  readonly calls: number;
+  /**
+   * out = op(a)·op(b) for float32 data, op = transpose of the last two axes where asked, batch axes broadcast as
+   * in numpy. `out` must hold exactly the broadcast output shape `outShape`. Neither buffer may live on a
+   * SharedArrayBuffer (the binding rejects those).
+   */
+  matMul(
+    a: Float32Array,
+    aShape: readonly number[],
+    b: Float32Array,
+    bShape: readonly number[],
+    transposeA: boolean,
+    transposeB: boolean,
+    out: Float32Array,
+    outShape: readonly number[],
+  ): void;
+  dispose(): void;
+}
+
+export type OrtLoadResult = { ok: true; ort: OrtMatMul } | { ok: false; reason: string; installed: boolean };
+
+/** Folders to look in for onnxruntime-node besides t5cls's own node_modules. */
+export function ortSearchPaths(extra: readonly string[] = []): string[] {
+  const env = process.env[ORT_PATH_ENV];
+  return [...extra, ...(env ? env.split(path.delimiter).filter((p) => p !== '') : [])];
+}
+
+const loaded = new Map<string, OrtLoadResult>();
+
+/** Loads onnxruntime-node once per (threads, search paths); failures are returned, never thrown. */
+export function loadOrtMatMul(threads: number, extraPaths: readonly string[] = []): OrtLoadResult {
+  const paths = ortSearchPaths(extraPaths);
+  const key = `${threads}|${paths.join(path.delimiter)}`;
+  let result = loaded.get(key);
+  if (!result) {
+    result = load(threads, paths);
+    loaded.set(key, result);
+  }
+  return result;
+}
+
+function load(threads: number, paths: string[]): OrtLoadResult {
+  const dir = resolvePackageDir(ORT_PACKAGE, paths);
+  if (!dir) {
+    return {
+      ok: false,
+      installed: false,
+      reason: `${ORT_PACKAGE} is not installed${paths.length ? ` (also looked in ${paths.join(', ')})` : ''}`,
+    };
+  }
+  const version = readPackageJson(dir)?.version ?? 'unknown';
+  try {
+    const req = createRequire(path.join(dir, 'package.json'));
+    const bindingModule = req('./dist/binding.js') as BindingModule;
+    const common = req('onnxruntime-common') as { Tensor: OrtTensorCtor };
+    bindingModule.initOrt();
+    const ort = new OrtMatMulImpl(bindingModule, common.Tensor, version, dir, threads);
+    // Fails here, not in the middle of training, if this build cannot run the models.
+    ort.selfCheck();
+    return { ok: true, ort };
+  } catch (e) {
+    return { ok: false, installed: true, reason: `${ORT_PACKAGE} ${version} failed to load: ${loadFailureReason(e)}` };
+  }
+}
+
+class OrtMatMulImpl implements OrtMatMul {
+  private readonly sessions = new Map<string, BindingSession>();
+  calls = 0;
+
+  constructor(
+    private readonly mod: BindingModule,
+    private readonly Tensor: OrtTensorCtor,
+    readonly version: string,
+    readonly packageDir: string,
+    readonly threads: number,
+  ) {}
+
+  private session(transposeA: boolean, transposeB: boolean): BindingSession {
+    const key = `${transposeA ? 'T' : 'N'}${transposeB ? 'T' : 'N'}float32`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = new this.mod.binding.InferenceSession();
+      const model = matMulModel(transposeA, transposeB);
+      s.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, {
+        intraOpNumThreads: this.threads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+        executionProviders: ['cpu'],
+        // The output goes to a caller-owned buffer; an arena would only keep peak scratch memory alive.
+        enableCpuMemArena: false,
+        // Idle ORT threads must not spin: between two matmuls the CPU belongs to the other kernels.
+        extra: { session: { intra_op: { allow_spinning: '0' } } },
+      });
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  matMul(
+    a: Float32Array,
+    aShape: readonly number[],
+    b: Float32Array,
+    bShape: readonly number[],
+    transposeA: boolean,
+    transposeB: boolean,
+    out: Float32Array,
+    outShape: readonly number[],
+  ): void {
+    const T = this.Tensor;
+    this.calls++;
+    this.session(transposeA, transposeB).run(
+      { A: new T('float32', a, aShape), B: new T('float32', b, bShape) },
+      { Y: new T('float32', out, outShape) },
+      {},
+    );
+  }
+
+  selfCheck(): void {
+    // [[1,2,3],[4,5,6]] · [[1,0],[0,1],[1,1]] = [[4,5],[10,11]]; with B given transposed.
+    const a = new Float32Array([1, 2, 3, 4, 5, 6]);
+    const bt = new Float32Array([1, 0, 1, 0, 1, 1]);
+    const out = new Float32Array(4);
+    this.matMul(a, [2, 3], bt, [2, 3], false, true, out, [2, 2]);
+    if (out[0] !== 4 || out[1] !== 5 || out[2] !== 10 || out[3] !== 11) {
+      throw new Error(`self-check gave [${Array.from(out).join(', ')}] instead of [4, 5, 10, 11]`);
+    }
+  }
+
+  dispose(): void {
+    for (const s of this.sessions.values()) s.dispose();
+    this.sessions.clear();
+  }
+}

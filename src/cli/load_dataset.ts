@@ -1,0 +1,37 @@
+/** `t5cls load-dataset`: fetch a data set (Hub or local files) and write the processed splits and classes map. */
+import * as path from 'node:path';
+import type { ParsedParams } from './options.js';
+import { loadDataset } from '../data/index.js';
+import { Progress } from '../progress.js';
+import { sayer } from './shared.js';
+
+export async function run({ params: p }: ParsedParams): Promise<void> {
+  const say = sayer(p.quiet);
+  let bar: Progress | undefined;
+  let last = 0;
+  const summary = await loadDataset({
+    dataset: p.dataset,
+    subset: p.subset,
+    revision: p.revision,
+    from: p.from,
+    textColumn: p.textColumn,
+    labelColumn: p.labelColumn,
+    out: p.out ? path.resolve(p.out) : undefined,
+    classesMap: path.resolve(p.classesMap),
+    log: say,
+    onProgress: (done, total) => {
+      bar ??= new Progress({ label: 'download', total, quiet: p.quiet });
+      bar.tick(done - last);
+      last = done;
+    },
+  });
+  bar?.done();
+  console.log(`source: ${summary.source}`);
+  for (const [split, info] of Object.entries(summary.splits)) {
+    const counts = Object.entries(info.classCounts)
+      .map(([name, n]) => `${name} ${n}`)
+      .join(', ');
+    console.log(`${split}: ${info.size} examples (${counts})`);
+  }
+  console.log(`wrote ${summary.outDir} and ${summary.classesMapPath}`);
+}

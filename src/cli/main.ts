@@ -1,0 +1,85 @@
+/** The `t5cls` command line: one subcommand per file in this folder, options generated from src/params.ts. */
+import { createRequire } from 'node:module';
+import { Command, CommanderError } from 'commander';
+import { addSchemaOptions, resolveParams, type ParsedParams } from './options.js';
+import { T5clsError } from '../errors.js';
+import type { CommandName } from '../params.js';
+
+const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+type Runner = (parsed: ParsedParams) => Promise<void>;
+
+const COMMANDS: { name: CommandName; summary: string; example: string; load: () => Promise<Runner> }[] = [
+  {
+    name: 'load-dataset',
+    summary: 'download a data set (default: TweetEval emotion) and write train/validation/test JSON and the classes map',
+    example: 't5cls load-dataset --subset emotion   |   t5cls load-dataset --from ../tweeteval/emotion',
+    load: async () => (await import('./load_dataset.js')).run,
+  },
+  {
+    name: 'train',
+    summary: 'fine-tune T5 on the processed data set, validating every epoch',
+    example: 't5cls train --use-adafactor   |   t5cls train --init random --model-config tiny --tokenizer ./t5-small',
+    load: async () => (await import('./train.js')).run,
+  },
+  {
+    name: 'test',
+    summary: 'evaluate a saved checkpoint on the test split',
+    example: 't5cls test --weights-name t5-small-Nov25_10-00-00-epoch3',
+    load: async () => (await import('./test.js')).run,
+  },
+];
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('t5cls')
+    .description('Fine-tune T5 for text classification with TensorFlow.js')
+    .version(pkg.version)
+    .exitOverride()
+    .showSuggestionAfterError(true)
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  let verbose = argv.includes('--verbose');
+  let outcome: Promise<void> | undefined;
+  for (const spec of COMMANDS) {
+    const cmd = addSchemaOptions(new Command(spec.name).description(spec.summary), spec.name)
+      .addHelpText('after', `\nExample:\n  ${spec.example}\n`)
+      .exitOverride()
+      .allowExcessArguments(false)
+      .action(async () => {
+        const parsed = resolveParams(cmd, spec.name);
+        verbose = parsed.params.verbose;
+        const runner = await spec.load();
+        outcome = runner(parsed);
+        await outcome;
+      });
+    program.addCommand(cmd);
+  }
+  try {
+    if (argv.length <= 2) {
+      program.outputHelp();
+      return 0;
+    }
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    return reportError(e, verbose);
+  }
+}
+
+/** Prints an error as one line (the stack with --verbose) and returns the exit code. */
+export function reportError(e: unknown, verbose: boolean): number {
+  if (e instanceof CommanderError) {
+    // commander has already printed its message; --help and --version end with code 0.
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+    return 2;
+  }
+  if (e instanceof T5clsError) {
+    console.error(`t5cls: error: ${e.message}`);
+    if (verbose && e.stack) console.error(e.stack);
+    return e.exitCode;
+  }
+  const err = e as Error;
+  console.error(`t5cls: error: ${err?.message ?? String(e)}`);
+  if (verbose && err?.stack) console.error(err.stack);
+  else console.error('(run again with --verbose for the stack trace)');
+  return 1;
+}

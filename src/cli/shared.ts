@@ -1,0 +1,102 @@
+/** What several commands share: output, data and model locations, checkpoint lookup. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { downloadModel } from '../hub/index.js';
+import { readClassesMap, readSplit } from '../data/index.js';
+import type { Example } from '../data/batches.js';
+import { UsageError } from '../errors.js';
+import { assertSafeName, findLatestBestCheckpoint, readCheckpointMeta, type CheckpointMeta } from '../train/checkpoint.js';
+import { Progress } from '../progress.js';
+import type { Params } from '../params.js';
+
+/** Prints a line on stderr unless --quiet (stdout is kept for results). */
+export function sayer(quiet: boolean): (line: string) => void {
+  return quiet ? () => {} : (line) => process.stderr.write(line + '\n');
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** `Nov25_14-03-59`: the local start time of a run, as in TensorBoard's default run names. */
+export function runTimestamp(d: Date): string {
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${MONTHS[d.getMonth()]}${two(d.getDate())}_${two(d.getHours())}-${two(d.getMinutes())}-${two(d.getSeconds())}`;
+}
+
+/**
+ * The processed data folder: --data-dir, else the one folder load-dataset wrote under ./datasets (the newest one
+ * when there are several).
+ */
+export function resolveDataDir(dataDir: string | undefined): string {
+  if (dataDir) {
+    const dir = path.resolve(dataDir);
+    if (!fs.existsSync(dir)) throw new UsageError(`--data-dir ${dataDir}: no such folder`);
+    return dir;
+  }
+  const root = path.resolve('datasets');
+  const candidates = fs.existsSync(root)
+    ? fs.readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory() && e.name.endsWith('_processed')).map((e) => path.join(root, e.name))
+    : [];
+  if (!candidates.length) throw new UsageError(`no processed data set under ${root}; run "t5cls load-dataset" first or pass --data-dir`);
+  candidates.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
+  return candidates[0];
+}
+
+export type SplitName = 'train' | 'validation' | 'test';
+
+/** Reads the classes map and the requested splits (validated record by record). */
+export function loadSplits(
+  dataDir: string,
+  classesMap: string | Record<string, number>,
+  names: SplitName[],
+): { classNames: string[]; splits: Record<SplitName, Example[]> } {
+  const map = typeof classesMap === 'string' ? readClassesMap(classesMap) : classesMap;
+  const classNames: string[] = [];
+  for (const [name, id] of Object.entries(map)) classNames[id] = name;
+  const splits = {} as Record<SplitName, Example[]>;
+  for (const name of names) {
+    const file = path.join(dataDir, `${name}.json`);
+    if (!fs.existsSync(file)) throw new UsageError(`${file}: no such file (expected the ${name} split written by "t5cls load-dataset")`);
+    splits[name] = readSplit(file, map);
+    if (!splits[name].length) throw new UsageError(`${file}: the ${name} split has no examples`);
+  }
+  return { classNames, splits };
+}
+
+/** A local model folder as given, or the Hub snapshot folder of a model id (downloaded once into the cache). */
+export async function resolveModelDir(model: string, revision: string, say: (l: string) => void, opts: { tokenizerOnly?: boolean } = {}): Promise<string> {
+  const local = path.resolve(model);
+  if (fs.existsSync(local) && fs.statSync(local).isDirectory()) return local;
+  if (model.startsWith('.') || model.startsWith('/') || model.includes('\\')) throw new UsageError(`--model ${model}: no such folder`);
+  say(`fetching ${model} from the Hugging Face Hub (cached after the first time)`);
+  let bar: Progress | undefined;
+  let last = 0;
+  const dir = await downloadModel(model, {
+    revision,
+    files: opts.tokenizerOnly ? ['spiece.model'] : undefined,
+    log: say,
+    onProgress: (done, total) => {
+      bar ??= new Progress({ label: `download ${model}`, total });
+      bar.tick(done - last);
+      last = done;
+    },
+  });
+  bar?.done();
+  return dir;
+}
+
+/** The checkpoint `test`/`predict` use: --weights, --weights-name, else the best one of the newest run. */
+export function resolveCheckpoint(p: Pick<Params, 'weights' | 'weightsName' | 'saveWeightsPath'>): { dir: string; meta?: CheckpointMeta } {
+  let dir: string;
+  if (p.weights) {
+    dir = path.resolve(p.weights);
+  } else if (p.weightsName) {
+    assertSafeName(p.weightsName, '--weights-name');
+    dir = path.resolve(p.saveWeightsPath, p.weightsName);
+  } else {
+    const found = findLatestBestCheckpoint(path.resolve(p.saveWeightsPath));
+    if (!found) throw new UsageError(`no checkpoint under ${path.resolve(p.saveWeightsPath)}; train first or pass --weights-name / --weights`);
+    dir = found;
+  }
+  if (!fs.existsSync(dir)) throw new UsageError(`checkpoint ${dir}: no such folder`);
+  return { dir, meta: readCheckpointMeta(dir) };
+}

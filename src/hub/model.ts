@@ -1,0 +1,68 @@
+import * as path from 'node:path';
+import { type RepoRef, isCached, readRef, repoCacheDir, snapshotPath, writeRef } from './cache.js';
+import { type HubClientOptions, type RepoInfo, downloadFiles, getRepoInfo, hubClient } from './download.js';
+import { HubError, HubUnreachableError } from './http.js';
+
+export const MODEL_REQUIRED_FILES = ['config.json', 'model.safetensors'] as const;
+export const MODEL_OPTIONAL_FILES = [
+  'spiece.model',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'generation_config.json',
+] as const;
+
+export const MODEL_OFFLINE_HINT = 'to work offline, pass a local model folder or use --init random';
+
+export interface DownloadModelOptions extends HubClientOptions {
+  /** Branch, tag or commit; default `main`. */
+  revision?: string;
+  /** Files to fetch instead of the default set; each must exist in the repository. */
+  files?: string[];
+}
+
+/**
+ * Brings a model into the shared cache and answers its snapshot folder. Fetches config.json and model.safetensors
+ * (required) and whichever tokenizer and generation files the repository has, per its file list at the revision.
+ */
+export async function downloadModel(repoId: string, opts: DownloadModelOptions = {}): Promise<string> {
+  const client = hubClient({ offlineHint: MODEL_OFFLINE_HINT, ...opts });
+  const repo: RepoRef = { type: 'model', id: repoId };
+  const revision = opts.revision ?? 'main';
+  const wanted = opts.files ?? [...MODEL_REQUIRED_FILES, ...MODEL_OPTIONAL_FILES];
+  const required = new Set<string>(opts.files ?? MODEL_REQUIRED_FILES);
+
+  let info: RepoInfo;
+  try {
+    if (client.offline) throw new HubUnreachableError(client.http.endpoint, 'HF_HUB_OFFLINE is set', MODEL_OFFLINE_HINT);
+    info = await getRepoInfo(client, repo, revision);
+  } catch (e) {
+    if (!(e instanceof HubUnreachableError)) throw e;
+    const storage = repoCacheDir(client.cacheDir, repo);
+    const commit = readRef(storage, revision);
+    if (commit && [...required].every((f) => isCached(snapshotPath(storage, commit, f)))) {
+      client.log?.(`The Hub could not be reached; using the cached snapshot ${commit} of ${repoId}`);
+      return path.join(storage, 'snapshots', commit);
+    }
+    throw e;
+  }
+
+  const available = new Set(info.files);
+  const missing = [...required].filter((f) => !available.has(f));
+  if (missing.length > 0) {
+    const weights = info.files.filter((f) => /\.(safetensors|bin|h5|msgpack|ckpt|pt)$|\.index\.json$/.test(f));
+    const note = missing.includes('model.safetensors')
+      ? ` (weight files there: ${weights.join(', ') || 'none'}; t5cls reads a single model.safetensors)`
+      : '';
+    throw new HubError(
+      `Model repository '${repoId}' has no ${missing.join(', ')} at revision '${revision}'${note}`,
+      404,
+      'EntryNotFound',
+      2,
+    );
+  }
+  const files = wanted.filter((f) => available.has(f));
+  const res = await downloadFiles(client, repo, info.sha, files);
+  writeRef(repoCacheDir(client.cacheDir, repo), revision, info.sha);
+  return res.snapshotDir;
+}

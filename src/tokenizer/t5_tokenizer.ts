@@ -1,0 +1,501 @@
+/**
+ * The T5 tokenizer, matching Hugging Face's (slow, "legacy") `T5Tokenizer`:
+ *
+ * - the SentencePiece model `spiece.model` does the segmentation (the `sentencepiece-js` WebAssembly build of the
+ *   reference C++ library, so normalisation and segmentation are the reference ones);
+ * - the special tokens `<pad>`, `</s>`, `<unk>` and the sentinels `<extra_id_0>` … `<extra_id_{N-1}>` written
+ *   literally in the text are split out first and become their own ids, as HF does;
+ * - `</s>` (EOS) is appended unless the ids already end with it (HF's `_add_eos_if_not_present`);
+ * - the sentinels take the ids after the SentencePiece vocabulary in reverse order: `<extra_id_0>` is the last id.
+ *
+ * Text next to a special token is always encoded the legacy way (as its own SentencePiece input); a
+ * tokenizer_config.json with `legacy: false` is kept when saving but does not change encoding here.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+import { FormatError, T5clsError, UsageError } from '../errors.js';
+import { writeFileAtomic, writeJsonAtomic } from '../fsutil.js';
+
+export const SPIECE_FILE = 'spiece.model';
+const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
+const SPECIAL_TOKENS_MAP_FILE = 'special_tokens_map.json';
+const TOKENIZER_JSON_FILE = 'tokenizer.json';
+
+const PAD_TOKEN = '<pad>';
+const EOS_TOKEN = '</s>';
+const UNK_TOKEN = '<unk>';
+const DEFAULT_EXTRA_IDS = 100;
+
+/** SentencePiece piece types (sentencepiece_model.proto). */
+const PIECE_TYPE_NORMAL = 1;
+const PIECE_TYPE_UNKNOWN = 2;
+
+export interface EncodeOptions {
+  /** Append EOS (HF `add_special_tokens`); default true. */
+  addSpecialTokens?: boolean;
+  /**
+   * Keep at most this many ids, EOS included (HF `truncation=True, max_length=…`): the text's ids are cut to
+   * `maxLength - 1` and then EOS is appended.
+   */
+  maxLength?: number;
+}
+
+export interface DecodeOptions {
+  /** Drop pad, EOS, unk and sentinel ids (HF `skip_special_tokens`); default true. */
+  skipSpecialTokens?: boolean;
+  /** HF `clean_up_tokenization_spaces` (" ." → ".", " n't" → "n't", …); default: the tokenizer's setting. */
+  cleanUpTokenizationSpaces?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// sentencepiece-js: a CommonJS emscripten build. Every `load()` instantiates its own WebAssembly module, so each
+// tokenizer has its own processor and several can live in one process.
+
+interface EmbindObject {
+  delete(): void;
+}
+interface SpStatus extends EmbindObject {
+  ToString(): string;
+}
+interface SpProcessor {
+  status(): SpStatus;
+}
+interface SpModule {
+  FS: { unlink(p: string): void };
+}
+interface SpJsProcessor {
+  load(file: string): Promise<void>;
+  encodeIds(text: string): number[];
+  decodeIds(ids: number[]): string;
+  processor: SpProcessor;
+  sentencepiece: SpModule;
+}
+interface SpJsPackage {
+  SentencePieceProcessor: new () => SpJsProcessor;
+}
+
+let spPackage: SpJsPackage | undefined;
+function sentencepieceJs(): SpJsPackage {
+  spPackage ??= createRequire(import.meta.url)('sentencepiece-js') as SpJsPackage;
+  return spPackage;
+}
+
+/**
+ * Each emscripten instance registers process-wide 'uncaughtException' / 'unhandledRejection' handlers that rethrow.
+ * They would change how the host process reports its own errors and would keep every instance alive forever, so
+ * they are removed once the module is ready. They are recognised by their exact source text.
+ */
+const EMSCRIPTEN_UNCAUGHT_HANDLER = 'function(ex){if(!(ex instanceof ExitStatus)){throw ex}}';
+const EMSCRIPTEN_REJECTION_HANDLER = 'function(reason){throw reason}';
+function removeEmscriptenProcessHandlers(): void {
+  for (const fn of process.listeners('uncaughtException')) {
+    if (String(fn) === EMSCRIPTEN_UNCAUGHT_HANDLER) process.removeListener('uncaughtException', fn);
+  }
+  for (const fn of process.listeners('unhandledRejection')) {
+    if (String(fn) === EMSCRIPTEN_REJECTION_HANDLER) process.removeListener('unhandledRejection', fn);
+  }
+}
+
+async function loadProcessor(file: string): Promise<SpJsProcessor> {
+  const sp = new (sentencepieceJs().SentencePieceProcessor)();
+  try {
+    await sp.load(file);
+  } finally {
+    removeEmscriptenProcessHandlers();
+  }
+  const status = sp.processor.status();
+  const message = status.ToString();
+  status.delete();
+  if (message !== 'OK') throw new FormatError(`${file}: SentencePiece cannot load this model (${message})`);
+  try {
+    sp.sentencepiece.FS.unlink('sentencepiece.model');
+  } catch {
+    // Only frees the in-memory copy the loader made; the processor no longer needs it.
+  }
+  return sp;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The vocabulary, read straight from the ModelProto (field 1: repeated SentencePiece { 1: piece, 2: score,
+// 3: type }), since the WebAssembly build exposes neither the vocabulary size nor id → piece.
+
+interface SpVocab {
+  pieces: string[];
+  types: Uint8Array;
+}
+
+function parseSpVocab(bytes: Uint8Array, file: string): SpVocab {
+  const bad = (what: string): never => {
+    throw new FormatError(`${file}: not a valid SentencePiece model (${what})`);
+  };
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  let pos = 0;
+  let end = bytes.length;
+  const varint = (): number => {
+    let result = 0;
+    let scale = 1;
+    for (let i = 0; i < 10; i++) {
+      if (pos >= end) bad('truncated varint');
+      const b = bytes[pos++];
+      result += (b & 0x7f) * scale;
+      if (b < 0x80) return result;
+      scale *= 128;
+    }
+    return bad('varint too long');
+  };
+  const skip = (wireType: number): void => {
+    if (wireType === 0) varint();
+    else if (wireType === 1) pos += 8;
+    else if (wireType === 2) {
+      const n = varint();
+      pos += n;
+    }
+    else if (wireType === 5) pos += 4;
+    else bad(`unsupported wire type ${wireType}`);
+    if (pos > end) bad('truncated field');
+  };
+
+  const pieces: string[] = [];
+  const types: number[] = [];
+  while (pos < end) {
+    const key = varint();
+    const field = Math.floor(key / 8);
+    const wireType = key & 7;
+    if (field !== 1) {
+      skip(wireType);
+      continue;
+    }
+    if (wireType !== 2) bad('field "pieces" is not a message');
+    const len = varint();
+    const msgEnd = pos + len;
+    if (msgEnd > end) bad('truncated piece');
+    const outerEnd = end;
+    end = msgEnd;
+    let piece: string | undefined;
+    let type = PIECE_TYPE_NORMAL;
+    while (pos < end) {
+      const k = varint();
+      const f = Math.floor(k / 8);
+      const wt = k & 7;
+      if (f === 1 && wt === 2) {
+        const n = varint();
+        if (pos + n > end) bad('truncated piece text');
+        try {
+          piece = utf8.decode(bytes.subarray(pos, pos + n));
+        } catch {
+          bad(`piece ${pieces.length} is not valid UTF-8`);
+        }
+        pos += n;
+      } else if (f === 3 && wt === 0) {
+        type = varint();
+      } else {
+        skip(wt);
+      }
+    }
+    end = outerEnd;
+    if (piece === undefined) bad(`piece ${pieces.length} has no text`);
+    pieces.push(piece!);
+    types.push(type);
+  }
+  if (pieces.length === 0) bad('no vocabulary');
+  return { pieces, types: Uint8Array.from(types) };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+interface TokenizerSettings {
+  extraIds: number;
+  cleanUpTokenizationSpaces: boolean;
+  modelMaxLength?: number;
+  legacy?: boolean;
+}
+
+function readSettings(dir: string): TokenizerSettings {
+  const file = path.join(dir, TOKENIZER_CONFIG_FILE);
+  const settings: TokenizerSettings = { extraIds: DEFAULT_EXTRA_IDS, cleanUpTokenizationSpaces: true };
+  if (!fs.existsSync(file)) return settings;
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf-8'));
+  } catch (e) {
+    throw new FormatError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new FormatError(`${file}: expected a JSON object`);
+  const cfg = json as Record<string, unknown>;
+  if (cfg.extra_ids !== undefined) {
+    if (!Number.isInteger(cfg.extra_ids) || (cfg.extra_ids as number) < 0) {
+      throw new FormatError(`${file}: field "extra_ids" must be an integer ≥ 0, got ${JSON.stringify(cfg.extra_ids)}`);
+    }
+    settings.extraIds = cfg.extra_ids as number;
+  }
+  if (cfg.clean_up_tokenization_spaces !== undefined) {
+    if (typeof cfg.clean_up_tokenization_spaces !== 'boolean') {
+      throw new FormatError(`${file}: field "clean_up_tokenization_spaces" must be true or false`);
+    }
+    settings.cleanUpTokenizationSpaces = cfg.clean_up_tokenization_spaces;
+  }
+  // HF writes a huge placeholder (1e30) when a checkpoint has no limit; only a real limit is kept.
+  if (Number.isInteger(cfg.model_max_length) && (cfg.model_max_length as number) > 0 && (cfg.model_max_length as number) < 1e12) {
+    settings.modelMaxLength = cfg.model_max_length as number;
+  }
+  if (typeof cfg.legacy === 'boolean') settings.legacy = cfg.legacy;
+  return settings;
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** HF's `clean_up_tokenization`. */
+function cleanUpTokenization(s: string): string {
+  return s
+    .replaceAll(' .', '.')
+    .replaceAll(' ?', '?')
+    .replaceAll(' !', '!')
+    .replaceAll(' ,', ',')
+    .replaceAll(" ' ", "'")
+    .replaceAll(" n't", "n't")
+    .replaceAll(" 'm", "'m")
+    .replaceAll(" 's", "'s")
+    .replaceAll(" 've", "'ve")
+    .replaceAll(" 're", "'re");
+}
+
+function addedTokenJson(content: string): Record<string, unknown> {
+  return { content, lstrip: false, normalized: false, rstrip: false, single_word: false };
+}
+
+export class T5Tokenizer {
+  /** Pieces of the SentencePiece model (32000 for T5). */
+  readonly spVocabSize: number;
+  /** Number of `<extra_id_N>` sentinels (100 for T5). */
+  readonly extraIds: number;
+  /**
+   * SentencePiece pieces + sentinels: 32100 for T5, HF's `len(tokenizer)`. The model's embedding table is usually
+   * larger (T5's `vocab_size` 32128); the ids in between are never produced.
+   */
+  readonly vocabSize: number;
+  readonly padTokenId: number;
+  readonly eosTokenId: number;
+  readonly unkTokenId: number;
+  /** `model_max_length` from tokenizer_config.json, when it names a real limit (512 for the original T5). */
+  readonly modelMaxLength: number | undefined;
+  readonly cleanUpTokenizationSpaces: boolean;
+
+  private readonly sp: SpJsProcessor;
+  private readonly pieces: string[];
+  private readonly pieceIds: Map<string, number>;
+  private readonly specialTokenIds: Map<string, number>;
+  private readonly specialIds: Set<number>;
+  private readonly splitPattern: RegExp | undefined;
+  private readonly modelBytes: Uint8Array;
+  private readonly sourceDir: string;
+  private readonly legacy: boolean | undefined;
+
+  private constructor(sp: SpJsProcessor, vocab: SpVocab, modelBytes: Uint8Array, sourceDir: string, settings: TokenizerSettings) {
+    this.sp = sp;
+    this.pieces = vocab.pieces;
+    this.modelBytes = modelBytes;
+    this.sourceDir = sourceDir;
+    this.spVocabSize = vocab.pieces.length;
+    this.extraIds = settings.extraIds;
+    this.vocabSize = this.spVocabSize + this.extraIds;
+    this.cleanUpTokenizationSpaces = settings.cleanUpTokenizationSpaces;
+    this.modelMaxLength = settings.modelMaxLength;
+    this.legacy = settings.legacy;
+
+    this.pieceIds = new Map();
+    vocab.pieces.forEach((p, i) => {
+      if (!this.pieceIds.has(p)) this.pieceIds.set(p, i);
+    });
+    let unk = vocab.types.indexOf(PIECE_TYPE_UNKNOWN);
+    if (unk < 0) unk = this.pieceIds.get(UNK_TOKEN) ?? 0;
+    this.unkTokenId = unk;
+    this.padTokenId = this.pieceIds.get(PAD_TOKEN) ?? unk;
+    this.eosTokenId = this.pieceIds.get(EOS_TOKEN) ?? unk;
+
+    this.specialTokenIds = new Map([
+      [PAD_TOKEN, this.padTokenId],
+      [EOS_TOKEN, this.eosTokenId],
+      [UNK_TOKEN, this.unkTokenId],
+    ]);
+    for (let n = 0; n < this.extraIds; n++) this.specialTokenIds.set(`<extra_id_${n}>`, this.sentinelId(n));
+    this.specialIds = new Set(this.specialTokenIds.values());
+    // Longest first, so the regex takes the longest special token at each position, like HF's trie.
+    const alternatives = [...this.specialTokenIds.keys()].sort((a, b) => b.length - a.length).map(escapeRegExp);
+    this.splitPattern = alternatives.length > 0 ? new RegExp(`(${alternatives.join('|')})`) : undefined;
+  }
+
+  /**
+   * Loads `dir/spiece.model` (required) and `dir/tokenizer_config.json` (optional: `extra_ids`,
+   * `clean_up_tokenization_spaces`, `model_max_length`).
+   */
+  static async fromPretrained(dir: string): Promise<T5Tokenizer> {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(dir);
+    } catch {
+      throw new UsageError(`${dir}: tokenizer folder not found`);
+    }
+    if (!st.isDirectory()) throw new UsageError(`${dir}: not a folder (expected a tokenizer folder holding ${SPIECE_FILE})`);
+    const file = path.join(dir, SPIECE_FILE);
+    let bytes: Uint8Array;
+    try {
+      bytes = fs.readFileSync(file);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new UsageError(`${file}: not found (a T5 tokenizer folder must hold the SentencePiece model ${SPIECE_FILE})`);
+      throw new FormatError(`${file}: cannot read (${code ?? (e as Error).message})`);
+    }
+    const vocab = parseSpVocab(bytes, file);
+    const settings = readSettings(dir);
+    const sp = await loadProcessor(file);
+    return new T5Tokenizer(sp, vocab, bytes, path.resolve(dir), settings);
+  }
+
+  /** Id of the sentinel `<extra_id_n>`: `vocabSize - 1 - n`. */
+  sentinelId(n: number): number {
+    if (!Number.isInteger(n) || n < 0 || n >= this.extraIds) {
+      throw new UsageError(`sentinel <extra_id_${n}> does not exist (this tokenizer has ${this.extraIds} sentinels)`);
+    }
+    return this.vocabSize - 1 - n;
+  }
+
+  /** Token ids of `text`, with EOS appended (unless `addSpecialTokens` is false or the ids already end with EOS). */
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    const addSpecial = options.addSpecialTokens ?? true;
+    const ids: number[] = [];
+    const parts = this.splitPattern ? text.split(this.splitPattern) : [text];
+    // split() with one capture group alternates: text, special token, text, …
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i];
+      if (i % 2 === 1) ids.push(this.specialTokenIds.get(part)!);
+      else if (part.length > 0) for (const id of this.sp.encodeIds(part)) ids.push(id);
+    }
+    if (options.maxLength !== undefined) {
+      const max = options.maxLength;
+      if (!Number.isInteger(max) || max < (addSpecial ? 1 : 0)) {
+        throw new UsageError(`maxLength must be an integer ≥ ${addSpecial ? 1 : 0}, got ${max}`);
+      }
+      const keep = addSpecial ? max - 1 : max;
+      if (ids.length > keep) ids.length = keep;
+    }
+    if (addSpecial && ids[ids.length - 1] !== this.eosTokenId) ids.push(this.eosTokenId);
+    return ids;
+  }
+
+  encodeBatch(texts: readonly string[], options: EncodeOptions = {}): number[][] {
+    return texts.map((t) => this.encode(t, options));
+  }
+
+  /**
+   * Text of `ids`, as HF `decode` gives it (transformers 4.32's slow T5Tokenizer): special ids are dropped by
+   * default; kept, they are written out and glued to the text before them.
+   */
+  decode(ids: readonly number[], options: DecodeOptions = {}): string {
+    const skip = options.skipSpecialTokens ?? true;
+    const cleanUp = options.cleanUpTokenizationSpaces ?? this.cleanUpTokenizationSpaces;
+    let out = '';
+    let run: number[] = [];
+    let prevIsSpecial = false;
+    for (const id of ids) {
+      this.checkId(id);
+      if (this.specialIds.has(id)) {
+        if (skip) continue;
+        if (!prevIsSpecial) out += ' ';
+        out += this.decodeRun(run) + this.idToPiece(id);
+        run = [];
+        prevIsSpecial = true;
+      } else {
+        run.push(id);
+        prevIsSpecial = false;
+      }
+    }
+    out += this.decodeRun(run);
+    out = out.trim();
+    return cleanUp ? cleanUpTokenization(out) : out;
+  }
+
+  decodeBatch(batch: readonly (readonly number[])[], options: DecodeOptions = {}): string[] {
+    return batch.map((ids) => this.decode(ids, options));
+  }
+
+  /** The piece (`▁hello`) or special token (`</s>`, `<extra_id_0>`) of an id. */
+  idToPiece(id: number): string {
+    this.checkId(id);
+    if (id < this.spVocabSize) return this.pieces[id];
+    return `<extra_id_${this.vocabSize - 1 - id}>`;
+  }
+
+  /** The id of a piece or special token; like HF, an unknown piece gives the unk id. */
+  pieceToId(piece: string): number {
+    return this.specialTokenIds.get(piece) ?? this.pieceIds.get(piece) ?? this.unkTokenId;
+  }
+
+  /**
+   * Writes `spiece.model`, `tokenizer_config.json` and `special_tokens_map.json` (as HF `save_pretrained` writes
+   * them, so `T5Tokenizer.from_pretrained(dir)` loads the folder), and copies `tokenizer.json` when the folder this
+   * tokenizer came from has one.
+   */
+  savePretrained(dir: string): void {
+    fs.mkdirSync(dir, { recursive: true });
+    const target = path.resolve(dir);
+    if (target !== this.sourceDir) {
+      writeFileAtomic(path.join(dir, SPIECE_FILE), this.modelBytes);
+      const tokenizerJson = path.join(this.sourceDir, TOKENIZER_JSON_FILE);
+      if (fs.existsSync(tokenizerJson)) {
+        let data: Uint8Array;
+        try {
+          data = fs.readFileSync(tokenizerJson);
+        } catch (e) {
+          throw new T5clsError(`${tokenizerJson}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+        }
+        writeFileAtomic(path.join(dir, TOKENIZER_JSON_FILE), data);
+      }
+    }
+
+    const sentinels = Array.from({ length: this.extraIds }, (_, n) => `<extra_id_${n}>`);
+    const addedTokensDecoder: Record<string, unknown> = {};
+    const decoderEntries: [number, string][] = [
+      [this.padTokenId, PAD_TOKEN],
+      [this.eosTokenId, EOS_TOKEN],
+      [this.unkTokenId, UNK_TOKEN],
+      ...sentinels.map((s, n): [number, string] => [this.sentinelId(n), s]),
+    ];
+    decoderEntries.sort((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1));
+    for (const [id, content] of decoderEntries) addedTokensDecoder[String(id)] = { ...addedTokenJson(content), special: true };
+
+    // Keys in sorted order, as HF writes them.
+    const config: Record<string, unknown> = {
+      added_tokens_decoder: addedTokensDecoder,
+      additional_special_tokens: sentinels,
+      clean_up_tokenization_spaces: this.cleanUpTokenizationSpaces,
+      eos_token: EOS_TOKEN,
+      extra_ids: this.extraIds,
+    };
+    if (this.legacy !== undefined) config.legacy = this.legacy;
+    if (this.modelMaxLength !== undefined) config.model_max_length = this.modelMaxLength;
+    config.pad_token = PAD_TOKEN;
+    config.tokenizer_class = 'T5Tokenizer';
+    config.unk_token = UNK_TOKEN;
+    writeJsonAtomic(path.join(dir, TOKENIZER_CONFIG_FILE), config);
+
+    writeJsonAtomic(path.join(dir, SPECIAL_TOKENS_MAP_FILE), {
+      additional_special_tokens: sentinels,
+      eos_token: addedTokenJson(EOS_TOKEN),
+      pad_token: addedTokenJson(PAD_TOKEN),
+      unk_token: addedTokenJson(UNK_TOKEN),
+    });
+  }
+
+  private checkId(id: number): void {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+      throw new UsageError(`token id ${id} is out of range (the tokenizer's ids are 0..${this.vocabSize - 1})`);
+    }
+  }
+
+  private decodeRun(ids: number[]): string {
+    return ids.length === 0 ? '' : this.sp.decodeIds(ids);
+  }
+}

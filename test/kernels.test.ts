@@ -1,0 +1,406 @@
+/**
+ * Our kernels against tfjs's stock cpu kernels (the reference), on wasm and cpu, with the native matmul on and
+ * off. The native cases run when onnxruntime-node loads (from node_modules, or the folder in T5CLS_ORT_PATH)
+ * and are skipped, saying so, when it does not.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { tf } from '../src/tf.js';
+import { initBackend } from '../src/backend.js';
+import { restoreExtraKernels, unsortedSegmentSum } from '../src/backend/extra_kernels.js';
+import { NATIVE_MIN_MACS, planMatMul, restoreMatMulKernels } from '../src/backend/matmul_kernels.js';
+import { loadOrtMatMul } from '../src/backend/ort.js';
+import { replacementOf } from '../src/backend/registry.js';
+
+const ort = loadOrtMatMul(2);
+const NO_ORT = ort.ok ? false : `onnxruntime-node not loadable: ${ort.reason}`;
+
+/** Deterministic values in [-1, 1) (a 32-bit LCG), so every backend sees identical inputs. */
+function values(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+function size(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i]!;
+    const e = expected[i]!;
+    if (!(Math.abs(a - e) <= rtol * Math.max(1, Math.abs(e)))) {
+      assert.fail(`${what}: element ${i} is ${a}, expected ${e} (tolerance ${rtol} relative)`);
+    }
+  }
+}
+
+/** Pure stock tfjs cpu backend: none of our kernels. */
+async function stockCpu(): Promise<void> {
+  restoreMatMulKernels('cpu');
+  restoreExtraKernels('cpu');
+  await tf.setBackend('cpu');
+}
+
+interface MatMulCase {
+  name: string;
+  a: number[];
+  b: number[];
+  ta: boolean;
+  tb: boolean;
+  bias?: number[];
+  activation?: 'linear' | 'relu' | 'relu6' | 'elu' | 'leakyrelu' | 'sigmoid' | 'prelu';
+  prelu?: number[];
+}
+
+const CASES: MatMulCase[] = [];
+for (const ta of [false, true]) {
+  for (const tb of [false, true]) {
+    // Above the size under which wasm keeps its stock kernel (2^20 multiply-adds).
+    const m = 131;
+    const k = 97;
+    const n = 83;
+    const a2 = ta ? [k, m] : [m, k];
+    const b2 = tb ? [n, k] : [k, n];
+    const t = `${ta ? 'T' : 'N'}${tb ? 'T' : 'N'}`;
+    CASES.push({ name: `2d ${t}`, a: a2, b: b2, ta, tb });
+    CASES.push({ name: `batched ${t}`, a: [3, ...a2], b: [3, ...b2], ta, tb });
+    CASES.push({ name: `broadcast a [1,..] ${t}`, a: [1, ...a2], b: [4, ...b2], ta, tb });
+    CASES.push({ name: `broadcast b rank 2 ${t}`, a: [2, 3, ...a2], b: b2, ta, tb });
+    CASES.push({ name: `broadcast b [1,..] ${t}`, a: [2, ...a2], b: [1, ...b2], ta, tb });
+    CASES.push({ name: `fused bias+relu ${t}`, a: [2, ...a2], b: [2, ...b2], ta, tb, bias: [n], activation: 'relu' });
+  }
+}
+CASES.push({ name: 'fused bias only', a: [160, 96], b: [96, 120], ta: false, tb: false, bias: [120] });
+CASES.push({ name: 'fused scalar bias, sigmoid', a: [160, 96], b: [120, 96], ta: false, tb: true, bias: [], activation: 'sigmoid' });
+CASES.push({ name: 'fused [1,n] bias, elu', a: [160, 96], b: [120, 96], ta: false, tb: true, bias: [1, 120], activation: 'elu' });
+CASES.push({ name: 'fused [m,n] bias, relu6', a: [160, 96], b: [96, 120], ta: false, tb: false, bias: [160, 120], activation: 'relu6' });
+CASES.push({ name: 'fused leakyrelu, no bias', a: [96, 160], b: [96, 120], ta: true, tb: false, activation: 'leakyrelu' });
+CASES.push({ name: 'fused prelu', a: [160, 96], b: [96, 120], ta: false, tb: false, bias: [120], activation: 'prelu', prelu: [120] });
+CASES.push({ name: 'tiny (stock path)', a: [2, 3], b: [3, 2], ta: false, tb: false });
+
+function runCase(c: MatMulCase, seed: number): Float32Array {
+  return tf.tidy(() => {
+    const a = tf.tensor(values(size(c.a), seed), c.a);
+    const b = tf.tensor(values(size(c.b), seed + 1), c.b);
+    let y: tf.Tensor;
+    if (c.bias !== undefined || c.activation !== undefined) {
+      y = tf.fused.matMul({
+        a,
+        b,
+        transposeA: c.ta,
+        transposeB: c.tb,
+        ...(c.bias ? { bias: tf.tensor(values(Math.max(1, size(c.bias)), seed + 2), c.bias) } : {}),
+        ...(c.activation ? { activation: c.activation } : {}),
+        ...(c.prelu ? { preluActivationWeights: tf.tensor(values(size(c.prelu), seed + 3), c.prelu) } : {}),
+        leakyreluAlpha: 0.3,
+      });
+    } else {
+      y = tf.matMul(a, b, c.ta, c.tb);
+    }
+    return y.dataSync() as Float32Array;
+  });
+}
+
+describe('matmul kernels against the stock cpu kernel', () => {
+  const reference = new Map<string, Float32Array>();
+  before(async () => {
+    await stockCpu();
+    CASES.forEach((c, i) => reference.set(c.name, runCase(c, 100 + i)));
+  });
+
+  test('the output shapes follow tfjs (and numpy batch broadcasting)', () => {
+    assert.deepEqual(planMatMul([2, 3, 5, 7], [7, 4], false, false).outShape, [2, 3, 5, 4]);
+    assert.deepEqual(planMatMul([1, 7, 5], [6, 4, 7], true, true).outShape, [6, 5, 4]);
+    assert.throws(() => planMatMul([5, 7], [6, 4], false, false), /inner shapes \(7\) and \(6\)/);
+    assert.throws(() => planMatMul([2, 5, 7], [3, 7, 4], false, false), /broadcast/i);
+  });
+
+  for (const [backend, native] of [
+    ['cpu', true],
+    ['wasm', true],
+    ['wasm', false],
+  ] as const) {
+    test(`${backend}, native matmul ${native ? 'on' : 'off'}`, { skip: native && NO_ORT }, async () => {
+      const info = await initBackend(backend, { nativeMatmul: native, threads: 2 });
+      assert.equal(info.name, backend);
+      assert.equal(info.nativeMatmul, native);
+      assert.equal(replacementOf('BatchMatMul', backend), native ? 'native' : 'transpose-first');
+      const callsBefore = ort.ok ? ort.ort.calls : 0;
+      CASES.forEach((c, i) => assertClose(runCase(c, 100 + i), reference.get(c.name)!, 1e-4, `${backend} ${c.name}`));
+      if (native && ort.ok) {
+        // Every case but the tiny one went through ONNX Runtime.
+        assert.equal(ort.ort.calls - callsBefore, CASES.length - 1);
+      }
+    });
+  }
+
+  test('the native path reads the threaded wasm build (shared memory) through copies', { skip: NO_ORT }, async () => {
+    const info = await initBackend('wasm', { wasmBuild: 'threaded-simd', threads: 2 });
+    assert.equal(info.wasmBuild, 'threaded-simd');
+    assert.equal(info.nativeMatmul, true);
+    for (const name of ['batched NT', 'fused bias+relu TN', 'fused prelu']) {
+      const i = CASES.findIndex((c) => c.name === name);
+      assertClose(runCase(CASES[i]!, 100 + i), reference.get(name)!, 1e-4, `threaded ${name}`);
+    }
+  });
+
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+});
+
+describe('UnsortedSegmentSum', () => {
+  test('sums rows into their segments, dropping out-of-range ids (hand-computed)', async () => {
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await initBackend(backend, { nativeMatmul: false, threads: 1 });
+      const y = tf.tidy(() =>
+        tf
+          .unsortedSegmentSum(
+            tf.tensor2d([[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]]),
+            tf.tensor1d([2, 0, 2, -1, 5], 'int32'),
+            3,
+          )
+          .arraySync(),
+      );
+      assert.deepEqual(y, [[3, 4], [0, 0], [6, 8]], backend);
+      const yi = tf.tidy(() =>
+        tf.unsortedSegmentSum(tf.tensor1d([1, 2, 3, 4], 'int32'), tf.tensor1d([1, 1, 0, 1], 'int32'), 2).arraySync(),
+      );
+      assert.deepEqual(yi, [3, 7], `${backend} int32`);
+    }
+  });
+
+  test('matches the stock cpu kernel on random data (rank-3 values)', async () => {
+    const ids = Array.from(values(64, 7), (v) => Math.floor((v + 1) * 10)); // 0..19, with repeats
+    const x = values(64 * 3 * 5, 8);
+    const run = (): Float32Array =>
+      tf.tidy(() => tf.unsortedSegmentSum(tf.tensor3d(x, [64, 3, 5]), tf.tensor1d(ids, 'int32'), 20).dataSync() as Float32Array);
+    await stockCpu();
+    const expected = run();
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await initBackend(backend, { nativeMatmul: false, threads: 1 });
+      assertClose(run(), expected, 1e-6, backend);
+    }
+  });
+
+  test('rejects segment ids that are not a prefix of the values shape', () => {
+    assert.throws(
+      () =>
+        unsortedSegmentSum({
+          inputs: {
+            x: { dataId: {}, shape: [4, 2], dtype: 'float32' },
+            segmentIds: { dataId: {}, shape: [3], dtype: 'int32' },
+          },
+          backend: {},
+          attrs: { numSegments: 2 },
+        }),
+      /prefix/,
+    );
+  });
+});
+
+describe('zero-copy Identity on wasm', () => {
+  test('clone shares memory, survives disposal of the original, and frees once both are gone', async () => {
+    await initBackend('wasm', { nativeMatmul: false, threads: 1 });
+    assert.equal(replacementOf('Identity', 'wasm'), 'zero-copy');
+    const backend = tf.backend() as unknown as { getMemoryOffset(d: object): number; numDataIds(): number };
+    const idsBefore = backend.numDataIds();
+    const x = tf.tensor1d([1.5, -2, 3]);
+    const y = tf.clone(x);
+    assert.equal(backend.getMemoryOffset(y.dataId), backend.getMemoryOffset(x.dataId));
+    assert.equal(backend.numDataIds(), idsBefore + 1);
+    x.dispose();
+    assert.deepEqual(Array.from(y.dataSync()), [1.5, -2, 3]);
+    y.dispose();
+    assert.equal(backend.numDataIds(), idsBefore);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// A small T5-shaped forward and backward pass using every op T5 training needs.
+
+const B = 2;
+const L = 5;
+const D = 16;
+const H = 2;
+const DH = 8;
+const V = 40;
+const F = 32;
+const NB = 8;
+
+const SHAPES: Record<string, number[]> = {
+  emb: [V, D],
+  ln1: [D],
+  wq: [D, H * DH],
+  wk: [D, H * DH],
+  wv: [D, H * DH],
+  wo: [H * DH, D],
+  relBias: [NB, H],
+  ln2: [D],
+  wi: [D, F],
+  bi: [F],
+  wg: [D, F],
+  wo2: [F, D],
+  ln3: [D],
+};
+const IDS = [
+  [5, 17, 3, 3, 0],
+  [9, 1, 38, 22, 7],
+];
+const LABELS = [
+  [4, 4, 11, 0, 0],
+  [2, 30, 39, 6, 1],
+];
+
+function rmsNorm(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+  const variance = tf.mean(tf.square(x), -1, true);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, 1e-6))), w);
+}
+
+function geluNew(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+  return tf.mul(0.5, tf.mul(x, tf.add(1, tf.tanh(inner))));
+}
+
+/** T5's bidirectional relative-position buckets, built from abs/greater/log/floor/minimum/where. */
+function positionBuckets(): tf.Tensor {
+  const ctx = tf.reshape(tf.range(0, L, 1, 'int32'), [L, 1]);
+  const mem = tf.reshape(tf.range(0, L, 1, 'int32'), [1, L]);
+  const rel = tf.sub(mem, ctx);
+  const nb = NB / 2;
+  const maxExact = nb / 2;
+  const int = (n: number) => tf.scalar(n, 'int32');
+  const side = tf.mul(tf.cast(tf.greater(rel, 0), 'int32'), int(nb));
+  const dist = tf.abs(rel);
+  const isSmall = tf.less(dist, int(maxExact));
+  const large = tf.add(
+    int(maxExact),
+    tf.cast(
+      tf.floor(tf.mul(tf.div(tf.log(tf.div(tf.cast(tf.maximum(dist, int(1)), 'float32'), maxExact)), Math.log(16 / maxExact)), nb - maxExact)),
+      'int32',
+    ),
+  );
+  const largeCapped = tf.minimum(large, int(nb - 1));
+  return tf.add(side, tf.where(isSmall, dist, largeCapped));
+}
+
+function forward(v: Record<string, tf.Variable>): tf.Scalar {
+  const ids = tf.tensor2d(IDS, [B, L], 'int32');
+  const labels = tf.tensor2d(LABELS, [B, L], 'int32');
+  const x = tf.gather(v['emb']!, ids); // [B, L, D]
+  const h = tf.reshape(rmsNorm(x, v['ln1']!), [B * L, D]);
+  const heads = (w: tf.Tensor) => tf.transpose(tf.reshape(tf.matMul(h, w), [B, L, H, DH]), [0, 2, 1, 3]);
+  const q = heads(v['wq']!);
+  const k = heads(v['wk']!);
+  const val = heads(v['wv']!);
+  // concat + slice round trip on the head axis.
+  const qk = tf.concat([q, k], 3);
+  const q2 = tf.slice(qk, [0, 0, 0, 0], [B, H, L, DH]);
+  const k2 = tf.slice(qk, [0, 0, 0, DH], [B, H, L, DH]);
+  let scores = tf.matMul(q2, k2, false, true); // [B, H, L, L]
+  const bias = tf.transpose(tf.gather(v['relBias']!, positionBuckets()), [2, 0, 1]); // [H, L, L]
+  scores = tf.add(scores, tf.expandDims(bias, 0));
+  const keyMask = tf.reshape(tf.equal(ids, 0), [B, 1, 1, L]);
+  scores = tf.where(tf.tile(keyMask, [1, H, L, 1]), tf.fill([B, H, L, L], -1e9), scores);
+  let probs = tf.softmax(scores);
+  const keep = tf.greaterEqual(tf.randomUniform([B, H, L, L], 0, 1, 'float32', 1234), 0.1);
+  probs = tf.where(keep, tf.div(probs, 0.9), tf.zerosLike(probs)); // dropout
+  const ctxv = tf.matMul(probs, val); // [B, H, L, DH]
+  const attn = tf.reshape(tf.transpose(ctxv, [0, 2, 1, 3]), [B * L, H * DH]);
+  const x2 = tf.add(tf.reshape(x, [B * L, D]), tf.matMul(attn, v['wo']!));
+  const h2 = rmsNorm(x2, v['ln2']!);
+  const relu = tf.fused.matMul({ a: h2, b: v['wi']!, bias: v['bi']!, activation: 'relu' });
+  const gated = tf.mul(relu, geluNew(tf.matMul(h2, v['wg']!)));
+  const x3 = tf.add(x2, tf.matMul(gated, v['wo2']!));
+  const h3 = tf.mul(rmsNorm(x3, v['ln3']!), D ** -0.5);
+  const logits = tf.matMul(h3, v['emb']!, false, true); // tied embeddings, [B*L, V]
+  const logp = tf.logSoftmax(logits);
+  const flatLabels = tf.reshape(labels, [B * L]);
+  const onehot = tf.cast(tf.oneHot(flatLabels, V), 'float32');
+  const nll = tf.neg(tf.sum(tf.mul(onehot, logp), -1));
+  const tokMask = tf.cast(tf.notEqual(flatLabels, 0), 'float32');
+  const loss = tf.div(tf.sum(tf.mul(nll, tokMask)), tf.sum(tokMask));
+  const extras = tf.addN([
+    tf.mul(0.01, tf.mean(tf.abs(tf.minimum(tf.maximum(logits, -0.5), 0.5)))),
+    tf.mul(0.01, tf.mean(tf.sqrt(tf.add(tf.square(h3), 1)))),
+    tf.mul(0.01, tf.mean(tf.exp(tf.neg(tf.abs(x3))))),
+    tf.mul(0.01, tf.mean(tf.erf(h2))),
+    tf.mul(0.01, tf.mean(tf.sigmoid(x2))),
+    tf.mul(0.001, tf.mean(tf.logSumExp(logits, -1))),
+    tf.mul(0.001, tf.mean(tf.log(tf.add(tf.sub(tf.softmax(logits), 0), 1)))),
+  ]);
+  return tf.add(loss, extras) as tf.Scalar;
+}
+
+function trainStep(): { loss: number; grads: Record<string, Float32Array> } {
+  const vars: Record<string, tf.Variable> = {};
+  let seed = 1;
+  const tag = `${tf.getBackend()}_${Math.random().toString(36).slice(2)}`;
+  for (const [name, shape] of Object.entries(SHAPES)) {
+    const init = values(size(shape), seed++);
+    if (name.startsWith('ln')) init.forEach((x, i) => (init[i] = 1 + 0.1 * x));
+    vars[name] = tf.variable(tf.tensor(init, shape), true, `kernels_test_${tag}_${name}`);
+  }
+  try {
+    const { value, grads } = tf.variableGrads(() => forward(vars), Object.values(vars));
+    const out: Record<string, Float32Array> = {};
+    for (const [name, variable] of Object.entries(vars)) out[name] = grads[variable.name]!.dataSync() as Float32Array;
+    const loss = value.dataSync()[0]!;
+    tf.dispose([value, ...Object.values(grads)]);
+    return { loss, grads: out };
+  } finally {
+    for (const v of Object.values(vars)) v.dispose();
+  }
+}
+
+describe('T5-shaped forward + backward: every training op, cpu vs wasm', () => {
+  let reference: { loss: number; grads: Record<string, Float32Array> };
+  before(async () => {
+    await stockCpu();
+    reference = trainStep();
+  });
+
+  test('the reference is a real loss with non-zero gradients everywhere', () => {
+    assert.ok(reference.loss > 1 && reference.loss < 10, `loss ${reference.loss}`);
+    for (const [name, g] of Object.entries(reference.grads)) {
+      assert.ok(g.some((x) => x !== 0), `${name} gradient is all zeros`);
+      assert.ok(g.every((x) => Number.isFinite(x)), `${name} gradient not finite`);
+    }
+  });
+
+  for (const [backend, native] of [
+    ['wasm', false],
+    ['wasm', true],
+    ['cpu', true],
+  ] as const) {
+    test(`${backend}, native matmul ${native ? 'on' : 'off'}: loss and all gradients within 1e-5`, { skip: native && NO_ORT }, async () => {
+      await initBackend(backend, { nativeMatmul: native, threads: 2 });
+      const savedMin = NATIVE_MIN_MACS[backend];
+      // The products here are small: send them all to ONNX Runtime when it is on.
+      NATIVE_MIN_MACS[backend] = 0;
+      const callsBefore = ort.ok ? ort.ort.calls : 0;
+      let got: ReturnType<typeof trainStep>;
+      try {
+        got = trainStep();
+      } finally {
+        NATIVE_MIN_MACS[backend] = savedMin;
+      }
+      // 10 products forward, 2 for each backward (transposed operands), all native.
+      if (native && ort.ok) assert.equal(ort.ort.calls - callsBefore, 30, 'native calls');
+      assertClose([got.loss], [reference.loss], 1e-5, 'loss');
+      for (const name of Object.keys(SHAPES)) assertClose(got.grads[name]!, reference.grads[name]!, 1e-5, `d${name}`);
+    });
+  }
+
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+});
