@@ -6,120 +6,127 @@ import * as path from 'node:path';
 import { tf } from '../src/tf.js';
 import { T5ForConditionalGeneration, T5Config, tokenNll } from '../src/model/index.js';
 import { readSafetensorsFile } from '../src/safetensors.js';
+import { testBackends, useBackend } from './helpers/backends.js';
 import { fixtureDir, flatten, maxAbs, maxAbsDiff, MODEL_FIXTURES, readJson } from './helpers/fixtures.js';
 
-await tf.setBackend('cpu');
 
-for (const name of MODEL_FIXTURES) {
-  const dir = fixtureDir(name);
-  const fx = readJson(path.join(dir, 'fixture.json'));
-  const inputs = fx.inputs;
+for (const backend of testBackends()) {
+  for (const name of MODEL_FIXTURES) {
+    const dir = fixtureDir(name);
+    const fx = readJson(path.join(dir, 'fixture.json'));
+    const inputs = fx.inputs;
 
-  test(`${name}: logits, loss and token NLL match HF`, () => {
-    const model = T5ForConditionalGeneration.fromPretrained(dir);
-    tf.tidy(() => {
-      const out = model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, labels: inputs.labels });
-      assert.deepEqual(out.logits.shape, fx.logits.shape);
-      const diff = maxAbsDiff(out.logits.dataSync(), flatten(fx.logits.data));
-      assert.ok(diff < 1e-4, `logits differ by ${diff}`);
-      assert.ok(Math.abs(out.loss!.dataSync()[0] - fx.loss) < 1e-4, `loss ${out.loss!.dataSync()[0]} vs ${fx.loss}`);
-      const nll = tokenNll(out.logits, tf.tensor2d(inputs.labels, undefined, 'int32'));
-      const nd = maxAbsDiff(nll.dataSync(), flatten(fx.token_nll));
-      assert.ok(nd < 1e-4, `token nll differs by ${nd}`);
-      const explicit = model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, decoderInputIds: inputs.decoder_input_ids });
-      assert.equal(maxAbsDiff(explicit.logits.dataSync(), out.logits.dataSync()), 0);
-    });
-    model.dispose();
-  });
-
-  test(`${name}: gradient of every parameter matches HF`, () => {
-    const model = T5ForConditionalGeneration.fromPretrained(dir);
-    const ref = readSafetensorsFile(path.join(dir, 'grads.safetensors')).tensors;
-    const params = model.namedParameters();
-    assert.deepEqual([...params.keys()], fx.named_parameters);
-    const byVar = new Map([...params].map(([n, v]) => [v.name, n]));
-    const { value, grads } = tf.variableGrads(
-      () => model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, labels: inputs.labels }).loss!,
-      [...params.values()],
-    );
-    assert.ok(Math.abs(value.dataSync()[0] - fx.loss) < 1e-4);
-    assert.equal(Object.keys(grads).length, params.size);
-    for (const [varName, g] of Object.entries(grads)) {
-      const pname = byVar.get(varName)!;
-      const r = ref.get(pname);
-      assert.ok(r, `no reference gradient for ${pname}`);
-      assert.deepEqual(g.shape, r!.shape);
-      const scale = Math.max(maxAbs(r!.data), 1e-12);
-      const d = maxAbsDiff(g.dataSync(), r!.data);
-      assert.ok(d <= 1e-4 * scale, `${pname}: gradient differs by ${d} (max magnitude ${scale})`);
-    }
-    tf.dispose([value, ...Object.values(grads)]);
-    model.dispose();
-  });
-
-  test(`${name}: greedy generation matches HF, with and without suppressed tokens`, () => {
-    const model = T5ForConditionalGeneration.fromPretrained(dir);
-    const before = tf.memory().numTensors;
-    const seqs = model.generate({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, maxNewTokens: fx.generation.kwargs.max_new_tokens });
-    assert.deepEqual(seqs, fx.generation.sequences);
-    const g2 = fx.generation_suppress_token_0;
-    const seqs2 = model.generate({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, maxNewTokens: g2.kwargs.max_new_tokens, suppressTokens: g2.kwargs.suppress_tokens });
-    assert.deepEqual(seqs2, g2.sequences);
-    assert.equal(tf.memory().numTensors, before, 'generate leaks tensors');
-    model.dispose();
-  });
-
-  test(`${name}: generation with cache equals step-by-step decoding without it`, () => {
-    const model = T5ForConditionalGeneration.fromPretrained(dir);
-    const steps = 6;
-    const cached = model.generate({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, maxNewTokens: steps, suppressTokens: [0, 1] });
-    const seqs: number[][] = inputs.input_ids.map(() => [0]);
-    for (let s = 0; s < steps; s++) {
-      const next = tf.tidy(() => {
-        const logits = model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, decoderInputIds: seqs }).logits;
-        const last = tf.squeeze(tf.slice(logits, [0, s, 0], [-1, 1, -1]), [1]);
-        const masked = tf.add(last, tf.tensor1d([-Infinity, -Infinity, ...new Array(model.config.vocab_size - 2).fill(0)]));
-        return Array.from(tf.argMax(masked, -1).dataSync());
-      });
-      next.forEach((t, i) => seqs[i].push(t));
-    }
-    assert.deepEqual(cached, seqs);
-    model.dispose();
-  });
-
-  test(`${name}: loads the all-keys layout and saves exactly HF's keys`, () => {
-    const model = T5ForConditionalGeneration.fromPretrained(dir);
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-model-'));
-    try {
-      const alt = path.join(tmp, 'alt');
-      fs.mkdirSync(alt);
-      fs.copyFileSync(path.join(dir, 'config.json'), path.join(alt, 'config.json'));
-      fs.copyFileSync(path.join(dir, 'state_dict_all_keys.safetensors'), path.join(alt, 'model.safetensors'));
-      const warnings: string[] = [];
-      const model2 = T5ForConditionalGeneration.fromPretrained(alt, { onWarning: (m) => warnings.push(m) });
-      assert.deepEqual(warnings, []);
-      const out = path.join(tmp, 'saved');
-      model.savePretrained(out);
-      const saved = readSafetensorsFile(path.join(out, 'model.safetensors'));
-      assert.deepEqual([...saved.tensors.keys()].sort(), [...fx.model_safetensors_keys].sort());
-      assert.deepEqual(saved.metadata, fx.model_safetensors_metadata);
-      const model3 = T5ForConditionalGeneration.fromPretrained(out);
-      const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf-8'));
-      assert.equal(cfg.tie_word_embeddings, fx.config.tie_word_embeddings);
-      assert.equal(cfg.feed_forward_proj, fx.config.feed_forward_proj);
+    test(`[${backend}] ${name}: logits, loss and token NLL match HF`, async () => {
+      await useBackend(backend);
+      const model = T5ForConditionalGeneration.fromPretrained(dir);
       tf.tidy(() => {
-        const args = { inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, decoderInputIds: inputs.decoder_input_ids };
-        const a = model.forward(args).logits.dataSync();
-        assert.equal(maxAbsDiff(model2.forward(args).logits.dataSync(), a), 0);
-        assert.equal(maxAbsDiff(model3.forward(args).logits.dataSync(), a), 0);
+        const out = model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, labels: inputs.labels });
+        assert.deepEqual(out.logits.shape, fx.logits.shape);
+        const diff = maxAbsDiff(out.logits.dataSync(), flatten(fx.logits.data));
+        assert.ok(diff < 1e-4, `logits differ by ${diff}`);
+        assert.ok(Math.abs(out.loss!.dataSync()[0] - fx.loss) < 1e-4, `loss ${out.loss!.dataSync()[0]} vs ${fx.loss}`);
+        const nll = tokenNll(out.logits, tf.tensor2d(inputs.labels, undefined, 'int32'));
+        const nd = maxAbsDiff(nll.dataSync(), flatten(fx.token_nll));
+        assert.ok(nd < 1e-4, `token nll differs by ${nd}`);
+        const explicit = model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, decoderInputIds: inputs.decoder_input_ids });
+        assert.equal(maxAbsDiff(explicit.logits.dataSync(), out.logits.dataSync()), 0);
       });
-      model2.dispose();
-      model3.dispose();
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
       model.dispose();
-    }
-  });
+    });
+
+    test(`[${backend}] ${name}: gradient of every parameter matches HF`, async () => {
+      await useBackend(backend);
+      const model = T5ForConditionalGeneration.fromPretrained(dir);
+      const ref = readSafetensorsFile(path.join(dir, 'grads.safetensors')).tensors;
+      const params = model.namedParameters();
+      assert.deepEqual([...params.keys()], fx.named_parameters);
+      const byVar = new Map([...params].map(([n, v]) => [v.name, n]));
+      const { value, grads } = tf.variableGrads(
+        () => model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, labels: inputs.labels }).loss!,
+        [...params.values()],
+      );
+      assert.ok(Math.abs(value.dataSync()[0] - fx.loss) < 1e-4);
+      assert.equal(Object.keys(grads).length, params.size);
+      for (const [varName, g] of Object.entries(grads)) {
+        const pname = byVar.get(varName)!;
+        const r = ref.get(pname);
+        assert.ok(r, `no reference gradient for ${pname}`);
+        assert.deepEqual(g.shape, r!.shape);
+        const scale = Math.max(maxAbs(r!.data), 1e-12);
+        const d = maxAbsDiff(g.dataSync(), r!.data);
+        assert.ok(d <= 1e-4 * scale, `${pname}: gradient differs by ${d} (max magnitude ${scale})`);
+      }
+      tf.dispose([value, ...Object.values(grads)]);
+      model.dispose();
+    });
+
+    test(`[${backend}] ${name}: greedy generation matches HF, with and without suppressed tokens`, async () => {
+      await useBackend(backend);
+      const model = T5ForConditionalGeneration.fromPretrained(dir);
+      const before = tf.memory().numTensors;
+      const seqs = model.generate({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, maxNewTokens: fx.generation.kwargs.max_new_tokens });
+      assert.deepEqual(seqs, fx.generation.sequences);
+      const g2 = fx.generation_suppress_token_0;
+      const seqs2 = model.generate({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, maxNewTokens: g2.kwargs.max_new_tokens, suppressTokens: g2.kwargs.suppress_tokens });
+      assert.deepEqual(seqs2, g2.sequences);
+      assert.equal(tf.memory().numTensors, before, 'generate leaks tensors');
+      model.dispose();
+    });
+
+    test(`[${backend}] ${name}: generation with cache equals step-by-step decoding without it`, async () => {
+      await useBackend(backend);
+      const model = T5ForConditionalGeneration.fromPretrained(dir);
+      const steps = 6;
+      const cached = model.generate({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, maxNewTokens: steps, suppressTokens: [0, 1] });
+      const seqs: number[][] = inputs.input_ids.map(() => [0]);
+      for (let s = 0; s < steps; s++) {
+        const next = tf.tidy(() => {
+          const logits = model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, decoderInputIds: seqs }).logits;
+          const last = tf.squeeze(tf.slice(logits, [0, s, 0], [-1, 1, -1]), [1]);
+          const masked = tf.add(last, tf.tensor1d([-Infinity, -Infinity, ...new Array(model.config.vocab_size - 2).fill(0)]));
+          return Array.from(tf.argMax(masked, -1).dataSync());
+        });
+        next.forEach((t, i) => seqs[i].push(t));
+      }
+      assert.deepEqual(cached, seqs);
+      model.dispose();
+    });
+
+    test(`[${backend}] ${name}: loads the all-keys layout and saves exactly HF's keys`, async () => {
+      await useBackend(backend);
+      const model = T5ForConditionalGeneration.fromPretrained(dir);
+      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-model-'));
+      try {
+        const alt = path.join(tmp, 'alt');
+        fs.mkdirSync(alt);
+        fs.copyFileSync(path.join(dir, 'config.json'), path.join(alt, 'config.json'));
+        fs.copyFileSync(path.join(dir, 'state_dict_all_keys.safetensors'), path.join(alt, 'model.safetensors'));
+        const warnings: string[] = [];
+        const model2 = T5ForConditionalGeneration.fromPretrained(alt, { onWarning: (m) => warnings.push(m) });
+        assert.deepEqual(warnings, []);
+        const out = path.join(tmp, 'saved');
+        model.savePretrained(out);
+        const saved = readSafetensorsFile(path.join(out, 'model.safetensors'));
+        assert.deepEqual([...saved.tensors.keys()].sort(), [...fx.model_safetensors_keys].sort());
+        assert.deepEqual(saved.metadata, fx.model_safetensors_metadata);
+        const model3 = T5ForConditionalGeneration.fromPretrained(out);
+        const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf-8'));
+        assert.equal(cfg.tie_word_embeddings, fx.config.tie_word_embeddings);
+        assert.equal(cfg.feed_forward_proj, fx.config.feed_forward_proj);
+        tf.tidy(() => {
+          const args = { inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, decoderInputIds: inputs.decoder_input_ids };
+          const a = model.forward(args).logits.dataSync();
+          assert.equal(maxAbsDiff(model2.forward(args).logits.dataSync(), a), 0);
+          assert.equal(maxAbsDiff(model3.forward(args).logits.dataSync(), a), 0);
+        });
+        model2.dispose();
+        model3.dispose();
+      } finally {
+        fs.rmSync(tmp, { recursive: true, force: true });
+        model.dispose();
+      }
+    });
+  }
 }
 
 test('config defaults follow HF for absent fields', () => {
