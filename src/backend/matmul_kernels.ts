@@ -119,7 +119,13 @@ function nativeProduct(
   if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
   const plan = planMatMul(a.shape, b.shape, transposeA, transposeB);
   const macs = plan.batch * plan.m * plan.n * plan.k;
-  if (macs < NATIVE_MIN_MACS[storage.backendName]) return undefined;
+  if (macs === 0 || macs < NATIVE_MIN_MACS[storage.backendName]) return undefined;
+  try {
+    storage.read(a);
+    storage.read(b);
+  } catch {
+    return undefined;
+  }
   const out = storage.alloc(plan.outShape, 'float32');
   // Views are taken after the allocation: it may have grown (and detached) the wasm heap.
   let av = storage.read(a) as Float32Array;
