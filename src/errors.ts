@@ -5,7 +5,8 @@
 export class T5clsError extends Error {
   readonly exitCode: number;
   constructor(message: string, exitCode = 1, options?: { cause?: unknown }) {
-    super(message, options);
+    // One line, whatever a wrapped message (e.g. JSON.parse's excerpt of the input) contained.
+    super(message.replace(/\s*[\r\n]+\s*/g, ' '), options);
     this.name = new.target.name;
     this.exitCode = exitCode;
   }

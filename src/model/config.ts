@@ -88,8 +88,10 @@ export class T5Config implements T5ConfigFields {
     for (const key of INTEGER_FIELDS) {
       const v = merged[key];
       const min = key.endsWith('token_id') ? 0 : 1;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-        throw new FormatError(`${source}: field "${key}" must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+      // Generous bounds that no real T5 comes near; they stop a damaged config from asking for absurd allocations.
+      const max = key === 'num_layers' || key === 'num_decoder_layers' ? 1024 : 1 << 24;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+        throw new FormatError(`${source}: field "${key}" must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
       }
     }
     for (const key of ['dropout_rate', 'layer_norm_epsilon', 'initializer_factor'] as const) {

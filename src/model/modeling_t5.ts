@@ -9,7 +9,9 @@ import { tf } from '../tf.js';
 import { T5Config } from './config.js';
 import { activation, causalMask, dropout, linear, paddingMask, relativeBuckets, rmsNorm } from './layers.js';
 import { sequenceCrossEntropy } from './loss.js';
-import { loadCheckpointTensors, loadStateDict, type LoadReport } from './weights.js';
+import { loadCheckpointTensors, resolveStateDict } from './weights.js';
+import type { RawTensor } from '../safetensors.js';
+import { FormatError } from '../errors.js';
 import { saveSafetensors } from '../safetensors.js';
 import { writeJsonAtomic } from '../fsutil.js';
 
@@ -49,6 +51,8 @@ interface KeyValue {
 export interface T5InitOptions {
   /** Seed of the random initialisation (HF's `_init_weights` distributions). */
   seed?: number;
+  /** Initial values by HF parameter name (every parameter), instead of a random initialisation. */
+  weights?: Map<string, RawTensor>;
 }
 
 let nextModelId = 0;
@@ -66,7 +70,12 @@ export class T5ForConditionalGeneration {
     this.scope = `t5cls_${nextModelId++}`;
     let seed = options.seed ?? 0;
     for (const [name, shape, std] of parameterShapes(config)) {
-      const init = std === 'ones' ? tf.ones(shape) : tf.randomNormal(shape, 0, std, 'float32', seed++);
+      const given = options.weights?.get(name);
+      const init = given
+        ? tf.tensor(given.data, shape, 'float32')
+        : std === 'ones'
+          ? tf.ones(shape)
+          : tf.randomNormal(shape, 0, std, 'float32', seed++);
       this.params.set(name, tf.variable(init, true, `${this.scope}/${name}`));
       init.dispose();
     }
@@ -74,17 +83,33 @@ export class T5ForConditionalGeneration {
 
   /** Loads a model folder in HF layout (config.json + model.safetensors or a sharded index). */
   static fromPretrained(dir: string, options: { onWarning?: (message: string) => void } = {}): T5ForConditionalGeneration {
-    const config = T5Config.fromFile(path.join(dir, 'config.json'));
-    const tensors = loadCheckpointTensors(dir);
-    const model = new T5ForConditionalGeneration(config);
-    const report = model.loadWeights(tensors, dir);
-    for (const name of report.unexpected) options.onWarning?.(`${dir}: ignoring unexpected tensor "${name}"`);
-    return model;
+    const configFile = path.join(dir, 'config.json');
+    if (!fs.existsSync(configFile)) throw new FormatError(`${dir}: not a model folder: config.json is missing`);
+    const config = T5Config.fromFile(configFile);
+    const { values, unexpected } = resolveStateDict(
+      parameterShapes(config).map(([n, s]) => [n, s]),
+      config.tie_word_embeddings,
+      loadCheckpointTensors(dir),
+      dir,
+    );
+    for (const name of unexpected) options.onWarning?.(`${dir}: ignoring unexpected tensor "${name}"`);
+    return new T5ForConditionalGeneration(config, { weights: values });
   }
 
-  /** Copies checkpoint tensors (by HF name, either layout) into the model's variables. */
-  loadWeights(tensors: Parameters<typeof loadStateDict>[1], source: string): LoadReport {
-    return loadStateDict(this, tensors, source);
+  /** Copies checkpoint tensors (by HF name, either layout) into the model's variables, checking shapes first. */
+  loadWeights(tensors: Map<string, RawTensor>, source: string): { unexpected: string[] } {
+    const { values, unexpected } = resolveStateDict(
+      [...this.params].map(([n, v]) => [n, v.shape]),
+      this.config.tie_word_embeddings,
+      tensors,
+      source,
+    );
+    for (const [name, t] of values) {
+      const value = tf.tensor(t.data, t.shape, 'float32');
+      this.params.get(name)!.assign(value);
+      value.dispose();
+    }
+    return { unexpected };
   }
 
   /** Parameters keyed exactly as HF `named_parameters()`, in the same order. */

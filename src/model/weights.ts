@@ -4,14 +4,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tf } from '../tf.js';
 import { FormatError } from '../errors.js';
 import { readSafetensorsFile, type RawTensor } from '../safetensors.js';
-
-export interface LoadReport {
-  /** Checkpoint tensors the model has no use for (HF warns about these too). */
-  unexpected: string[];
-}
 
 /** Keys HF itself drops on load (an old T5 layout kept a bias table in cross-attention). */
 const IGNORED_ON_LOAD = /^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$/;
@@ -53,38 +47,35 @@ function sourceKeys(name: string, tied: boolean): string[] {
   return [name];
 }
 
-interface ModelLike {
-  readonly config: { tie_word_embeddings: boolean };
-  namedParameters(): Map<string, tf.Variable>;
-}
-
-/** Assigns checkpoint tensors to the model's variables, checking names and shapes first (nothing is half-loaded). */
-export function loadStateDict(model: ModelLike, tensors: Map<string, RawTensor>, source: string): LoadReport {
-  const tied = model.config.tie_word_embeddings;
-  const params = model.namedParameters();
+/**
+ * Matches checkpoint tensors to the parameters a config defines, checking names and shapes before anything is
+ * allocated: a mismatch names the tensor and both shapes, missing tensors are listed, unexpected ones reported.
+ */
+export function resolveStateDict(
+  expected: [name: string, shape: number[]][],
+  tieWordEmbeddings: boolean,
+  tensors: Map<string, RawTensor>,
+  source: string,
+): { values: Map<string, RawTensor>; unexpected: string[] } {
+  const values = new Map<string, RawTensor>();
   const used = new Set<string>();
-  const plan: [tf.Variable, RawTensor][] = [];
   const missing: string[] = [];
-  for (const [name, variable] of params) {
-    const key = sourceKeys(name, tied).find((k) => tensors.has(k));
+  for (const [name, shape] of expected) {
+    const keys = sourceKeys(name, tieWordEmbeddings);
+    keys.forEach((k) => used.add(k));
+    const key = keys.find((k) => tensors.has(k));
     if (!key) {
       missing.push(name);
       continue;
     }
     const t = tensors.get(key)!;
     if (!(t.data instanceof Float32Array)) throw new FormatError(`${source}: tensor "${key}" has dtype ${t.dtype}; expected a floating-point type`);
-    if (t.shape.length !== variable.shape.length || t.shape.some((d, i) => d !== variable.shape[i])) {
-      throw new FormatError(`${source}: tensor "${key}" has shape [${t.shape.join(', ')}] but the config expects [${variable.shape.join(', ')}]`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new FormatError(`${source}: tensor "${key}" has shape [${t.shape.join(', ')}] but the config expects [${shape.join(', ')}]`);
     }
-    plan.push([variable, t]);
+    values.set(name, t);
   }
   if (missing.length) throw new FormatError(`${source}: missing tensors: ${missing.join(', ')}`);
-  for (const name of params.keys()) for (const k of sourceKeys(name, tied)) used.add(k);
-  for (const [variable, t] of plan) {
-    const value = tf.tensor(t.data, t.shape, 'float32');
-    variable.assign(value);
-    value.dispose();
-  }
   const unexpected = [...tensors.keys()].filter((k) => !used.has(k) && !IGNORED_ON_LOAD.test(k));
-  return { unexpected };
+  return { values, unexpected };
 }
