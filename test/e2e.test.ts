@@ -12,6 +12,9 @@ import protobuf from 'protobufjs';
 import { startFakeHub, tweetEvalRepo, type FakeHub } from './helpers/fake_hub.js';
 import { REPO_ROOT, TOKENIZER_DIR, TWEETEVAL } from './helpers/fixtures.js';
 import { readSafetensorsFile } from '../src/safetensors.js';
+import { tf } from '../src/tf.js';
+import { T5Config, NAMED_CONFIGS, T5ForConditionalGeneration } from '../src/model/index.js';
+import { T5Tokenizer } from '../src/tokenizer/index.js';
 import { classificationMetrics } from '../src/eval/metrics.js';
 
 const CLI = path.join(REPO_ROOT, 'bin/t5cls.js');
@@ -55,9 +58,24 @@ function readEvents(file: string): { step: number; tag?: string; value?: number 
   return out;
 }
 
+/** A small random T5 in HF layout with the real T5 tokenizer, as files the fake Hub serves. */
+async function smallModelRepo(dir: string) {
+  await tf.setBackend('cpu');
+  const model = new T5ForConditionalGeneration(new T5Config({ ...NAMED_CONFIGS.tiny, vocab_size: 32128 }), { seed: 3 });
+  model.savePretrained(dir);
+  model.dispose();
+  (await T5Tokenizer.fromPretrained(TOKENIZER_DIR)).savePretrained(dir);
+  return {
+    id: 'google-t5/t5-small',
+    aliases: ['t5-small'],
+    files: fs.readdirSync(dir).map((f) => ({ path: f, content: fs.readFileSync(path.join(dir, f)) })),
+  };
+}
+
 before(async () => {
-  hub = await startFakeHub({ datasets: [tweetEvalRepo(TWEETEVAL, ['emotion'])] });
   work = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-e2e-'));
+  const modelDir = path.join(work, 'served-model');
+  hub = await startFakeHub({ datasets: [tweetEvalRepo(TWEETEVAL, ['emotion'])], models: [await smallModelRepo(modelDir)] });
 });
 
 after(async () => {
@@ -145,4 +163,28 @@ test('load-dataset, train, test end to end through the CLI', { timeout: 900_000 
   const rankPreds = fs.readFileSync(path.join(work, 'rank-out/predictions.txt'), 'utf-8').trimEnd().split('\n').map(Number);
   assert.equal(rankPreds.length, 64);
   assert.ok(rankPreds.every((p) => p >= 0 && p < 4));
+});
+
+test('train --model t5-small downloads the model through the Hub cache and fine-tunes it', { timeout: 300_000 }, async () => {
+  if (!fs.existsSync(path.join(work, 'datasets'))) assert.equal((await cli(['load-dataset'])).code, 0);
+  const args = ['train', '--model', 't5-small', '--epochs', '1', '--max-train-examples', '32', '--max-eval-examples', '16', '--save-weights-path', 'w2', '--logs-dir', 'l2', '--runs-dir', 'r2'];
+  const first = await cli(args);
+  assert.equal(first.code, 0, first.stderr);
+  const cache = path.join(work, 'hf/hub');
+  // As huggingface_hub does, the cache folder is named after the id the user asked for.
+  assert.deepEqual(fs.readdirSync(cache).filter((d) => d.startsWith('models--')), ['models--t5-small'], first.stderr);
+  const snapshots = path.join(cache, 'models--t5-small/snapshots');
+  const [commit] = fs.readdirSync(snapshots);
+  for (const f of ['config.json', 'model.safetensors', 'spiece.model']) assert.ok(fs.existsSync(path.join(snapshots, commit, f)), f);
+  const ckpt = fs.readdirSync(path.join(work, 'w2'))[0];
+  assert.match(ckpt, /^t5-small-/);
+  const meta = JSON.parse(fs.readFileSync(path.join(work, 'w2', ckpt, 't5cls.json'), 'utf-8'));
+  assert.equal(meta.baseModel, 't5-small');
+  // Offline afterwards: the cached snapshot is used.
+  const offline = await cli(args, { HF_ENDPOINT: 'http://127.0.0.1:9' });
+  assert.equal(offline.code, 0, offline.stderr);
+  // A model that does not exist is one clear line.
+  const missing = await cli(['train', '--model', 'nobody/no-such-model', '--epochs', '1']);
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /no-such-model/);
 });
