@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 
-export type CommandName = 'load-dataset' | 'train' | 'test' | 'predict';
+export type CommandName = 'load-dataset' | 'train' | 'test' | 'predict' | 'doctor';
 
 const int = (min: number) => z.coerce.number({ invalid_type_error: 'expected a number' }).int('expected an integer').min(min);
 const num = (min: number) => z.coerce.number({ invalid_type_error: 'expected a number' }).finite().min(min);
@@ -22,6 +22,7 @@ export const ParamsSchema = z.object({
   from: str().optional().describe('read the data set from a local TweetEval folder or CSV/TSV/JSONL/JSON file(s) instead of the Hub'),
   textColumn: str().default('text').describe('text column of CSV/TSV/JSONL/JSON sources'),
   labelColumn: str().default('label').describe('label column of CSV/TSV/JSONL/JSON sources (class names or ids)'),
+  skipEmptyTexts: z.boolean().default(false).describe('leave out examples with an empty text instead of stopping with an error'),
   out: str().optional().describe('output folder of load-dataset (default datasets/<dataset>-<subset>_processed)'),
   classesMap: str().default('classes_map.json').describe('classes map file {"class name": id}'),
   // model and data
@@ -51,6 +52,11 @@ export const ParamsSchema = z.object({
   saveWeightsPath: str().default('weights').describe('folder for checkpoints'),
   logsDir: str().default('logs').describe('folder for text logs'),
   runsDir: str().default('runs').describe('folder for TensorBoard event files'),
+  saveEverySteps: int(1).optional().describe('also write the resumable training state every N optimizer steps (it is always written after each epoch)'),
+  resume: z
+    .union([z.literal(true), str()])
+    .optional()
+    .describe('continue a stopped run from its saved state: its folder (<save-weights-path>/.state/<run>), its run name, or "latest"'),
   // evaluation
   weightsName: str().optional().describe('checkpoint folder name under --save-weights-path'),
   weights: str().optional().describe('checkpoint folder path'),
@@ -63,6 +69,13 @@ export const ParamsSchema = z.object({
   threads: int(1).optional().describe('CPU threads for the wasm and native matmul kernels (default: all cores)'),
   quiet: z.boolean().default(false).describe('print only errors and the final summary'),
   verbose: z.boolean().default(false).describe('print stack traces with errors'),
+  // ---- predict and doctor ----
+  /** predict's positional arguments (set by the command line parser, not a flag). */
+  texts: z.array(z.string()).optional().describe('texts to classify (positional arguments of predict)'),
+  file: str().optional().describe('predict: read texts from this file ("-" for stdin): one per line, or JSONL (a .jsonl/.ndjson file, or when --text-column is given)'),
+  format: z.enum(['text', 'json', 'tsv']).default('text').describe('predict output: text (for reading), json (one JSON object per line) or tsv (with a header row)'),
+  json: z.boolean().default(false).describe('doctor: print a machine-readable JSON summary'),
+  // ---- end predict and doctor ----
 });
 
 export type Params = z.infer<typeof ParamsSchema>;
@@ -72,18 +85,22 @@ const COMMON: ParamName[] = ['backend', 'device', 'threads', 'quiet', 'verbose']
 
 /** Which options each command takes. */
 export const COMMAND_PARAMS: Record<CommandName, ParamName[]> = {
-  'load-dataset': ['dataset', 'subset', 'revision', 'from', 'textColumn', 'labelColumn', 'out', 'classesMap', 'quiet', 'verbose'],
+  'load-dataset': ['dataset', 'subset', 'revision', 'from', 'textColumn', 'labelColumn', 'skipEmptyTexts', 'out', 'classesMap', 'quiet', 'verbose'],
   train: [
     'model', 'init', 'modelConfig', 'tokenizer', 'revision', 'prefixText', 'dataDir', 'classesMap', 'maxSourceLength',
     'maxTrainExamples', 'maxEvalExamples', 'epochs', 'batchSize', 'evalBatchSize', 'learningRate', 'lrWarmupSteps',
     'weightDecay', 'useAdafactor', 'useAdafactorSchedule', 'useWeightedRandomSampler', 'gradientAccumulationSteps',
-    'earlyStoppingPatience', 'seed', 'maxSteps', 'saveWeightsPath', 'logsDir', 'runsDir', ...COMMON,
+    'earlyStoppingPatience', 'seed', 'maxSteps', 'saveWeightsPath', 'logsDir', 'runsDir', 'saveEverySteps', 'resume', ...COMMON,
   ],
   test: [
     'weightsName', 'weights', 'saveWeightsPath', 'dataDir', 'split', 'decode', 'prefixText', 'classesMap', 'tokenizer',
     'evalBatchSize', 'maxSourceLength', 'maxEvalExamples', 'outputDir', ...COMMON,
   ],
-  predict: ['weightsName', 'weights', 'saveWeightsPath', 'decode', 'prefixText', 'classesMap', 'tokenizer', 'evalBatchSize', 'maxSourceLength', ...COMMON],
+  predict: [
+    'weightsName', 'weights', 'saveWeightsPath', 'decode', 'prefixText', 'classesMap', 'tokenizer', 'evalBatchSize', 'maxSourceLength',
+    'file', 'textColumn', 'format', ...COMMON,
+  ],
+  doctor: ['backend', 'device', 'threads', 'json', 'verbose'],
 };
 
 export interface OptionInfo {

@@ -5,8 +5,15 @@ import { loadDataset } from '../data/index.js';
 import { Progress } from '../progress.js';
 import { sayer } from './shared.js';
 
-export async function run({ params: p }: ParsedParams): Promise<void> {
+export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const say = sayer(p.quiet);
+  // A local source names its own output folder (datasets/<folder or file name>_processed) unless the user named a
+  // data set or subset: a TweetEval task folder must not land in the default emotion folder.
+  let out = p.out;
+  if (!out && p.from && !given.has('subset') && !given.has('dataset')) {
+    const base = path.basename(path.resolve(p.from)).replace(/\.(csv|tsv|jsonl|json)$/i, '');
+    out = path.join('datasets', `${base}_processed`);
+  }
   let bar: Progress | undefined;
   let last = 0;
   const summary = await loadDataset({
@@ -16,7 +23,8 @@ export async function run({ params: p }: ParsedParams): Promise<void> {
     from: p.from,
     textColumn: p.textColumn,
     labelColumn: p.labelColumn,
-    out: p.out ? path.resolve(p.out) : undefined,
+    skipEmptyTexts: p.skipEmptyTexts,
+    out: out ? path.resolve(out) : undefined,
     classesMap: path.resolve(p.classesMap),
     log: say,
     onProgress: (done, total) => {

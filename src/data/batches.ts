@@ -3,6 +3,7 @@
  * target text, and batches padded to their own longest sequence (labels padded with -100).
  */
 import { tf } from '../tf.js';
+import type { Rng } from '../train/sampler.js';
 import { IGNORE_INDEX } from '../model/loss.js';
 
 export interface TokenizerLike {
@@ -81,4 +82,18 @@ export function chunk<T>(items: T[], size: number): T[][] {
 export function lengthSortedBatches(lengths: number[], batchSize: number): number[][] {
   const order = lengths.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b] || a - b);
   return chunk(order, batchSize);
+}
+
+/**
+ * Training batches of similar lengths, still random: the shuffled order is cut into groups of `groupBatches`
+ * batches, each group is sorted by length and cut into batches, and the batches are shuffled. Each batch is padded
+ * only to its own longest example, so little compute goes to padding.
+ */
+export function lengthGroupedBatches(lengths: number[], batchSize: number, rng: Rng, order?: number[], groupBatches = 8): number[][] {
+  const shuffled = order ?? rng.shuffle(lengths.map((_, i) => i));
+  const batches: number[][] = [];
+  for (const group of chunk(shuffled, batchSize * groupBatches)) {
+    batches.push(...chunk([...group].sort((a, b) => lengths[a] - lengths[b]), batchSize));
+  }
+  return rng.shuffle(batches);
 }

@@ -49,7 +49,10 @@ function isIdLike(k: string | number): boolean {
  * names, labels that are all integers are ids (class names "0".."n-1"), otherwise they are names, ordered as
  * sorted strings. Every error names the split, the file, the line and the value.
  */
-export function buildSplits(raw: RawDataset): { classNames: string[]; splits: Partial<Record<SplitName, Example[]>> } {
+export function buildSplits(
+  raw: RawDataset,
+  opts: { skipEmptyTexts?: boolean; log?: (line: string) => void } = {},
+): { classNames: string[]; splits: Partial<Record<SplitName, Example[]>> } {
   const at = (s: RawSplit, file: string, r: RawRecord): string => `${s.split} split, ${file} ${s.unit} ${r.line}`;
 
   for (const s of raw.splits) {
@@ -88,16 +91,27 @@ export function buildSplits(raw: RawDataset): { classNames: string[]; splits: Pa
   const splits: Partial<Record<SplitName, Example[]>> = {};
   for (const s of raw.splits) {
     const examples = (splits[s.split] ??= []);
-    for (const r of s.records) examples.push(toExample(s, r));
+    const skipped: number[] = [];
+    for (const r of s.records) {
+      const ex = toExample(s, r);
+      if (ex) examples.push(ex);
+      else skipped.push(r.line);
+    }
+    if (skipped.length) {
+      opts.log?.(`${s.split} split: left out ${skipped.length} empty text(s), ${s.textFile} ${s.unit}s ${skipped.slice(0, 10).join(', ')}${skipped.length > 10 ? ', …' : ''}`);
+    }
   }
   return { classNames: names, splits };
 
-  function toExample(s: RawSplit, r: RawRecord): Example {
+  function toExample(s: RawSplit, r: RawRecord): Example | undefined {
     if (typeof r.text !== 'string') {
       throw new UsageError(`${at(s, s.textFile, r)}: text must be a string, found ${JSON.stringify(r.text) ?? String(r.text)}`);
     }
     const text = r.text.trim();
-    if (text === '') throw new UsageError(`${at(s, s.textFile, r)}: empty text ${JSON.stringify(r.text)}`);
+    if (text === '') {
+      if (opts.skipEmptyTexts) return undefined;
+      throw new UsageError(`${at(s, s.textFile, r)}: empty text ${JSON.stringify(r.text)} (pass --skip-empty-texts to leave such examples out)`);
+    }
     const k = labelKey(r.label)!;
     let label = typeof k === 'string' ? byName.get(k) : undefined;
     if (label === undefined && isIdLike(k)) {

@@ -39,6 +39,8 @@ export interface LoadDatasetOptions {
   revision?: string;
   /** Read a local TweetEval folder or CSV / TSV / JSONL / JSON file(s) instead of the Hub. */
   from?: string;
+  /** Leave out examples whose text is empty (TweetEval hate has a few) instead of stopping with an error. */
+  skipEmptyTexts?: boolean;
   textColumn?: string;
   labelColumn?: string;
   /** Output folder; default `datasets/<dataset name>-<subset>_processed` (relative to the working folder). */
@@ -89,7 +91,7 @@ export async function loadDataset(opts: LoadDatasetOptions = {}): Promise<Summar
     source = hub.source;
     commit = hub.commit;
   }
-  const { classNames, splits } = buildSplits(raw);
+  const { classNames, splits } = buildSplits(raw, { skipEmptyTexts: opts.skipEmptyTexts, log: opts.log });
   const written = writeProcessed({
     outDir: opts.out ?? defaultOutDir(dataset, subset),
     classesMapPath: opts.classesMap ?? DEFAULT_CLASSES_MAP,

@@ -1,0 +1,178 @@
+/**
+ * Speed and memory benchmark (not a test; CI never runs it).
+ *
+ *   npm run bench -- [--backend auto|wasm|cpu|tensorflow] [--threads N] [--steps N] [--json]
+ *   npm run bench -- --job emotion [--json]
+ *
+ * Default mode: a T5 with t5-small's shape (random, initialised as HF does); training batch 16 × 64 input tokens ×
+ * 4 label tokens with AdamW and with Adafactor, then evaluation of batch 64 × 64 tokens by greedy generation
+ * (2 new tokens) and by rank classification over 4 class names. The first 2 steps of each are warm-up.
+ * `--job emotion`: one AdamW epoch over the first 512 TweetEval emotion tweets plus validation on all val tweets.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { tf } from '../src/tf.js';
+import { initBackend, type BackendChoice } from '../src/backend.js';
+import { T5Config } from '../src/model/config.js';
+import { T5ForConditionalGeneration } from '../src/model/modeling_t5.js';
+import { Adafactor, AdamW } from '../src/train/optimizers/index.js';
+import { T5Tokenizer } from '../src/tokenizer/index.js';
+import { disposeBatch, encodeClassNames, encodeExamples, lengthGroupedBatches, trainBatch, type Example } from '../src/data/batches.js';
+import { predictRank } from '../src/eval/decoding.js';
+import { Rng } from '../src/train/sampler.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SHARED = path.resolve(ROOT, '../shared');
+const TOKENIZER_DIR = path.join(SHARED, 'models/t5-small-tokenizer');
+const EMOTION = path.join(SHARED, 'data/tweeteval/emotion');
+const CLASS_NAMES = ['anger', 'joy', 'optimism', 'sadness'];
+
+const { values: args } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'auto' },
+    threads: { type: 'string' },
+    steps: { type: 'string', default: '5' },
+    job: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const log = (line: string) => {
+  if (!args.json) console.error(line);
+};
+
+const peakRssMb = () => process.resourceUsage().maxRSS / 1024;
+
+function trainStep(model: T5ForConditionalGeneration, opt: tf.Optimizer, batch: ReturnType<typeof trainBatch>): number {
+  const params = [...model.namedParameters().values()];
+  const { value, grads } = tf.variableGrads(
+    () => model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels, training: true }).loss!,
+    params,
+  );
+  opt.applyGradients(grads);
+  const loss = value.dataSync()[0];
+  tf.dispose([value, ...Object.values(grads)]);
+  return loss;
+}
+
+function t5SmallModel(seed: number): T5ForConditionalGeneration {
+  return new T5ForConditionalGeneration(T5Config.fromFile(path.join(TOKENIZER_DIR, 'config.json')), { seed });
+}
+
+async function fixedShape(backendName: string, threads: number) {
+  const steps = Number(args.steps);
+  const rng = new Rng(1);
+  const tokenizer = await T5Tokenizer.fromPretrained(TOKENIZER_DIR);
+  const classTokens = encodeClassNames(tokenizer, CLASS_NAMES);
+  const randomInput = (n: number) => Array.from({ length: n }, () => [...Array.from({ length: 63 }, () => 3 + rng.int(31000)), 1]);
+  const trainExamples = () => randomInput(16).map((ids) => ({ inputIds: ids, label: rng.int(4) }));
+  const labelTokens = Array.from({ length: 4 }, () => [3 + rng.int(31000), 3 + rng.int(31000), 3 + rng.int(31000), 1]);
+  const result: Record<string, number | string> = { backend: backendName, threads };
+
+  let tensorsFirst = 0;
+  let tensorsLast = 0;
+  for (const [name, makeOpt] of [
+    ['adamw', () => new AdamW({ lr: 1e-4 })],
+    ['adafactor', () => new Adafactor({ lr: 1e-3, scaleParameter: false, relativeStep: false, warmupInit: false })],
+  ] as const) {
+    const model = t5SmallModel(0);
+    const opt = makeOpt();
+    let timed = 0;
+    for (let s = 0; s < steps + 2; s++) {
+      const batch = trainBatch(trainExamples(), labelTokens, 0);
+      const t0 = performance.now();
+      trainStep(model, opt, batch);
+      const dt = performance.now() - t0;
+      disposeBatch(batch);
+      if (s >= 2) timed += dt;
+      if (s === 2 && name === 'adamw') tensorsFirst = tf.memory().numTensors;
+      if (s === steps + 1 && name === 'adamw') tensorsLast = tf.memory().numTensors;
+      log(`train ${name} step ${s + 1}${s < 2 ? ' (warm-up)' : ''}: ${(dt / 1000).toFixed(2)} s`);
+    }
+    result[`train_${name}_ex_s`] = (16 * steps) / (timed / 1000);
+    opt.dispose();
+    model.dispose();
+  }
+
+  const model = t5SmallModel(0);
+  for (const mode of ['generate', 'rank'] as const) {
+    let timed = 0;
+    for (let s = 0; s < Math.max(2, Math.ceil(steps / 2)) + 2; s++) {
+      const inputs = randomInput(64);
+      const t0 = performance.now();
+      if (mode === 'generate') {
+        const { ids, mask } = { ids: tf.tensor2d(inputs, undefined, 'int32'), mask: tf.ones([64, 64], 'int32') };
+        model.generate({ inputIds: ids, attentionMask: mask, maxNewTokens: 2, suppressTokens: [1] });
+        tf.dispose([ids, mask]);
+      } else {
+        predictRank(model, inputs, CLASS_NAMES, classTokens, 64);
+      }
+      const dt = performance.now() - t0;
+      if (s >= 2) timed += dt;
+      log(`eval ${mode} batch ${s + 1}${s < 2 ? ' (warm-up)' : ''}: ${(dt / 1000).toFixed(2)} s`);
+    }
+    const batches = Math.max(2, Math.ceil(steps / 2));
+    result[`eval_${mode}_ex_s`] = (64 * batches) / (timed / 1000);
+  }
+  model.dispose();
+  result.peak_rss_mb = peakRssMb();
+  result.tensors_first = tensorsFirst;
+  result.tensors_last = tensorsLast;
+  return result;
+}
+
+function readTweetEval(split: 'train' | 'val'): Example[] {
+  const texts = fs.readFileSync(path.join(EMOTION, `${split}_text.txt`), 'utf-8').split('\n');
+  const labels = fs.readFileSync(path.join(EMOTION, `${split}_labels.txt`), 'utf-8').split('\n');
+  return labels.filter((l) => l.trim() !== '').map((l, i) => ({ text: texts[i].trim(), label: Number(l) }));
+}
+
+async function emotionJob(backendName: string, threads: number) {
+  const start = performance.now();
+  const tokenizer = await T5Tokenizer.fromPretrained(TOKENIZER_DIR);
+  const prefix = 'tweet_eval emotion sentence: ';
+  const train = encodeExamples(tokenizer, readTweetEval('train').slice(0, 512), prefix, 512);
+  const val = readTweetEval('val');
+  const valInputs = encodeExamples(tokenizer, val, prefix, 512).map((e) => e.inputIds);
+  const classTokens = encodeClassNames(tokenizer, CLASS_NAMES);
+  const model = t5SmallModel(0);
+  const opt = new AdamW({ lr: 1e-4 });
+  const rng = new Rng(42);
+  const order = lengthGroupedBatches(train.map((e) => e.inputIds.length), 16, rng);
+  const t0 = performance.now();
+  let done = 0;
+  for (const b of order) {
+    const batch = trainBatch(b.map((i) => train[i]), classTokens, 0);
+    const loss = trainStep(model, opt, batch);
+    disposeBatch(batch);
+    done += b.length;
+    log(`train ${done}/${train.length} loss ${loss.toFixed(4)} ${((done * 1000) / (performance.now() - t0)).toFixed(1)} ex/s`);
+  }
+  const trainS = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
+  const preds = predictRank(model, valInputs, CLASS_NAMES, classTokens, 64);
+  const valS = (performance.now() - t1) / 1000;
+  const accuracy = preds.labels.filter((l, i) => l === val[i].label).length / val.length;
+  log(`validation accuracy after one epoch: ${accuracy.toFixed(4)}`);
+  opt.dispose();
+  model.dispose();
+  return {
+    backend: backendName,
+    threads,
+    train_examples: train.length,
+    train_s: trainS,
+    train_ex_s: train.length / trainS,
+    val_examples: val.length,
+    val_s: valS,
+    val_ex_s: val.length / valS,
+    total_s: (performance.now() - start) / 1000,
+    peak_rss_mb: peakRssMb(),
+  };
+}
+
+if (args.job !== undefined && args.job !== 'emotion') throw new Error(`unknown --job ${args.job} (expected emotion)`);
+const info = await initBackend(args.backend as BackendChoice, { threads: args.threads ? Number(args.threads) : undefined, log });
+const out = args.job === 'emotion' ? await emotionJob(info.description, info.threads) : await fixedShape(info.description, info.threads);
+if (args.json) console.log(JSON.stringify(out));
+else console.log(Object.entries(out).map(([k, v]) => `${k}: ${typeof v === 'number' ? Number(v.toFixed(2)) : v}`).join('\n'));
