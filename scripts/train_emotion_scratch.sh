@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Trains a small T5 from scratch on the full TweetEval emotion train split and reports test macro-F1.
+# Not run in CI. Usage: bash scripts/train_emotion_scratch.sh [extra train options…]
+# Env: WORK (run folder, default a new temp folder), SHARED (default ../shared beside the project),
+#      MODEL_CONFIG (tiny|small|config.json, default tiny), EPOCHS (default 10).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SHARED="${SHARED:-$ROOT/../shared}"
+WORK="${WORK:-$(mktemp -d -t t5cls-emotion-XXXX)}"
+T5CLS="node $ROOT/bin/t5cls.js"
+mkdir -p "$WORK" && cd "$WORK"
+echo "run folder: $WORK"
+start=$(date +%s)
+$T5CLS load-dataset --from "$SHARED/data/tweeteval/emotion" --out datasets/emotion_processed
+$T5CLS train --init random --model-config "${MODEL_CONFIG:-tiny}" --tokenizer "$SHARED/models/t5-small-tokenizer" \
+  --data-dir datasets/emotion_processed --use-adafactor --learning-rate 3e-3 --epochs "${EPOCHS:-10}" \
+  --use-weighted-random-sampler "$@"
+$T5CLS test --data-dir datasets/emotion_processed
+end=$(date +%s)
+python3 - "$WORK" "$((end - start))" <<'PY' || true
+import glob, json, sys
+m = json.load(open(sorted(glob.glob(sys.argv[1] + '/weights/*/metrics.json'))[-1]))
+print(f"test macro-F1 {m['macro_f1']:.4f}, accuracy {m['accuracy']:.4f}, invalid outputs {m['invalid_outputs']}, total {sys.argv[2]} s")
+PY
