@@ -14,5 +14,7 @@ export { Adafactor, AdafactorSchedule, AdamW, type AdafactorOptions, type AdamWO
 export { loadSafetensors, saveSafetensors, readSafetensorsFile, encodeSafetensors } from './safetensors.js';
 export { initBackend, describeBackends, type BackendInfo } from './backend.js';
 export { classificationMetrics, INVALID_PREDICTION, type ClassificationMetrics } from './eval/metrics.js';
+export { Classifier, type Prediction, type ClassifierOptions } from './eval/classifier.js';
+export { writeRunReport } from './report/index.js';
 export { predictGenerate, predictRank, textToClass, type Predictions } from './eval/decoding.js';
 export { T5clsError, UsageError, FormatError } from './errors.js';

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 
-export type CommandName = 'load-dataset' | 'train' | 'test' | 'predict' | 'doctor';
+export type CommandName = 'load-dataset' | 'train' | 'test' | 'predict' | 'doctor' | 'report';
 
 const int = (min: number) => z.coerce.number({ invalid_type_error: 'expected a number' }).int('expected an integer').min(min);
 const num = (min: number) => z.coerce.number({ invalid_type_error: 'expected a number' }).finite().min(min);
@@ -69,13 +69,15 @@ export const ParamsSchema = z.object({
   threads: int(1).optional().describe('CPU threads for the wasm and native matmul kernels (default: all cores)'),
   quiet: z.boolean().default(false).describe('print only errors and the final summary'),
   verbose: z.boolean().default(false).describe('print stack traces with errors'),
-  // ---- predict and doctor ----
+  // predict and doctor
   /** predict's positional arguments (set by the command line parser, not a flag). */
   texts: z.array(z.string()).optional().describe('texts to classify (positional arguments of predict)'),
   file: str().optional().describe('predict: read texts from this file ("-" for stdin): one per line, or JSONL (a .jsonl/.ndjson file, or when --text-column is given)'),
   format: z.enum(['text', 'json', 'tsv']).default('text').describe('predict output: text (for reading), json (one JSON object per line) or tsv (with a header row)'),
   json: z.boolean().default(false).describe('doctor: print a machine-readable JSON summary'),
-  // ---- end predict and doctor ----
+  // report
+  run: str().optional().describe('report: run name (<model>_<time>), log file, runs/ folder or checkpoint (default: the newest run)'),
+  output: str().optional().describe('report: HTML file to write (default reports/<run>.html)'),
 });
 
 export type Params = z.infer<typeof ParamsSchema>;
@@ -101,6 +103,7 @@ export const COMMAND_PARAMS: Record<CommandName, ParamName[]> = {
     'file', 'textColumn', 'format', ...COMMON,
   ],
   doctor: ['backend', 'device', 'threads', 'json', 'verbose'],
+  report: ['run', 'output', 'logsDir', 'runsDir', 'saveWeightsPath', 'quiet', 'verbose'],
 };
 
 export interface OptionInfo {

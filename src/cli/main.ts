@@ -3,13 +3,24 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { addSchemaOptions, resolveParams, type ParsedParams } from './options.js';
 import { T5clsError } from '../errors.js';
-import type { CommandName } from '../params.js';
+import type { CommandName, ParamName, Params } from '../params.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
 type Runner = (parsed: ParsedParams) => Promise<void>;
 
-const COMMANDS: { name: CommandName; summary: string; example: string; load: () => Promise<Runner> }[] = [
+interface CommandSpec {
+  name: CommandName;
+  summary: string;
+  example: string;
+  load: () => Promise<Runner>;
+  /** Commander syntax of the positional arguments (e.g. `[texts...]`) and the param that receives them. */
+  positional?: { syntax: string; param: 'texts' | 'run' };
+  /** Defaults of this command that differ from the schema's. */
+  defaults?: Partial<Params>;
+}
+
+const COMMANDS: CommandSpec[] = [
   {
     name: 'load-dataset',
     summary: 'download a data set (default: TweetEval emotion) and write train/validation/test JSON and the classes map',
@@ -28,6 +39,27 @@ const COMMANDS: { name: CommandName; summary: string; example: string; load: () 
     example: 't5cls test --weights-name t5-small-Nov25_10-00-00-epoch3',
     load: async () => (await import('./test.js')).run,
   },
+  {
+    name: 'predict',
+    summary: 'classify texts (arguments, --file, or lines on stdin) with a saved checkpoint',
+    example: 't5cls predict "I love this" "so annoying"   |   t5cls predict --file tweets.jsonl --text-column text --format json',
+    load: async () => (await import('./predict.js')).run,
+    positional: { syntax: '[texts...]', param: 'texts' },
+    defaults: { decode: 'rank' },
+  },
+  {
+    name: 'report',
+    summary: 'write a self-contained HTML page with the charts of a run (loss, learning rate, dev metrics, test results)',
+    example: 't5cls report   |   t5cls report t5-small_Nov25_14-03-59 --output run.html',
+    load: async () => (await import('./report.js')).run,
+    positional: { syntax: '[run]', param: 'run' },
+  },
+  {
+    name: 'doctor',
+    summary: 'check this machine before training: Node.js, backends, GPU support, threads, memory, speed',
+    example: 't5cls doctor   |   t5cls doctor --json',
+    load: async () => (await import('./doctor.js')).run,
+  },
 ];
 
 export async function main(argv: string[]): Promise<number> {
@@ -38,19 +70,26 @@ export async function main(argv: string[]): Promise<number> {
     .showSuggestionAfterError(true)
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   let verbose = argv.includes('--verbose');
-  let outcome: Promise<void> | undefined;
   for (const spec of COMMANDS) {
     const cmd = addSchemaOptions(new Command(spec.name).description(spec.summary), spec.name)
       .addHelpText('after', `\nExample:\n  ${spec.example}\n`)
       .exitOverride()
-      .allowExcessArguments(false)
-      .action(async () => {
-        const parsed = resolveParams(cmd, spec.name);
-        verbose = parsed.params.verbose;
-        const runner = await spec.load();
-        outcome = runner(parsed);
-        await outcome;
-      });
+      .allowExcessArguments(false);
+    if (spec.positional) cmd.argument(spec.positional.syntax);
+    for (const [name, value] of Object.entries(spec.defaults ?? {})) {
+      const opt = cmd.options.find((o) => o.attributeName() === name);
+      if (opt) opt.description = `${opt.description.replace(/ \(default: .*\)$/, '')} (default: ${JSON.stringify(value)})`;
+    }
+    cmd.action(async (...args: unknown[]) => {
+      const parsed = resolveParams(cmd, spec.name);
+      for (const [name, value] of Object.entries(spec.defaults ?? {})) {
+        if (!parsed.given.has(name as ParamName)) (parsed.params as Record<string, unknown>)[name] = value;
+      }
+      if (spec.positional && args[0] !== undefined) (parsed.params as Record<string, unknown>)[spec.positional.param] = args[0];
+      verbose = parsed.params.verbose;
+      const runner = await spec.load();
+      await runner(parsed);
+    });
     program.addCommand(cmd);
   }
   try {

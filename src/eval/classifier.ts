@@ -89,7 +89,7 @@ export class Classifier {
     } else if (meta) {
       classNames = classNamesOf(meta.classesMap, path.join(folder, CHECKPOINT_META));
     } else {
-      throw new UsageError(`checkpoint ${folder} has no ${CHECKPOINT_META}, so its classes are unknown; pass the classes map (--classes-map FILE, or classesMap in the options)`);
+      throw missingClassesError(folder);
     }
     if (!fs.existsSync(path.join(folder, 'config.json'))) throw new UsageError(`checkpoint ${folder}: no config.json (expected a model folder saved by t5cls or Hugging Face)`);
     const tokenizer = opts.tokenizer instanceof T5Tokenizer ? opts.tokenizer : await T5Tokenizer.fromPretrained(path.resolve(opts.tokenizer ?? folder));
@@ -139,6 +139,11 @@ export class Classifier {
     this.disposed = true;
     this.model.dispose();
   }
+}
+
+/** The error for a model folder without t5cls.json when no classes map is given. */
+export function missingClassesError(folder: string): UsageError {
+  return new UsageError(`checkpoint ${folder} has no ${CHECKPOINT_META}, so its classes are unknown; pass the classes map (--classes-map FILE, or classesMap in the options)`);
 }
 
 /** Class names in id order from a {"name": id} map, a list of names, or a classes map file. */

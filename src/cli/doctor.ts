@@ -1,0 +1,360 @@
+/**
+ * `t5cls doctor`: what a user needs to know before training — Node.js, the TensorFlow.js backends that load and
+ * the one chosen, GPU support (@tensorflow/tfjs-node-gpu) and what to do when it is missing, threads, memory, a
+ * matmul speed probe and a few training steps of a tiny T5. Exit code 0 when training can run.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as os from 'node:os';
+import type { ParsedParams } from './options.js';
+import { tf } from '../tf.js';
+import { T5clsError } from '../errors.js';
+import { describeBackends, initBackend, type BackendChoice, type BackendInfo, type BackendProbe, type DeviceChoice } from '../backend.js';
+import { CUDA_REQUIREMENT, TFJS_NODE, TFJS_NODE_GPU } from '../backend/tfjs_node.js';
+import { readPackageJson, resolvePackageDir } from '../backend/optional.js';
+import { benchmarkMatMul, type MatMulBench } from '../backend/bench.js';
+import { NAMED_CONFIGS, T5Config } from '../model/config.js';
+import { parameterShapes, T5ForConditionalGeneration } from '../model/modeling_t5.js';
+import { Adafactor } from '../train/optimizers/index.js';
+
+const pkg = createRequire(import.meta.url)('../../package.json') as { version: string; engines?: { node?: string } };
+
+export const MIN_NODE_MAJOR = 20;
+
+export interface GpuStatus {
+  package: typeof TFJS_NODE_GPU;
+  installed: boolean;
+  version: string | null;
+  /** The package imports and registers the tensorflow backend. */
+  loads: boolean;
+  /** TensorFlow computes on a CUDA GPU (null when unknown, e.g. the package does not load). */
+  gpu: boolean | null;
+  /** Shared libraries that failed to load, exactly as named in the error or in TensorFlow's log. */
+  missingLibraries: string[];
+  /** Why it cannot be used, one line (null when it works). */
+  reason: string | null;
+  /** What to do. */
+  advice: string;
+  /** The NVIDIA kernel driver version (Linux), null when none is found. */
+  nvidiaDriver: string | null;
+}
+
+export interface DoctorReport {
+  ok: boolean;
+  t5cls: string;
+  tfjs: string;
+  node: { version: string; required: string; ok: boolean };
+  system: { platform: string; arch: string; cpu: string; cores: number };
+  memory: { freeBytes: number; totalBytes: number; limitBytes: number | null };
+  /** Memory t5-small fine-tuning keeps for weights, gradients and optimizer state (activations not included). */
+  t5Small: { parameters: number; adamwBytes: number; adafactorBytes: number };
+  backends: BackendProbe[];
+  backend: { requested: BackendChoice; device: DeviceChoice; info: BackendInfo | null; error: string | null };
+  threads: number | null;
+  gpu: GpuStatus;
+  speed: MatMulBench | { error: string } | null;
+  training: { ok: boolean; losses: number[]; ms: number; error: string | null } | null;
+  /** Things that stop training (ok is false when there is one). */
+  problems: string[];
+  /** Things worth knowing that do not stop training. */
+  warnings: string[];
+}
+
+export interface DoctorOptions {
+  backend?: BackendChoice;
+  device?: DeviceChoice;
+  threads?: number;
+}
+
+export async function diagnose(opts: DoctorOptions = {}): Promise<DoctorReport> {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const major = Number(process.versions.node.split('.')[0]);
+  const node = { version: process.version, required: `>=${MIN_NODE_MAJOR}`, ok: major >= MIN_NODE_MAJOR };
+  if (!node.ok) problems.push(`Node.js ${process.version} is too old: t5cls needs Node.js ${MIN_NODE_MAJOR} or newer`);
+
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const system = { platform: os.platform(), arch: os.arch(), cpu: os.cpus()[0]?.model?.trim() ?? 'unknown', cores };
+  const limit = memoryLimit();
+  const memory = { freeBytes: os.freemem(), totalBytes: os.totalmem(), limitBytes: limit };
+
+  const parameters = parameterShapes(new T5Config({ ...NAMED_CONFIGS.small })).reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0);
+  // float32 weights and gradients, plus AdamW's two full-size moments; Adafactor's factored moments are tiny.
+  const t5Small = { parameters, adamwBytes: parameters * 16, adafactorBytes: parameters * 8 };
+  const available = Math.min(memory.freeBytes, limit ?? Infinity);
+  if (available < t5Small.adafactorBytes) {
+    warnings.push(`only ${gib(available)} of memory is free: fine-tuning t5-small needs more than ${gib(t5Small.adafactorBytes)} (Adafactor) or ${gib(t5Small.adamwBytes)} (AdamW) before activations`);
+  } else if (available < t5Small.adamwBytes) {
+    warnings.push(`${gib(available)} of memory is free: fine-tuning t5-small with AdamW needs more than ${gib(t5Small.adamwBytes)}; try --use-adafactor`);
+  }
+
+  const backends = await describeBackends({ threads: opts.threads });
+  const gpu = await gpuStatus(backends.find((b) => b.name === 'tensorflow-gpu'));
+
+  const requested = opts.backend ?? 'auto';
+  const device = opts.device ?? 'auto';
+  let info: BackendInfo | null = null;
+  let backendError: string | null = null;
+  try {
+    info = await initBackend(requested, { threads: opts.threads, device });
+  } catch (e) {
+    backendError = (e as Error).message;
+    problems.push(`the backend does not start: ${backendError}`);
+  }
+
+  let speed: DoctorReport['speed'] = null;
+  let training: DoctorReport['training'] = null;
+  if (info) {
+    try {
+      speed = info.matmul === 'js' ? benchmarkMatMul(256, 256, 512, { repeats: 3 }) : benchmarkMatMul(1024, 512, 2048, { repeats: 5 });
+    } catch (e) {
+      speed = { error: (e as Error).message };
+    }
+    training = trainingCheck();
+    if (!training.ok) problems.push(`a training step fails on ${info.name}: ${training.error}`);
+    if (info.matmul === 'js') warnings.push('matrix products run in plain JavaScript: training will be very slow (install onnxruntime-node, or use the wasm backend)');
+  }
+  return {
+    ok: problems.length === 0,
+    t5cls: pkg.version,
+    tfjs: tf.version_core,
+    node,
+    system,
+    memory,
+    t5Small,
+    backends,
+    backend: { requested, device, info, error: backendError },
+    threads: info?.threads ?? null,
+    gpu,
+    speed,
+    training,
+    problems,
+    warnings,
+  };
+}
+
+/** A cgroup memory limit below the machine's memory (containers), or null. */
+function memoryLimit(): number | null {
+  const constrained = (process as { constrainedMemory?: () => number | undefined }).constrainedMemory?.();
+  if (typeof constrained === 'number' && constrained > 0 && constrained < os.totalmem()) return constrained;
+  return null;
+}
+
+/** Three training steps of a tiny T5 on the backend in use: the loss must be finite and go down. */
+export function trainingCheck(): { ok: boolean; losses: number[]; ms: number; error: string | null } {
+  const t0 = performance.now();
+  const losses: number[] = [];
+  let model: T5ForConditionalGeneration | undefined;
+  let opt: Adafactor | undefined;
+  try {
+    model = new T5ForConditionalGeneration(new T5Config({ ...NAMED_CONFIGS.tiny, vocab_size: 128 }), { seed: 7 });
+    opt = new Adafactor({ lr: 1e-2, scaleParameter: false, relativeStep: false, warmupInit: false });
+    const inputIds = [[5, 6, 7, 8, 1], [9, 10, 11, 1, 0]];
+    const attentionMask = [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]];
+    const labels = [[3, 1], [4, 1]];
+    const params = [...model.namedParameters().values()];
+    for (let step = 0; step < 3; step++) {
+      const { value, grads } = tf.variableGrads(() => model!.forward({ inputIds, attentionMask, labels, training: true }).loss!, params);
+      opt.applyGradients(grads);
+      losses.push(value.dataSync()[0]);
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+    const ms = performance.now() - t0;
+    if (!losses.every(Number.isFinite)) return { ok: false, losses, ms, error: `the loss is not finite (${losses.join(', ')})` };
+    if (!(losses[2] < losses[0])) return { ok: false, losses, ms, error: `the loss does not go down (${losses.map((l) => l.toFixed(4)).join(' → ')})` };
+    return { ok: true, losses, ms, error: null };
+  } catch (e) {
+    return { ok: false, losses, ms: performance.now() - t0, error: (e as Error).message.split('\n')[0] };
+  } finally {
+    opt?.dispose();
+    model?.dispose();
+  }
+}
+
+const PROBE_TIMEOUT_MS = 120_000;
+
+/**
+ * Child process that imports tfjs-node-gpu and starts its backend. TensorFlow loads the CUDA libraries itself and
+ * only logs the ones it cannot open (on stderr, then falls back to the CPU), so the log is read from a child.
+ */
+const GPU_PROBE = `
+const dir = process.argv[1];
+let tf;
+try { tf = require(dir); } catch (e) { console.log(JSON.stringify({ stage: 'load', error: String((e && e.message) || e) })); process.exit(0); }
+Promise.resolve().then(() => tf.setBackend('tensorflow')).then((ok) => {
+  const b = tf.engine().registry.tensorflow;
+  console.log(JSON.stringify({ stage: 'ok', backend: ok ? tf.getBackend() : null, gpu: b && typeof b.isUsingGpuDevice === 'boolean' ? b.isUsingGpuDevice : null }));
+}, (e) => console.log(JSON.stringify({ stage: 'init', error: String((e && e.message) || e) })));
+`;
+
+interface ProbeResult {
+  stage: 'load' | 'init' | 'ok' | 'crash';
+  error?: string;
+  gpu?: boolean | null;
+  stderr: string;
+}
+
+function probeGpuPackage(dir: string): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['-e', GPU_PROBE, dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '0' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), PROBE_TIMEOUT_MS);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const line = stdout.trim().split('\n').pop() ?? '';
+      try {
+        resolve({ ...(JSON.parse(line) as Omit<ProbeResult, 'stderr'>), stderr });
+      } catch {
+        const why = signal === 'SIGKILL' ? `did not finish in ${PROBE_TIMEOUT_MS / 1000} s` : signal ? `crashed (${signal})` : `exited with code ${code}`;
+        resolve({ stage: 'crash', error: `loading it ${why}`, stderr });
+      }
+    });
+  });
+}
+
+/** Library names in a loader error or in TensorFlow's "Could not load dynamic library" log lines. */
+export function missingLibraries(text: string): string[] {
+  const found = new Set<string>();
+  for (const m of text.matchAll(/Could not load dynamic library '([^']+)'/g)) found.add(m[1]);
+  for (const m of text.matchAll(/([\w.+-]+\.(?:so(?:\.[\w]+)*|dylib|dll)): cannot open shared object file/g)) found.add(m[1]);
+  for (const m of text.matchAll(/missing shared library ([\w.+-]+)/g)) found.add(m[1]);
+  return [...found];
+}
+
+/** What to do about one missing library. */
+export function libraryAdvice(lib: string): string {
+  if (/^libcudnn/.test(lib)) return `${lib} is part of cuDNN: install cuDNN 8.1 for CUDA 11.2 and add its lib folder to LD_LIBRARY_PATH`;
+  if (/^libcuda\.so/.test(lib)) return `${lib} comes with the NVIDIA driver: install the driver (nvidia-smi must work)`;
+  if (/^lib(cudart|cublas|cublasLt|cufft|curand|cusolver|cusparse|nvrtc|nvinfer)/.test(lib)) {
+    return `${lib} is part of CUDA 11.2 (CUDA 12 does not provide the .so.11 libraries): install the CUDA 11.2 toolkit and add its lib64 folder to LD_LIBRARY_PATH, e.g. export LD_LIBRARY_PATH=/usr/local/cuda-11.2/lib64:$LD_LIBRARY_PATH`;
+  }
+  if (/^libtensorflow/.test(lib)) return `${lib} should have been downloaded when ${TFJS_NODE_GPU} was installed: run "npm rebuild ${TFJS_NODE_GPU}" where the network can reach storage.googleapis.com`;
+  return `install the system library ${lib} (ldd on the package's tfjs_binding.node lists what is missing)`;
+}
+
+/** The driver version in /proc/driver/nvidia/version's first line (proprietary or open kernel module). */
+export function parseNvidiaDriverVersion(text: string): string {
+  const m = /Kernel Module\s+(?:for \S+\s+)?(\d+(?:\.\d+)+)/.exec(text);
+  return m ? m[1] : text.split('\n')[0].trim();
+}
+
+function nvidiaDriver(): string | null {
+  try {
+    return parseNvidiaDriverVersion(fs.readFileSync('/proc/driver/nvidia/version', 'utf-8'));
+  } catch {
+    return null;
+  }
+}
+
+async function gpuStatus(probe: BackendProbe | undefined): Promise<GpuStatus> {
+  const driver = nvidiaDriver();
+  const install = `npm install ${TFJS_NODE_GPU}@${tf.version_core}`;
+  const installSteps =
+    `to train on an NVIDIA GPU, install ${CUDA_REQUIREMENT.replace(' with an NVIDIA driver', '')}` +
+    `${driver ? '' : ' and an NVIDIA driver'}, then "${install}" beside t5cls (its install step downloads libtensorflow, so it needs network access)`;
+  const base = { package: TFJS_NODE_GPU, nvidiaDriver: driver } as const;
+  const dir = resolvePackageDir(TFJS_NODE_GPU);
+  const version = probe?.version ?? (dir ? (readPackageJson(dir)?.version ?? null) : null);
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    return {
+      ...base,
+      installed: !!dir,
+      version,
+      loads: probe?.available ?? false,
+      gpu: null,
+      missingLibraries: [],
+      reason: dir ? (probe?.available ? null : (probe?.detail ?? 'does not load')) : `${TFJS_NODE_GPU} is not installed`,
+      advice: `${TFJS_NODE_GPU} runs on Linux x64 only; on ${process.platform} ${process.arch} training runs on the CPU (${TFJS_NODE} is the fastest CPU backend)`,
+    };
+  }
+  if (!dir || (probe && !probe.installed)) {
+    return { ...base, installed: false, version: null, loads: false, gpu: null, missingLibraries: [], reason: `${TFJS_NODE_GPU} is not installed`, advice: capitalize(installSteps) };
+  }
+  const child = await probeGpuPackage(dir);
+  const libs = missingLibraries(`${probe?.detail ?? ''}\n${child.error ?? ''}\n${child.stderr}`);
+  const libAdvice = libs.map(libraryAdvice);
+  if (child.stage === 'ok' && child.gpu === true) {
+    return { ...base, installed: true, version, loads: true, gpu: true, missingLibraries: libs, reason: null, advice: 'TensorFlow uses the CUDA GPU: train with --backend auto (or --device cuda to insist on it)' };
+  }
+  if (child.stage === 'ok') {
+    const reason = libs.length
+      ? `${TFJS_NODE_GPU} ${version} loads, but TensorFlow could not load ${libs.join(', ')} and runs on the CPU`
+      : `${TFJS_NODE_GPU} ${version} loads, but TensorFlow sees no usable GPU and runs on the CPU`;
+    const advice = libs.length
+      ? libAdvice.join('; ')
+      : driver
+        ? `check that nvidia-smi lists the GPU, that CUDA_VISIBLE_DEVICES does not hide it${process.env['CUDA_VISIBLE_DEVICES'] !== undefined ? ` (it is "${process.env['CUDA_VISIBLE_DEVICES']}")` : ''}, and that ${CUDA_REQUIREMENT} are installed`
+        : `no NVIDIA driver found (/proc/driver/nvidia/version): install the driver, then CUDA 11.2 and cuDNN 8.1`;
+    return { ...base, installed: true, version, loads: true, gpu: false, missingLibraries: libs, reason, advice };
+  }
+  const detail = probe && !probe.available ? probe.detail : `${TFJS_NODE_GPU} ${version} failed to load: ${child.error}`;
+  const glibc = /GLIBC_[\d.]+/.exec(detail);
+  const advice = libs.length
+    ? libAdvice.join('; ')
+    : glibc
+      ? `this system's C library is too old for ${TFJS_NODE_GPU} (${glibc[0]} not found): use a newer Linux (glibc 2.29 or later)`
+      : /another copy of @tensorflow\/tfjs-core/.test(detail)
+        ? `${install} so that it uses t5cls's TensorFlow.js`
+        : `reinstall it ("${install}") and check ${CUDA_REQUIREMENT}`;
+  return { ...base, installed: true, version, loads: false, gpu: null, missingLibraries: libs, reason: detail, advice };
+}
+
+function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+function gib(bytes: number): string {
+  return bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : `${Math.round(bytes / 1024 ** 2)} MiB`;
+}
+
+export function formatDoctorReport(r: DoctorReport): string {
+  const lines: string[] = [];
+  const row = (key: string, value: string) => lines.push(`${key.padEnd(10)}  ${value}`);
+  lines.push(`t5cls ${r.t5cls} doctor (TensorFlow.js ${r.tfjs})`, '');
+  row('Node.js', `${r.node.version} ${r.node.ok ? 'ok' : `TOO OLD: needs ${r.node.required}`}`);
+  row('system', `${r.system.platform} ${r.system.arch}, ${r.system.cores} core${r.system.cores === 1 ? '' : 's'} (${r.system.cpu})`);
+  row('memory', `${gib(r.memory.freeBytes)} free of ${gib(r.memory.totalBytes)}${r.memory.limitBytes !== null ? `, limit ${gib(r.memory.limitBytes)} (cgroup)` : ''}`);
+  row('', `t5-small (${(r.t5Small.parameters / 1e6).toFixed(1)}M parameters) keeps ${gib(r.t5Small.adamwBytes)} of weights, gradients and optimizer state with AdamW, ${gib(r.t5Small.adafactorBytes)} with Adafactor, plus activations`);
+  lines.push('', 'backends (auto tries tensorflow-gpu, tensorflow, then wasm, then cpu; onnxruntime speeds up wasm and cpu):');
+  const nameWidth = Math.max(...r.backends.map((b) => b.name.length));
+  const pkgWidth = Math.max(...r.backends.map((b) => `${b.package}${b.version ? ` ${b.version}` : ''}`.length));
+  for (const b of r.backends) {
+    lines.push(`  ${b.available ? 'yes' : 'no '}  ${b.name.padEnd(nameWidth)}  ${`${b.package}${b.version ? ` ${b.version}` : ''}`.padEnd(pkgWidth)}  ${b.detail}`);
+  }
+  lines.push('');
+  const info = r.backend.info;
+  row('backend', info ? `${r.backend.requested} → ${info.description}` : `${r.backend.requested}: FAILED: ${r.backend.error}`);
+  if (info) row('device', info.device === 'cuda' ? 'CUDA GPU' : 'CPU');
+  row('threads', r.threads !== null ? `${r.threads} of ${r.system.cores} core${r.system.cores === 1 ? '' : 's'} (change with --threads)` : 'n/a');
+  if (r.speed) {
+    if ('error' in r.speed) row('speed', `probe failed: ${r.speed.error}`);
+    else row('speed', `${r.speed.gflops.toFixed(1)} GFLOP/s (${r.speed.m}×${r.speed.k} by ${r.speed.k}×${r.speed.n} matmul, median ${r.speed.ms.toFixed(1)} ms)`);
+  }
+  if (r.training) {
+    row('training', r.training.ok
+      ? `ok: 3 steps of a tiny T5, loss ${r.training.losses.map((l) => l.toFixed(3)).join(' → ')} (${(r.training.ms / 1000).toFixed(1)} s)`
+      : `FAILED: ${r.training.error}`);
+  }
+  lines.push('');
+  const g = r.gpu;
+  const state = g.gpu === true ? 'ok, TensorFlow uses the CUDA GPU' : g.installed ? (g.loads ? 'loads, but no GPU in use' : 'installed, does not load') : 'not installed';
+  lines.push(`GPU (${g.package}${g.version ? ` ${g.version}` : ''}): ${state}${g.nvidiaDriver ? `; NVIDIA driver ${g.nvidiaDriver}` : ''}`);
+  if (g.reason && g.installed) lines.push(`  why: ${g.reason}`);
+  if (g.missingLibraries.length) lines.push(`  missing: ${g.missingLibraries.join(', ')}`);
+  lines.push(`  ${g.gpu === true ? '' : 'what to do: '}${g.advice}`);
+  for (const w of r.warnings) lines.push(`note: ${w}`);
+  lines.push('');
+  if (r.ok) lines.push(`ready: training can run on ${info?.name ?? '?'} (${info?.device === 'cuda' ? 'CUDA GPU' : 'CPU'}).`);
+  else for (const p of r.problems) lines.push(`problem: ${p}`);
+  return lines.join('\n');
+}
+
+export async function run({ params: p }: ParsedParams): Promise<void> {
+  const report = await diagnose({ backend: p.backend, device: p.device, threads: p.threads });
+  console.log(p.json ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
+  if (!report.ok) throw new T5clsError(p.json ? `training cannot run here: ${report.problems.join('; ')}` : 'training cannot run here (the problems are listed above)');
+}
