@@ -14,6 +14,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../fsutil.js';
 import { UsageError } from '../errors.js';
 import { loadSplits, resolveCheckpoint, resolveDataDir, sayer } from './shared.js';
 import { readClassesMap } from '../data/index.js';
+import { writeRunReport } from '../report/index.js';
 
 export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const say = sayer(p.quiet);
@@ -74,4 +75,11 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   console.log(formatReport(m, classNames, `${examples.length} ${p.split} examples, ${p.decode} decoding`));
   say(`wrote ${metricsFile}`);
   say(`wrote ${predictionsFile}`);
+  if (meta) {
+    try {
+      say(`report: ${writeRunReport({ run: dir })}`);
+    } catch (e) {
+      say(`(no report written: ${(e as Error).message})`);
+    }
+  }
 }
