@@ -56,7 +56,7 @@ export const ParamsSchema = z.object({
   resume: z
     .union([z.literal(true), str()])
     .optional()
-    .describe('continue a stopped run from its saved state: its folder (<save-weights-path>/.state/<run>), its run name, or "latest"'),
+    .describe('continue a stopped run from its saved state: its folder (<runs-dir>/<run>), its run name, or "latest"'),
   // evaluation
   weightsName: str().optional().describe('checkpoint folder name under --save-weights-path'),
   weights: str().optional().describe('checkpoint folder path'),
@@ -113,6 +113,8 @@ export interface OptionInfo {
   choices?: readonly string[];
   defaultValue?: unknown;
   optional: boolean;
+  /** The flag may be given without a value (`--resume` alone means `true`). */
+  valueOptional: boolean;
   help: string;
 }
 
@@ -135,6 +137,7 @@ export function optionInfo(name: ParamName): OptionInfo {
       t = t._def.innerType;
     } else break;
   }
+  const valueOptional = t instanceof z.ZodUnion && (t.options as z.ZodTypeAny[]).some((o) => o instanceof z.ZodLiteral && o.value === true);
   const kind = t instanceof z.ZodBoolean ? 'boolean' : t instanceof z.ZodNumber ? 'number' : t instanceof z.ZodEnum ? 'enum' : 'string';
   return {
     name,
@@ -143,6 +146,7 @@ export function optionInfo(name: ParamName): OptionInfo {
     choices: t instanceof z.ZodEnum ? (t.options as string[]) : undefined,
     defaultValue,
     optional,
+    valueOptional,
     help,
   };
 }

@@ -102,3 +102,9 @@ test('the CLI answers bad values with one line and exit code 2', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('--resume works alone or with a run', () => {
+  assert.equal(parse('train', ['--resume']).params.resume, true);
+  assert.equal(parse('train', ['--resume', 'runs/t5-small_Nov25_10-00-00']).params.resume, 'runs/t5-small_Nov25_10-00-00');
+  assert.equal(parse('train', []).params.resume, undefined);
+});

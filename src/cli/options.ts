@@ -23,7 +23,8 @@ export function addSchemaOptions(cmd: Command, command: CommandName): Command {
       if (name !== 'quiet' && name !== 'verbose') cmd.addOption(new Option(`--no-${kebab(name)}`, `turn ${info.flag} off`));
       continue;
     }
-    const opt = new Option(`${info.flag} <${info.kind === 'number' ? 'n' : 'value'}>`, info.help + defaultText);
+    const value = info.kind === 'number' ? 'n' : 'value';
+    const opt = new Option(info.valueOptional ? `${info.flag} [${value}]` : `${info.flag} <${value}>`, info.help + defaultText);
     if (info.choices) opt.choices(info.choices);
     cmd.addOption(opt);
   }

@@ -12,7 +12,8 @@ export function optionsTable(): string {
   }
   for (const [name, commands] of commandsOf) {
     const info = optionInfo(name as Parameters<typeof optionInfo>[0]);
-    const flag = info.kind === 'boolean' ? info.flag : `${info.flag} <${info.choices ? info.choices.join('\\|') : info.kind === 'number' ? 'n' : 'value'}>`;
+    const value = info.choices ? info.choices.join('\\|') : info.kind === 'number' ? 'n' : 'value';
+    const flag = info.kind === 'boolean' ? info.flag : info.valueOptional ? `${info.flag} [${value}]` : `${info.flag} <${value}>`;
     const def = info.defaultValue === undefined ? '' : `\`${JSON.stringify(info.defaultValue)}\``;
     rows.push(`| \`${flag}\` | ${commands.join(', ')} | ${def} | ${info.help.replace(/\|/g, '\\|')} |`);
   }

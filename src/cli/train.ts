@@ -1,19 +1,30 @@
-/** `t5cls train`: fine-tune (or train from scratch) a T5 on the processed data set. */
+/**
+ * `t5cls train`: fine-tune (or train from scratch) a T5 on the processed data set, or with `--resume` continue a
+ * stopped run from its saved state (see src/train/state.ts) with the options it was started with.
+ */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeRunReport } from '../report/index.js';
 import type { ParsedParams } from './options.js';
+import { kebab, type ParamName, type Params } from '../params.js';
 import { T5Config, NAMED_CONFIGS } from '../model/config.js';
 import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import { T5Tokenizer } from '../tokenizer/index.js';
-import { runTraining, type TrainOptions } from '../train/trainer.js';
+import { runTraining, type TrainJob, type TrainOptions } from '../train/trainer.js';
+import { loadTrainState, resolveResumeTarget, runStateDir, TOKENIZER_DIR, type LoadedTrainState } from '../train/state.js';
+import { tf } from '../tf.js';
 import { UsageError } from '../errors.js';
 import { initBackend } from '../backend.js';
 import { loadSplits, resolveDataDir } from './shared.js';
 import { resolveModelDir, runTimestamp, sayer } from './shared.js';
 import { assertSafeName } from '../train/checkpoint.js';
 
+/** Options that may differ when a run is resumed; every other one is the run's own. */
+const RESUME_OPTIONS: ParamName[] = ['resume', 'epochs', 'saveEverySteps', 'runsDir', 'backend', 'device', 'threads', 'quiet', 'verbose'];
+
 export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const say = sayer(p.quiet);
+  if (p.resume !== undefined) return resume(p, given, say);
   const dataDir = resolveDataDir(p.dataDir);
   const classesMapPath = path.resolve(p.classesMap);
   const { classNames, splits } = loadSplits(dataDir, classesMapPath, ['train', 'validation']);
@@ -69,6 +80,7 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
     gradientAccumulationSteps: p.gradientAccumulationSteps,
     earlyStoppingPatience: p.earlyStoppingPatience,
     maxSteps: p.maxSteps,
+    saveEverySteps: p.saveEverySteps,
     seed: p.seed,
     prefixText: p.prefixText,
     maxSourceLength: p.maxSourceLength,
@@ -78,25 +90,109 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   say(`training ${modelName} on ${train.length} examples (${classNames.length} classes), validating on ${validation.length}; backend ${backend.name}`);
   say(`log: ${logFile}`);
   say(`TensorBoard: ${tensorboardDir}`);
-  const result = await runTraining({
-    model,
-    tokenizer,
-    train,
-    validation,
-    classNames,
-    options,
-    modelName,
-    runTime,
-    weightsDir: path.resolve(p.saveWeightsPath),
-    logFile,
-    tensorboardDir,
-    record,
+  const weightsDir = path.resolve(p.saveWeightsPath);
+  await trainAndReport(
+    {
+      model,
+      tokenizer,
+      train,
+      validation,
+      classNames,
+      options,
+      modelName,
+      runTime,
+      weightsDir,
+      logFile,
+      tensorboardDir,
+      record,
+      stateDir: runStateDir(path.resolve(p.runsDir), runName),
+      say,
+    },
     say,
-  });
-  say(
-    result.bestCheckpoint
-      ? `best dev macro-F1 ${result.bestMacroF1.toFixed(4)}: ${result.bestCheckpoint}\nevaluate it with: t5cls test --weights-name ${path.basename(result.bestCheckpoint)}`
-      : 'no checkpoint was saved',
   );
-  model.dispose();
+}
+
+async function trainAndReport(job: TrainJob, say: (line: string) => void): Promise<void> {
+  try {
+    const result = await runTraining(job);
+    say(
+      result.bestCheckpoint
+        ? `best dev macro-F1 ${result.bestMacroF1.toFixed(4)}: ${result.bestCheckpoint}\nevaluate it with: t5cls test --weights-name ${path.basename(result.bestCheckpoint)}`
+        : 'no checkpoint was saved',
+    );
+    try {
+      say(`report: ${writeRunReport({ run: job.logFile })}`);
+    } catch (e) {
+      say(`(no report written: ${(e as Error).message})`);
+    }
+  } finally {
+    job.model.dispose();
+  }
+}
+
+async function resume(p: Params, given: Set<ParamName>, say: (line: string) => void): Promise<void> {
+  const fixed = [...given].filter((name) => !RESUME_OPTIONS.includes(name));
+  if (fixed.length) {
+    throw new UsageError(
+      `--resume continues a run with the options it was started with; ${fixed.map((n) => `--${kebab(n)}`).join(', ')} cannot be changed (allowed: ${RESUME_OPTIONS.filter((n) => n !== 'resume').map((n) => `--${kebab(n)}`).join(', ')})`,
+    );
+  }
+  const loaded = loadTrainState(resolveResumeTarget(p.resume!, path.resolve(p.runsDir)));
+  try {
+    await resumeRun(loaded, p, given, say);
+  } finally {
+    tf.dispose([...loaded.optimizer.values()]);
+  }
+}
+
+async function resumeRun(loaded: LoadedTrainState, p: Params, given: Set<ParamName>, say: (line: string) => void): Promise<void> {
+  const { state, snapshotDir, stateDir } = loaded;
+  const options: TrainOptions = {
+    ...state.options,
+    epochs: given.has('epochs') ? p.epochs : state.options.epochs,
+    saveEverySteps: given.has('saveEverySteps') ? p.saveEverySteps : state.options.saveEverySteps,
+    quiet: p.quiet,
+  };
+  const at = state.progress;
+  if (at.stoppedEarly || at.epoch > options.epochs || (options.maxSteps !== undefined && at.steps >= options.maxSteps)) {
+    throw new UsageError(
+      `--resume: the run ${state.run.runName} has finished (${at.epochs.length} epochs, ${at.steps} steps${at.stoppedEarly ? ', stopped early' : ''}); nothing to resume` +
+        (at.stoppedEarly ? '' : ' (pass a larger --epochs to train it further)'),
+    );
+  }
+  const r = state.record;
+  const backend = await initBackend(given.has('backend') ? p.backend : (r.backend as Params['backend']), {
+    threads: given.has('threads') ? p.threads : (r.threads as number | undefined),
+    device: given.has('device') ? p.device : (r.device as Params['device']),
+    log: say,
+  });
+  if (backend.name !== r.backend) say(`note: the run started on the ${String(r.backend)} backend and goes on on ${backend.name}; its numbers may differ slightly from an uninterrupted run`);
+  const { splits } = loadSplits(String(r.dataDir), Object.fromEntries(state.classNames.map((n, i) => [n, i])), ['train', 'validation']);
+  const train = typeof r.maxTrainExamples === 'number' ? splits.train.slice(0, r.maxTrainExamples) : splits.train;
+  const validation = typeof r.maxEvalExamples === 'number' ? splits.validation.slice(0, r.maxEvalExamples) : splits.validation;
+  const tokenizer = await T5Tokenizer.fromPretrained(path.join(stateDir, TOKENIZER_DIR));
+  const model = T5ForConditionalGeneration.fromPretrained(snapshotDir);
+  const record = { ...r, epochs: options.epochs, saveEverySteps: options.saveEverySteps };
+  say(`resuming ${state.run.runName} from ${snapshotDir}: epoch ${at.epoch}, step ${at.steps}; backend ${backend.name}`);
+  say(`log: ${state.run.logFile}`);
+  await trainAndReport(
+    {
+      model,
+      tokenizer,
+      train,
+      validation,
+      classNames: state.classNames,
+      options,
+      modelName: state.run.modelName,
+      runTime: state.run.runTime,
+      weightsDir: state.run.weightsDir,
+      logFile: state.run.logFile,
+      tensorboardDir: state.run.tensorboardDir,
+      record,
+      stateDir,
+      resume: loaded,
+      say,
+    },
+    say,
+  );
 }

@@ -1,7 +1,12 @@
 /**
  * The training loop: one visible loop over epochs and batches (forward, loss, backward, optimizer step), then
  * validation with greedy decoding, logging, and a checkpoint whenever dev macro-F1 improves.
+ *
+ * Everything the loop needs to go on is kept in one `TrainProgress` record and written, with the weights and the
+ * optimizer, as a resumable state (src/train/state.ts) at the end of every epoch, every `saveEverySteps` steps and
+ * on SIGINT/SIGTERM. A run resumed from a state continues exactly as if it had never stopped.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../tf.js';
 import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
@@ -13,8 +18,18 @@ import { Adafactor, AdamW } from './optimizers/index.js';
 import { Rng, randomPermutation, weightedRandomSampler } from './sampler.js';
 import { RunLog } from './run_log.js';
 import { SummaryWriter } from './tensorboard.js';
-import { saveCheckpoint, type SavableTokenizer } from './checkpoint.js';
-import { T5clsError } from '../errors.js';
+import { readCheckpointMeta, saveCheckpoint, type SavableTokenizer } from './checkpoint.js';
+import {
+  dataFingerprint,
+  removePartials,
+  restoreOptimizerState,
+  saveRunTokenizer,
+  saveTrainState,
+  type LoadedTrainState,
+  type TrainProgress,
+  type TrainStateFile,
+} from './state.js';
+import { T5clsError, UsageError } from '../errors.js';
 
 export interface TrainOptions {
   epochs: number;
@@ -29,6 +44,8 @@ export interface TrainOptions {
   gradientAccumulationSteps: number;
   earlyStoppingPatience?: number;
   maxSteps?: number;
+  /** Also write the resumable state every N optimizer steps (it is always written at the end of an epoch). */
+  saveEverySteps?: number;
   seed: number;
   prefixText: string;
   maxSourceLength: number;
@@ -51,6 +68,10 @@ export interface TrainJob {
   tensorboardDir: string;
   /** Every option of the command, written at the top of the log and into each checkpoint. */
   record: Record<string, unknown>;
+  /** Folder of the run's resumable state (`<runs-dir>/<run name>/state`). */
+  stateDir: string;
+  /** A saved state to continue from (the caller keeps and disposes its optimizer tensors). */
+  resume?: LoadedTrainState;
   say: (line: string) => void;
 }
 
@@ -72,6 +93,19 @@ export interface TrainResult {
   bestMacroF1: number;
   steps: number;
   stoppedEarly: boolean;
+  /** The last state written (a snapshot folder). */
+  lastState?: string;
+}
+
+/** SIGINT / SIGTERM stopped the run after a step; the state is saved. Exit code 130 / 143, as a shell reports it. */
+export class TrainingInterrupted extends T5clsError {
+  constructor(
+    readonly signal: 'SIGINT' | 'SIGTERM',
+    readonly stateDir: string,
+    message: string,
+  ) {
+    super(message, signal === 'SIGINT' ? 130 : 143);
+  }
 }
 
 export function defaultLearningRate(useAdafactor: boolean): number {
@@ -97,32 +131,96 @@ export function scheduledLr(baseLr: number, step: number, warmup: number): numbe
 
 export async function runTraining(job: TrainJob): Promise<TrainResult> {
   const { model, tokenizer, options: o, say } = job;
-  const rng = new Rng(o.seed);
-  model.dropoutSeed = o.seed;
   const classTokens = encodeClassNames(tokenizer, job.classNames);
   const trainSet = encodeExamples(tokenizer, job.train, o.prefixText, o.maxSourceLength);
   const devInputs = encodeExamples(tokenizer, job.validation, o.prefixText, o.maxSourceLength).map((e) => e.inputIds);
   const trainLabels = trainSet.map((e) => e.label);
+  const fingerprint = dataFingerprint(job.classNames, job.train, job.validation);
+  const runName = `${job.modelName}_${job.runTime}`;
   const { optimizer, baseLr } = makeOptimizer(o);
   const params = [...model.namedParameters().values()];
+  const rng = new Rng(o.seed);
+  let p: TrainProgress;
+  const stop = watchStopSignals(say);
   const log = new RunLog(job.logFile);
-  log.options(job.record);
-  const tb = new SummaryWriter(job.tensorboardDir);
-  const result: TrainResult = { epochs: [], bestMacroF1: -1, steps: 0, stoppedEarly: false };
-  let epochsWithoutGain = 0;
-  let currentLr = baseLr ?? 0;
+  let tb: SummaryWriter | undefined;
+  let lastState: string | undefined;
   try {
-    for (let epoch = 1; epoch <= o.epochs; epoch++) {
-      const order = o.useWeightedRandomSampler ? weightedRandomSampler(trainLabels, rng) : randomPermutation(trainSet.length, rng);
-      const batches = chunk(order, o.batchSize);
-      const bar = new Progress({ label: `epoch ${epoch}/${o.epochs}`, total: order.length, quiet: o.quiet });
-      let lossSum = 0;
-      let lossCount = 0;
-      let correct = 0;
-      let seen = 0;
+    if (job.resume) {
+      const { state, snapshotDir } = job.resume;
+      if (state.dataFingerprint !== fingerprint) {
+        throw new UsageError(`--resume ${snapshotDir}: the training or validation data differ from those the run started with (${String(job.record.dataDir)})`);
+      }
+      await restoreOptimizerState(optimizer, job.resume.optimizer, state.optimizer.order, model, snapshotDir);
+      rng.setState(state.rng);
+      model.dropoutSeed = state.dropout.seed;
+      model.dropoutCounter = state.dropout.counter;
+      p = structuredClone(state.progress);
+      lastState = snapshotDir;
+      removePartials(job.stateDir);
+      log.line(`resumed from ${snapshotDir}: epoch ${p.epoch}, step ${p.steps}`);
+    } else {
+      model.dropoutSeed = o.seed;
+      model.dropoutCounter = 0;
+      p = { epoch: 1, order: null, nextBatch: 0, steps: 0, lossSum: 0, lossCount: 0, correct: 0, seen: 0, currentLr: baseLr ?? 0, bestMacroF1: -1, epochsWithoutGain: 0, epochs: [], stoppedEarly: false };
+      if (fs.existsSync(job.stateDir)) {
+        throw new UsageError(`${job.stateDir} already exists: another run started under the name ${runName} in the same second; start again`);
+      }
+      log.options(job.record);
+    }
+    await saveRunTokenizer(job.stateDir, tokenizer);
+    tb = new SummaryWriter(job.tensorboardDir);
+
+    const saveState = async (reason: TrainStateFile['reason']): Promise<void> => {
+      lastState = await saveTrainState(
+        job.stateDir,
+        {
+          format: 't5cls-train-state',
+          version: 1,
+          savedAt: new Date().toISOString(),
+          reason,
+          run: { runName, modelName: job.modelName, runTime: job.runTime, weightsDir: job.weightsDir, logFile: job.logFile, tensorboardDir: job.tensorboardDir },
+          record: job.record,
+          options: o,
+          classNames: job.classNames,
+          dataFingerprint: fingerprint,
+          rng: rng.getState(),
+          dropout: { seed: model.dropoutSeed, counter: model.dropoutCounter },
+          optimizer: { kind: optimizer instanceof Adafactor ? 'adafactor' : 'adamw' },
+          progress: p,
+        },
+        model,
+        optimizer,
+      );
+    };
+    const stopIfAsked = (): void => {
+      if (!stop.signal) return;
+      const command = `t5cls train --resume ${shellQuote(job.stateDir)}`;
+      const where = `after step ${p.steps} (${p.order ? `epoch ${p.epoch}` : `end of epoch ${p.epoch - 1}`})`;
+      log.line(`stopped by ${stop.signal} ${where}; resume with: ${command}`);
+      throw new TrainingInterrupted(stop.signal, job.stateDir, `stopped by ${stop.signal} ${where}; the state is saved in ${lastState}. Resume with: ${command}`);
+    };
+    const failNonFinite = (what: string, value: number): never => {
+      throw new T5clsError(
+        `training stopped: the ${what} is ${value} at epoch ${p.epoch}, step ${p.steps + 1}` +
+          (p.bestCheckpoint ? `; the last good checkpoint is ${p.bestCheckpoint}` : '; no checkpoint was saved yet') +
+          (lastState ? `; the last saved state is ${lastState}` : ''),
+      );
+    };
+
+    const finished = () => p.stoppedEarly || p.epoch > o.epochs || (o.maxSteps !== undefined && p.steps >= o.maxSteps);
+    while (!finished()) {
+      const epoch = p.epoch;
+      if (p.order === null) {
+        p.order = o.useWeightedRandomSampler ? weightedRandomSampler(trainLabels, rng) : randomPermutation(trainSet.length, rng);
+        Object.assign(p, { nextBatch: 0, lossSum: 0, lossCount: 0, correct: 0, seen: 0 });
+      }
+      const batches = chunk(p.order, o.batchSize);
+      const bar = new Progress({ label: `epoch ${epoch}/${o.epochs}`, total: p.order.length - p.seen, quiet: o.quiet });
       let accumulated: tf.NamedTensorMap | undefined;
       let accumulatedBatches = 0;
-      for (let bi = 0; bi < batches.length; bi++) {
+      while (p.nextBatch < batches.length) {
+        const bi = p.nextBatch;
         const batch = trainBatch(batches[bi].map((i) => trainSet[i]), classTokens, model.config.pad_token_id);
         const scale = 1 / o.gradientAccumulationSteps;
         let exact: tf.Tensor | undefined;
@@ -132,15 +230,12 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
           return tf.mul(out.loss!, scale) as tf.Scalar;
         }, params);
         const loss = value.dataSync()[0] / scale;
-        correct += exact!.dataSync()[0];
+        const batchCorrect = exact!.dataSync()[0];
         tf.dispose([value, exact!]);
         disposeBatch(batch);
         if (!Number.isFinite(loss)) {
-          tf.dispose(Object.values(grads));
-          throw new T5clsError(
-            `training stopped: the loss is ${loss} at epoch ${epoch}, step ${result.steps + 1}` +
-              (result.bestCheckpoint ? `; the last good checkpoint is ${result.bestCheckpoint}` : '; no checkpoint was saved yet'),
-          );
+          tf.dispose([...Object.values(grads), ...Object.values(accumulated ?? {})]);
+          failNonFinite('loss', loss);
         }
         if (accumulated) {
           const sum: tf.NamedTensorMap = {};
@@ -150,23 +245,42 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
         } else accumulated = grads;
         accumulatedBatches++;
         if (accumulatedBatches === o.gradientAccumulationSteps || bi === batches.length - 1) {
+          const gradNorm = globalNorm(Object.values(accumulated));
+          if (!Number.isFinite(gradNorm)) {
+            tf.dispose(Object.values(accumulated));
+            failNonFinite('gradient norm', gradNorm);
+          }
           if (baseLr !== undefined) {
-            currentLr = scheduledLr(baseLr, result.steps, o.lrWarmupSteps);
-            optimizer.lr = currentLr;
+            p.currentLr = scheduledLr(baseLr, p.steps, o.lrWarmupSteps);
+            optimizer.lr = p.currentLr;
           }
           optimizer.applyGradients(accumulated);
           tf.dispose(Object.values(accumulated));
           accumulated = undefined;
           accumulatedBatches = 0;
-          result.steps++;
-          if (optimizer instanceof Adafactor && baseLr === undefined) currentLr = optimizer.lastLr ?? currentLr;
-          tb.addScalar('train/loss_step', loss, result.steps);
+          p.steps++;
+          if (optimizer instanceof Adafactor && baseLr === undefined) p.currentLr = optimizer.lastLr ?? p.currentLr;
+          tb.addScalar('train/loss_step', loss, p.steps);
+          tb.addScalar('train/grad_norm', gradNorm, p.steps);
         }
-        lossSum += loss * batches[bi].length;
-        lossCount += batches[bi].length;
-        seen += batches[bi].length;
-        bar.tick(batches[bi].length, { loss: lossSum / lossCount });
-        if (o.maxSteps !== undefined && result.steps >= o.maxSteps) break;
+        p.lossSum += loss * batches[bi].length;
+        p.lossCount += batches[bi].length;
+        p.correct += batchCorrect;
+        p.seen += batches[bi].length;
+        p.nextBatch++;
+        bar.tick(batches[bi].length, { loss: p.lossSum / p.lossCount });
+        // Lets a SIGINT/SIGTERM that came during the batch reach its handler.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (accumulated === undefined) {
+          // After a step: stop if asked, save every N steps (the epoch's last step is saved after validation).
+          if (stop.signal) {
+            bar.done();
+            await saveState('interrupt');
+            stopIfAsked();
+          }
+          if (o.saveEverySteps !== undefined && p.steps % o.saveEverySteps === 0 && p.nextBatch < batches.length) await saveState('steps');
+          if (o.maxSteps !== undefined && p.steps >= o.maxSteps) break;
+        }
       }
       bar.done();
 
@@ -180,16 +294,16 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       const m = classificationMetrics(job.validation.map((e) => e.label), preds.labels, job.classNames.length);
       const r: EpochResult = {
         epoch,
-        learning_rate: currentLr,
-        train_loss: lossSum / Math.max(1, lossCount),
-        train_accuracy: correct / Math.max(1, seen),
+        learning_rate: p.currentLr,
+        train_loss: p.lossSum / Math.max(1, p.lossCount),
+        train_accuracy: p.correct / Math.max(1, p.seen),
         dev_accuracy: m.accuracy,
         dev_macro_f1: m.macroF1,
         dev_micro_f1: m.microF1,
         dev_weighted_f1: m.weightedF1,
         dev_invalid: m.invalid,
       };
-      result.epochs.push(r);
+      p.epochs.push(r);
       log.epoch(epoch, { ...r });
       for (const key of ['learning_rate', 'train_loss', 'train_accuracy', 'dev_accuracy', 'dev_macro_f1', 'dev_micro_f1', 'dev_weighted_f1'] as const) {
         tb.addScalar(key, r[key], epoch);
@@ -199,43 +313,84 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
         `epoch ${epoch}: train_loss ${r.train_loss.toFixed(4)} train_acc ${r.train_accuracy.toFixed(4)} dev_acc ${r.dev_accuracy.toFixed(4)} ` +
           `dev_macro_f1 ${r.dev_macro_f1.toFixed(4)} (invalid outputs: ${m.invalid})`,
       );
-      if (r.dev_macro_f1 > result.bestMacroF1) {
-        result.bestMacroF1 = r.dev_macro_f1;
-        epochsWithoutGain = 0;
+      if (r.dev_macro_f1 > p.bestMacroF1) {
+        p.bestMacroF1 = r.dev_macro_f1;
+        p.epochsWithoutGain = 0;
         const dir = path.join(job.weightsDir, `${job.modelName}-${job.runTime}-epoch${epoch}`);
-        await saveCheckpoint(dir, model, tokenizer, {
-          format: 't5cls-checkpoint',
-          version: 1,
-          baseModel: job.modelName,
-          runName: `${job.modelName}_${job.runTime}`,
-          epoch,
-          step: result.steps,
-          prefixText: o.prefixText,
-          maxSourceLength: o.maxSourceLength,
-          classesMap: Object.fromEntries(job.classNames.map((n, i) => [n, i])),
-          options: job.record,
-          metrics: { ...r },
-          createdAt: new Date().toISOString(),
-        });
-        result.bestCheckpoint = dir;
-        log.line(`saved checkpoint ${dir}`);
-        say(`saved checkpoint ${dir}`);
+        const earlier = readCheckpointMeta(dir);
+        if (earlier?.runName === runName && earlier.epoch === epoch && earlier.step === p.steps) {
+          // Saved by this run before it was stopped, from the same weights.
+          log.line(`checkpoint ${dir} was saved before the run stopped; kept`);
+        } else {
+          await saveCheckpoint(dir, model, tokenizer, {
+            format: 't5cls-checkpoint',
+            version: 1,
+            baseModel: job.modelName,
+            runName,
+            epoch,
+            step: p.steps,
+            prefixText: o.prefixText,
+            maxSourceLength: o.maxSourceLength,
+            classesMap: Object.fromEntries(job.classNames.map((n, i) => [n, i])),
+            options: job.record,
+            metrics: { ...r },
+            createdAt: new Date().toISOString(),
+          });
+          log.line(`saved checkpoint ${dir}`);
+          say(`saved checkpoint ${dir}`);
+        }
+        p.bestCheckpoint = dir;
       } else {
-        epochsWithoutGain++;
-        if (o.earlyStoppingPatience !== undefined && epochsWithoutGain >= o.earlyStoppingPatience) {
-          result.stoppedEarly = true;
-          log.line(`early stopping: no better dev macro-F1 for ${epochsWithoutGain} epochs`);
-          say(`early stopping after epoch ${epoch}: no better dev macro-F1 for ${epochsWithoutGain} epochs`);
-          break;
+        p.epochsWithoutGain++;
+        if (o.earlyStoppingPatience !== undefined && p.epochsWithoutGain >= o.earlyStoppingPatience) {
+          p.stoppedEarly = true;
+          log.line(`early stopping: no better dev macro-F1 for ${p.epochsWithoutGain} epochs`);
+          say(`early stopping after epoch ${epoch}: no better dev macro-F1 for ${p.epochsWithoutGain} epochs`);
         }
       }
-      if (o.maxSteps !== undefined && result.steps >= o.maxSteps) break;
+      Object.assign(p, { epoch: epoch + 1, order: null, nextBatch: 0, lossSum: 0, lossCount: 0, correct: 0, seen: 0 });
+      await saveState(stop.signal ? 'interrupt' : 'epoch');
+      if (!finished()) stopIfAsked();
     }
   } finally {
-    tb.close();
+    stop.dispose();
+    tb?.close();
     optimizer.dispose();
   }
-  return result;
+  return { epochs: p.epochs, bestCheckpoint: p.bestCheckpoint, bestMacroF1: p.bestMacroF1, steps: p.steps, stoppedEarly: p.stoppedEarly, lastState };
+}
+
+/** sqrt(Σ g²) over all gradients: one number per step, to log and to catch a non-finite gradient cheaply. */
+export function globalNorm(grads: tf.Tensor[]): number {
+  if (!grads.length) return 0;
+  return tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))).dataSync()[0]);
+}
+
+/**
+ * The first SIGINT or SIGTERM asks the loop to stop after the current step; our handlers are then removed, so a
+ * second one ends the process at once by the signal's default action.
+ */
+function watchStopSignals(say: (line: string) => void): { signal: 'SIGINT' | 'SIGTERM' | undefined; dispose(): void } {
+  const watcher = {
+    signal: undefined as 'SIGINT' | 'SIGTERM' | undefined,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+  function onSignal(signal: NodeJS.Signals): void {
+    watcher.signal = signal === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
+    watcher.dispose();
+    say(`${signal}: finishing the current step and saving the state (${signal === 'SIGINT' ? 'Ctrl-C' : 'SIGTERM'} again quits at once)`);
+  }
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return watcher;
+}
+
+/** A path as one shell word. */
+export function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /**
