@@ -308,7 +308,7 @@ describe('bad input: each error names the split, file, line and value', () => {
   test('TweetEval: empty text, unknown label, line counts that differ', async () => {
     const base = { 'mapping.txt': '0\tneg\n1\tpos', 'train_labels.txt': '0\n1\n0\n' };
     let d = folder({ ...base, 'train_text.txt': 'fine\n   \nalso fine\n' });
-    await rejects(d, new RegExp(`^train split, ${d}/train_text\\.txt line 2: empty text "   "$`));
+    await rejects(d, new RegExp(`^train split, ${d}/train_text\\.txt line 2: empty text "   " \\(pass --skip-empty-texts to leave such examples out\\)$`));
     d = folder({ ...base, 'train_text.txt': 'a\nb\nc\n', 'val_text.txt': 'x\ny\n', 'val_labels.txt': '1\n7\n' });
     await rejects(d, new RegExp(`^validation split, ${d}/val_labels\\.txt line 2: unknown label "7"; expected one of neg, pos or an id 0\\.\\.1 \\(from ${d}/mapping\\.txt\\)$`));
     d = folder({ ...base, 'train_text.txt': 'a\nb\n' });
@@ -316,7 +316,14 @@ describe('bad input: each error names the split, file, line and value', () => {
   });
 
   test('the real hate task has empty tweets: the first one is reported', async () => {
-    await rejects(path.join(TWEETEVAL, 'hate'), new RegExp(`^train split, ${TWEETEVAL}/hate/train_text\\.txt line 1468: empty text ""$`));
+    await rejects(path.join(TWEETEVAL, 'hate'), new RegExp(`^train split, ${TWEETEVAL}/hate/train_text\\.txt line 1468: empty text "" \\(pass --skip-empty-texts to leave such examples out\\)$`));
+    const lines: string[] = [];
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-hate-'));
+    const summary = await loadDataset({ from: path.join(TWEETEVAL, 'hate'), skipEmptyTexts: true, out, classesMap: path.join(out, 'classes.json'), log: (l) => lines.push(l) });
+    assert.equal(summary.splits.train!.size, 9000 - 7);
+    assert.equal(summary.splits.validation!.size, 1000 - 1);
+    assert.ok(lines.some((l) => /train split: left out 7 empty text\(s\), .*lines 1468, 1983/.test(l)), lines.join('\n'));
+    fs.rmSync(out, { recursive: true, force: true });
   });
 
   test('CSV: a missing column, a short row, an unclosed quote, an unknown label name', async () => {

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { UsageError } from '../errors.js';
 
 /**
  * The huggingface_hub cache layout, shared with Python:
@@ -20,7 +21,25 @@ export interface RepoRef {
 
 export const COMMIT_RE = /^[0-9a-f]{40}$/;
 
+/** HF's repo id rule (`validate_repo_id`): `name` or `namespace/name`, word characters, `-` and `.`, no `--` or `..`. */
+const REPO_ID_RE = /^(?:[\w.-]+\/)?[\w.-]{1,96}$/;
+
+export function assertRepoId(id: string, what = 'repository id'): void {
+  if (!REPO_ID_RE.test(id) || id.includes('--') || id.includes('..') || id.split('/').some((part) => /^[-.]|[-.]$/.test(part))) {
+    throw new UsageError(`${what} ${JSON.stringify(id)} is not a valid Hugging Face id (expected "name" or "namespace/name" of letters, digits, "-", "_", ".")`);
+  }
+}
+
+/** Branch, tag or commit: it becomes a path under refs/, so no `..` segments, no absolute path, no NUL. */
+export function assertRevision(revision: string): void {
+  const parts = revision.split('/');
+  if (!revision || revision.includes('\0') || revision.includes('\\') || parts.some((p) => p === '' || p === '.' || p === '..')) {
+    throw new UsageError(`revision ${JSON.stringify(revision)} is not a valid branch, tag or commit name`);
+  }
+}
+
 export function repoFolderName(repo: RepoRef): string {
+  assertRepoId(repo.id);
   return [`${repo.type}s`, ...repo.id.split('/')].join('--');
 }
 
@@ -47,6 +66,7 @@ export function blobPath(storage: string, etag: string): string {
 export function readRef(storage: string, revision: string): string | undefined {
   if (COMMIT_RE.test(revision)) return revision;
   try {
+    assertRevision(revision);
     const c = fs.readFileSync(path.join(storage, 'refs', ...revision.split('/')), 'utf-8').trim();
     return COMMIT_RE.test(c) ? c : undefined;
   } catch {
@@ -56,6 +76,7 @@ export function readRef(storage: string, revision: string): string | undefined {
 
 export function writeRef(storage: string, revision: string, commit: string): void {
   if (revision === commit) return;
+  assertRevision(revision);
   const ref = path.join(storage, 'refs', ...revision.split('/'));
   try {
     if (fs.readFileSync(ref, 'utf-8') === commit) return;
