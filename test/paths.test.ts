@@ -27,3 +27,19 @@ test('checkpoint and run names are plain folder names', () => {
   assert.doesNotThrow(() => assertSafeName('t5-small-Nov25_10-00-00-epoch3', '--weights-name'));
   for (const bad of ['../x', '..', '.', '/abs', 'a/b', 'a\\b', 'a\0b', '']) assert.throws(() => assertSafeName(bad, '--weights-name'), UsageError, bad);
 });
+
+test('runs started in the same second get different names', async () => {
+  const { claimRunName } = await import('../src/cli/shared.js');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-runs-'));
+  try {
+    const start = new Date(2026, 10, 25, 14, 3, 59);
+    const names = [0, 1, 2].map(() => claimRunName(dir, 't5-small', start).runName);
+    assert.deepEqual(names, ['t5-small_Nov25_14-03-59', 't5-small_Nov25_14-03-59-2', 't5-small_Nov25_14-03-59-3']);
+    assert.deepEqual(fs.readdirSync(dir).sort(), [...names].sort());
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -318,7 +318,7 @@ test('a failed state write names what failed and leaves the previous state intac
   fs.writeFileSync(path.join(work, 'a-file'), '');
   const noDir = await cli(path.join(work, 'blocked2'), trainArgs(['--runs-dir', path.join(work, 'a-file/runs')]));
   assert.equal(noDir.code, 1);
-  assert.match(noDir.stderr, /could not save the training state in \S+a-file\/runs\/t5-tiny-scratch_\S+\/state: ENOTDIR/);
+  assert.match(noDir.stderr, /cannot create the run folder \S+a-file\/runs\/t5-tiny-scratch_\S+: ENOTDIR/);
 });
 
 // ---- in process ----

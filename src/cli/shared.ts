@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { downloadModel } from '../hub/index.js';
 import { readClassesMap, readSplit } from '../data/index.js';
 import type { Example } from '../data/batches.js';
-import { UsageError } from '../errors.js';
+import { T5clsError, UsageError } from '../errors.js';
 import { assertSafeName, findLatestBestCheckpoint, readCheckpointMeta, type CheckpointMeta } from '../train/checkpoint.js';
 import { Progress } from '../progress.js';
 import type { Params } from '../params.js';
@@ -20,6 +20,27 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 export function runTimestamp(d: Date): string {
   const two = (n: number) => String(n).padStart(2, '0');
   return `${MONTHS[d.getMonth()]}${two(d.getDate())}_${two(d.getHours())}-${two(d.getMinutes())}-${two(d.getSeconds())}`;
+}
+
+/**
+ * Claims a run name `<model>_<time>` by creating its TensorBoard folder (an atomic mkdir): a second run started in
+ * the same second gets `<time>-2`, and so on, so concurrent runs never share a log, event or checkpoint name.
+ */
+export function claimRunName(runsDir: string, modelName: string, start: Date): { runTime: string; runName: string } {
+  const base = runTimestamp(start);
+  for (let i = 1; ; i++) {
+    const runTime = i === 1 ? base : `${base}-${i}`;
+    const runName = `${modelName}_${runTime}`;
+    const dir = path.join(runsDir, runName);
+    try {
+      fs.mkdirSync(runsDir, { recursive: true });
+      fs.mkdirSync(dir);
+      return { runTime, runName };
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST') throw new T5clsError(`cannot create the run folder ${dir}: ${code ?? (e as Error).message}`, 1, { cause: e });
+    }
+  }
 }
 
 /**

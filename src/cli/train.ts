@@ -16,7 +16,7 @@ import { tf } from '../tf.js';
 import { UsageError } from '../errors.js';
 import { initBackend } from '../backend.js';
 import { loadSplits, resolveDataDir } from './shared.js';
-import { resolveModelDir, runTimestamp, sayer } from './shared.js';
+import { claimRunName, resolveModelDir, sayer } from './shared.js';
 import { assertSafeName } from '../train/checkpoint.js';
 
 /** Options that may differ when a run is resumed; every other one is the run's own. */
@@ -62,8 +62,7 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   }
   assertSafeName(modelName, 'model name');
 
-  const runTime = runTimestamp(new Date());
-  const runName = `${modelName}_${runTime}`;
+  const { runTime, runName } = claimRunName(path.resolve(p.runsDir), modelName, new Date());
   const logFile = path.resolve(p.logsDir, `${runName}.txt`);
   const tensorboardDir = path.resolve(p.runsDir, runName);
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
