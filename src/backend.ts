@@ -10,7 +10,9 @@ import * as os from 'node:os';
 
 import { T5clsError, UsageError } from './errors.js';
 import { tf } from './tf.js';
-import { installExtraKernels } from './backend/extra_kernels.js';
+import { installCopyAvoidingKernels, installExtraKernels } from './backend/extra_kernels.js';
+import { FUSED_KERNELS, installFusedKernels } from './backend/fused_kernels.js';
+import { installLeanGradients } from './backend/lean_gradients.js';
 import { installMatMulKernels, type MatMulMode } from './backend/matmul_kernels.js';
 import { loadOrtMatMul, ORT_PACKAGE, ORT_PATH_ENV, type OrtLoadResult, type OrtMatMul } from './backend/ort.js';
 import {
@@ -64,8 +66,13 @@ export interface BackendInfo {
   wasmBuild?: WasmBuild;
   /** Package versions in use beyond @tensorflow/tfjs, e.g. { 'onnxruntime-node': '1.30.0' }. */
   packages: Record<string, string>;
-  /** Kernels of ours registered on the backend. */
+  /** Kernels of ours registered on the backend in place of tfjs's. */
   kernels: string[];
+  /**
+   * Further kernels of ours on this backend: fused T5 kernels (no tfjs counterpart), and tfjs kernels replaced only
+   * to skip copies.
+   */
+  fusedKernels: string[];
   /** Why better-ranked candidates were not used. */
   skipped: string[];
 }
@@ -106,6 +113,8 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: InitBack
   }
   const log = opts.log ?? (() => {});
   const skipped: string[] = [];
+  // Frees intermediate gradients during the backward pass (any backend); see backend/lean_gradients.ts.
+  installLeanGradients();
   let info: BackendInfo | undefined;
 
   if (choice === 'auto' || choice === 'tensorflow') {
@@ -172,6 +181,7 @@ async function tryTensorflow(
       device: onGpu ? 'cuda' : 'cpu',
       packages: { [pkg]: res.version },
       kernels: [],
+      fusedKernels: [],
       skipped: [...skipped],
     };
   }
@@ -213,6 +223,8 @@ async function startEmbedded(
   }
 
   const kernels = installExtraKernels(name);
+  installFusedKernels(name);
+  const fusedKernels = [...FUSED_KERNELS, ...installCopyAvoidingKernels(name)];
   const mode: MatMulMode = installMatMulKernels(name, ort);
   if (mode !== 'stock') kernels.push('BatchMatMul', '_FusedMatMul');
 
@@ -237,6 +249,7 @@ async function startEmbedded(
     ...(wasmBuild ? { wasmBuild } : {}),
     packages,
     kernels,
+    fusedKernels,
     skipped: [...skipped],
   };
 }

@@ -82,7 +82,8 @@ describe('initBackend', () => {
     assert.deepEqual(matMulValues(), MATMUL_EXPECTED);
   });
 
-  test('auto without tfjs-node: wasm SIMD build with the ONNX Runtime matmul', { skip: NO_ORT }, async () => {
+  const autoSkip = NO_ORT || (process.env[NATIVE_MATMUL_ENV] === '0' && `${NATIVE_MATMUL_ENV}=0`);
+  test('auto without tfjs-node: wasm SIMD build with the ONNX Runtime matmul', { skip: autoSkip }, async () => {
     const lines: string[] = [];
     const info = await initBackend('auto', { threads: 2, log: (l) => lines.push(l) });
     assert.equal(info.name, 'wasm');

@@ -143,7 +143,7 @@ describe('matmul kernels against the stock cpu kernel', () => {
   }
 
   test('the native path reads the threaded wasm build (shared memory) through copies', { skip: NO_ORT }, async () => {
-    const info = await initBackend('wasm', { wasmBuild: 'threaded-simd', threads: 2 });
+    const info = await initBackend('wasm', { wasmBuild: 'threaded-simd', threads: 2, nativeMatmul: true });
     assert.equal(info.wasmBuild, 'threaded-simd');
     assert.equal(info.nativeMatmul, true);
     for (const name of ['batched NT', 'fused bias+relu TN', 'fused prelu']) {

@@ -9,6 +9,8 @@
  */
 import { tf } from '../../tf.js';
 import { FormatError, UsageError } from '../../errors.js';
+import { updateInPlace } from '../../backend/host.js';
+import { kernelFor, type ElementwiseSpec } from '../../backend/simd.js';
 
 const f32 = Math.fround;
 
@@ -182,6 +184,61 @@ export class Adafactor extends tf.Optimizer {
     const sqrtNumel = f32(Math.sqrt(variable.size));
     const beta2t = 1.0 - Math.pow(step, this.decayRate);
 
+    // cpu and wasm: one in-place pass per stage over parameter, state and gradient (SIMD kernels on the wasm heap);
+    // other backends take the tensor ops below.
+    const targets = [variable, s.rms, ...(factored ? [s.expAvgSqRow!, s.expAvgSqCol!] : [s.expAvgSq!]), ...(s.expAvg ? [s.expAvg] : [])];
+    const factoredCols = factored ? shape[shape.length - 1]! : 0;
+    const batchCols = factored ? variable.size / shape[shape.length - 2]! : 0;
+    // Scratch for the SIMD path: column factors, a block of column sums, the kernels' lane sums.
+    const scratchSizes = factored && factoredCols % 4 === 0 ? [batchCols, factoredCols, 16] : [];
+    const fused = updateInPlace(targets, [gradient], (outs, ins, memory, scratch) => {
+      const [pOut, rmsOut] = outs as [Float32Array, Float32Array];
+      const [pIn] = ins as [Float32Array];
+      const g = ins[targets.length]!;
+      const k = targets.length - 1;
+      const m = s.expAvg ? { out: outs[k]!, in: ins[k]! } : undefined;
+      const rms = f32(f32(Math.sqrt(f32(sumOfSquares(pIn, memory, scratch[2])))) / sqrtNumel);
+      rmsOut[0] = rms;
+      let lr: number;
+      let decay: number | undefined;
+      if (this.scaleParameter) {
+        const useRms = rms > f32(eps2);
+        lr = useRms ? f32(rms * f32(rel)) : f32(eps2 * rel);
+        if (this.weightDecay !== 0) decay = useRms ? f32(lr * f32(-this.weightDecay)) : f32(-this.weightDecay * (eps2 * rel));
+      } else {
+        lr = f32(rel);
+        if (this.weightDecay !== 0) decay = f32(-this.weightDecay * rel);
+      }
+      const keep = f32(beta2t);
+      const take = f32(1.0 - beta2t);
+      const e1 = f32(eps1);
+      const step: AdafactorElementStep = {
+        lr,
+        clip: 1,
+        decay,
+        beta1: this.beta1 === null ? undefined : [f32(this.beta1), f32(1 - this.beta1)],
+      };
+      if (factored) {
+        const cols = shape[shape.length - 1]!;
+        const rows = shape[shape.length - 2]!;
+        const [rowOut, colOut] = [outs[2]!, outs[3]!];
+        const [rowIn, colIn] = [ins[2]!, ins[3]!];
+        const rFactor = new Float32Array(rowOut.length);
+        if (memory && scratch.length === 3 && factoredSimd(memory, pOut, pIn, g, rows, cols, e1, keep, take, rowIn, colIn, rowOut, colOut, rFactor, scratch, sqrtNumel, this.clipThreshold, step, m)) {
+          return;
+        }
+        const cFactor = new Float32Array(colOut.length);
+        factoredSecondMoments(g, rows, cols, e1, keep, take, rowIn, colIn, rowOut, colOut, rFactor, cFactor);
+        step.clip = clipFactor(factoredUpdateSumSq(g, rows, cols, rFactor, cFactor), sqrtNumel, this.clipThreshold);
+        factoredApply(pOut, pIn, g, rows, cols, rFactor, cFactor, step, m);
+      } else {
+        const [vOut, vIn] = [outs[2]!, ins[2]!];
+        step.clip = clipFactor(unfactoredSecondMoment(g, e1, keep, take, vIn, vOut), sqrtNumel, this.clipThreshold);
+        unfactoredApply(pOut, pIn, g, vOut, step, m);
+      }
+    }, scratchSizes);
+    if (fused) return;
+
     tf.tidy(() => {
       const g = gradient.dtype === 'float32' ? gradient : tf.cast(gradient, 'float32');
       const p = variable as tf.Tensor;
@@ -317,6 +374,325 @@ export class Adafactor extends tf.Optimizer {
 }
 
 tf.serialization.registerClass(Adafactor);
+
+// The fused step (cpu and wasm): the tensor path's float32 element operations, in its order. Sums are accumulated in
+// float64 (the SIMD kernels sum short runs in float32 lanes first), which is closer to torch's pairwise float32 sums
+// than the tensor path's float32 running sums.
+
+interface AdafactorElementStep {
+  lr: number;
+  /** max(1, RMS(update) / clipThreshold). */
+  clip: number;
+  /** Weight-decay factor (-weightDecay · lr), if any. */
+  decay: number | undefined;
+  /** [β1, 1-β1] when there is a first moment. */
+  beta1: [number, number] | undefined;
+}
+
+const SUM_SQ_KERNEL: ElementwiseSpec = {
+  outputs: 0,
+  inputs: 1,
+  scalars: 0,
+  sums: 1,
+  body(k) {
+    const x = k.input(0);
+    k.sum(0, k.mul(x, x));
+  },
+};
+
+/** Σ x² in float64 (with SIMD: float32 lane sums over runs of 16384 elements, added in float64). */
+function sumOfSquares(x: Float32Array, memory: WebAssembly.Memory | undefined, sums: Float32Array | undefined): number {
+  let total = 0;
+  const kernel = sums ? kernelFor(SUM_SQ_KERNEL, memory) : undefined;
+  const n4 = x.length & ~3;
+  let from = 0;
+  if (kernel && sums && n4 > 0 && x.buffer === memory!.buffer) {
+    // Chunks keep each float32 lane sum short.
+    const chunk = 1 << 14;
+    for (let start = 0; start < n4; start += chunk) {
+      const len = Math.min(chunk, n4 - start);
+      kernel(x.byteOffset + 4 * start, sums.byteOffset, 4 * len);
+      total += sums[0]! + sums[1]! + sums[2]! + sums[3]!;
+    }
+    from = n4;
+  }
+  for (let i = from; i < x.length; i++) total += x[i]! * x[i]!;
+  return total;
+}
+
+// Per-row SIMD kernels of the factored step (rows of a multiple of 4 columns, all arrays on the wasm heap).
+
+/** Row statistics: lane sums of p² and of grad² + eps1; column sums of grad² + eps1 added into a block. */
+const ROW_STATS_KERNEL: ElementwiseSpec = {
+  outputs: 1,
+  inputs: 3,
+  scalars: 1,
+  sums: 2,
+  body(k) {
+    const g = k.input(1);
+    const sq = k.bind(k.add(k.mul(g, g), k.scalar(0)));
+    const p = k.input(0);
+    k.sum(0, k.mul(p, p));
+    k.sum(1, sq);
+    k.output(0, k.add(k.input(2), sq));
+  },
+};
+
+/** Σ u² of the row's update u = (rFactor · cFactor) · grad. */
+const UPDATE_SUM_SQ_KERNEL: ElementwiseSpec = {
+  outputs: 0,
+  inputs: 2,
+  scalars: 1,
+  sums: 1,
+  body(k) {
+    const u = k.bind(k.mul(k.mul(k.scalar(0), k.input(1)), k.input(0)));
+    k.sum(0, k.mul(u, u));
+  },
+};
+
+const applyKernels = new Map<string, ElementwiseSpec>();
+
+/**
+ * The row's parameter (and first-moment) update: inputs p, grad, cFactor[, m]; scalars rFactor, clip, lr[, decay]
+ * [, β1, 1-β1]; outputs p[, m].
+ */
+function applyKernel(decay: boolean, beta1: boolean): ElementwiseSpec {
+  const key = `${decay}${beta1}`;
+  let spec = applyKernels.get(key);
+  if (!spec) {
+    spec = {
+      outputs: beta1 ? 2 : 1,
+      inputs: beta1 ? 4 : 3,
+      scalars: 3 + (decay ? 1 : 0) + (beta1 ? 2 : 0),
+      body(k) {
+        const p = k.input(0);
+        let u = k.mul(k.div(k.mul(k.mul(k.scalar(0), k.input(2)), k.input(1)), k.scalar(1)), k.scalar(2));
+        if (beta1) {
+          const b = decay ? 4 : 3;
+          u = k.bind(k.add(k.mul(k.input(3), k.scalar(b)), k.mul(u, k.scalar(b + 1))));
+          k.output(1, u);
+        }
+        const next = decay ? k.add(p, k.mul(p, k.scalar(3))) : p;
+        k.output(0, k.sub(next, u));
+      },
+    };
+    applyKernels.set(key, spec);
+  }
+  return spec;
+}
+
+/** The factored step with SIMD kernels row by row; false (nothing done) when they cannot run here. */
+function factoredSimd(
+  memory: WebAssembly.Memory,
+  pOut: Float32Array,
+  pIn: Float32Array,
+  g: Float32Array,
+  rows: number,
+  cols: number,
+  eps1: number,
+  keep: number,
+  take: number,
+  rowIn: Float32Array,
+  colIn: Float32Array,
+  rowOut: Float32Array,
+  colOut: Float32Array,
+  rFactor: Float32Array,
+  scratch: Float32Array[],
+  sqrtNumel: number,
+  clipThreshold: number,
+  step: AdafactorElementStep,
+  m: { out: Float32Array; in: Float32Array } | undefined,
+): boolean {
+  const [cFactor, colBlock, sums] = scratch as [Float32Array, Float32Array, Float32Array];
+  const stats = kernelFor(ROW_STATS_KERNEL, memory);
+  const sumSq = kernelFor(UPDATE_SUM_SQ_KERNEL, memory);
+  const apply = kernelFor(applyKernel(step.decay !== undefined, step.beta1 !== undefined), memory);
+  const arrays = [pOut, pIn, g, cFactor, colBlock, sums, ...(m ? [m.out, m.in] : [])];
+  if (!stats || !sumSq || !apply || arrays.some((a) => a.buffer !== memory.buffer)) return false;
+  const rowBytes = 4 * cols;
+  const batches = rowOut.length / rows;
+  const colSum = new Float64Array(cols);
+  // Column sums run in float32 over blocks of rows, then in float64.
+  const block = 256;
+  for (let b = 0; b < batches; b++) {
+    colSum.fill(0);
+    for (let r = 0; r < rows; r++) {
+      if (r % block === 0) colBlock.fill(0);
+      const off = 4 * (b * rows + r) * cols;
+      stats(colBlock.byteOffset, pIn.byteOffset + off, g.byteOffset + off, colBlock.byteOffset, sums.byteOffset, rowBytes, eps1);
+      const rowSum = sums[4]! + sums[5]! + sums[6]! + sums[7]!;
+      const ri = b * rows + r;
+      rowOut[ri] = f32(f32(rowIn[ri]! * keep) + f32(f32(f32(rowSum) / cols) * take));
+      if (r % block === block - 1 || r === rows - 1) for (let c = 0; c < cols; c++) colSum[c]! += colBlock[c]!;
+    }
+    let rowTotal = 0;
+    for (let r = 0; r < rows; r++) rowTotal += rowOut[b * rows + r]!;
+    const rowMean = f32(f32(rowTotal) / rows);
+    for (let r = 0; r < rows; r++) {
+      const ri = b * rows + r;
+      rFactor[ri] = f32(1 / f32(Math.sqrt(f32(rowOut[ri]! / rowMean))));
+    }
+    for (let c = 0; c < cols; c++) {
+      const ci = b * cols + c;
+      colOut[ci] = f32(f32(colIn[ci]! * keep) + f32(f32(f32(colSum[c]!) / rows) * take));
+      cFactor[ci] = f32(1 / f32(Math.sqrt(colOut[ci]!)));
+    }
+  }
+  let total = 0;
+  for (let b = 0; b < batches; b++) {
+    const cf = cFactor.byteOffset + 4 * b * cols;
+    for (let r = 0; r < rows; r++) {
+      sumSq(g.byteOffset + 4 * (b * rows + r) * cols, cf, sums.byteOffset, rowBytes, rFactor[b * rows + r]!);
+      total += sums[0]! + sums[1]! + sums[2]! + sums[3]!;
+    }
+  }
+  step.clip = clipFactor(total, sqrtNumel, clipThreshold);
+  const tailScalars = [...(step.decay !== undefined ? [step.decay] : []), ...(step.beta1 ?? [])];
+  for (let b = 0; b < batches; b++) {
+    const cf = cFactor.byteOffset + 4 * b * cols;
+    for (let r = 0; r < rows; r++) {
+      const off = 4 * (b * rows + r) * cols;
+      const ptrs = m ? [pOut.byteOffset + off, m.out.byteOffset + off, pIn.byteOffset + off, g.byteOffset + off, cf, m.in.byteOffset + off] : [pOut.byteOffset + off, pIn.byteOffset + off, g.byteOffset + off, cf];
+      apply(...ptrs, rowBytes, rFactor[b * rows + r]!, step.clip, step.lr, ...tailScalars);
+    }
+  }
+  return true;
+}
+
+function clipFactor(sumSq: number, sqrtNumel: number, clipThreshold: number): number {
+  const rmsUpdate = f32(f32(Math.sqrt(f32(sumSq))) / sqrtNumel);
+  return Math.max(f32(rmsUpdate / f32(clipThreshold)), 1);
+}
+
+/** Row and column means of grad² + eps1 into the decayed averages, then the row and column factors of the update. */
+function factoredSecondMoments(
+  g: Float32Array,
+  rows: number,
+  cols: number,
+  eps1: number,
+  keep: number,
+  take: number,
+  rowIn: Float32Array,
+  colIn: Float32Array,
+  rowOut: Float32Array,
+  colOut: Float32Array,
+  rFactor: Float32Array,
+  cFactor: Float32Array,
+): void {
+  const batches = rowOut.length / rows;
+  const colSum = new Float64Array(cols);
+  for (let b = 0; b < batches; b++) {
+    colSum.fill(0);
+    for (let r = 0; r < rows; r++) {
+      const base = (b * rows + r) * cols;
+      let rowSum = 0;
+      for (let c = 0; c < cols; c++) {
+        const gi = g[base + c]!;
+        const sq = f32(f32(gi * gi) + eps1);
+        rowSum += sq;
+        colSum[c]! += sq;
+      }
+      const ri = b * rows + r;
+      rowOut[ri] = f32(f32(rowIn[ri]! * keep) + f32(f32(f32(rowSum) / cols) * take));
+    }
+    let rowTotal = 0;
+    for (let r = 0; r < rows; r++) rowTotal += rowOut[b * rows + r]!;
+    const rowMean = f32(f32(rowTotal) / rows);
+    for (let r = 0; r < rows; r++) {
+      const ri = b * rows + r;
+      rFactor[ri] = f32(1 / f32(Math.sqrt(f32(rowOut[ri]! / rowMean))));
+    }
+    for (let c = 0; c < cols; c++) {
+      const ci = b * cols + c;
+      colOut[ci] = f32(f32(colIn[ci]! * keep) + f32(f32(f32(colSum[c]!) / rows) * take));
+      cFactor[ci] = f32(1 / f32(Math.sqrt(colOut[ci]!)));
+    }
+  }
+}
+
+function factoredUpdateSumSq(g: Float32Array, rows: number, cols: number, rFactor: Float32Array, cFactor: Float32Array): number {
+  let sum = 0;
+  const batches = rFactor.length / rows;
+  for (let b = 0; b < batches; b++) {
+    for (let r = 0; r < rows; r++) {
+      const base = (b * rows + r) * cols;
+      const rf = rFactor[b * rows + r]!;
+      const cb = b * cols;
+      for (let c = 0; c < cols; c++) {
+        const u = f32(f32(rf * cFactor[cb + c]!) * g[base + c]!);
+        sum += u * u;
+      }
+    }
+  }
+  return sum;
+}
+
+function factoredApply(
+  pOut: Float32Array,
+  pIn: Float32Array,
+  g: Float32Array,
+  rows: number,
+  cols: number,
+  rFactor: Float32Array,
+  cFactor: Float32Array,
+  step: AdafactorElementStep,
+  m: { out: Float32Array; in: Float32Array } | undefined,
+): void {
+  const batches = rFactor.length / rows;
+  for (let b = 0; b < batches; b++) {
+    for (let r = 0; r < rows; r++) {
+      const base = (b * rows + r) * cols;
+      const rf = rFactor[b * rows + r]!;
+      const cb = b * cols;
+      for (let c = 0; c < cols; c++) {
+        const i = base + c;
+        applyOne(pOut, pIn, i, f32(f32(rf * cFactor[cb + c]!) * g[i]!), step, m);
+      }
+    }
+  }
+}
+
+/** The full (unfactored) second moment; returns the sum of squares of the update before clipping. */
+function unfactoredSecondMoment(g: Float32Array, eps1: number, keep: number, take: number, vIn: Float32Array, vOut: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < g.length; i++) {
+    const gi = g[i]!;
+    const v = f32(f32(vIn[i]! * keep) + f32(f32(f32(gi * gi) + eps1) * take));
+    vOut[i] = v;
+    const u = f32(f32(1 / f32(Math.sqrt(v))) * gi);
+    sum += u * u;
+  }
+  return sum;
+}
+
+function unfactoredApply(
+  pOut: Float32Array,
+  pIn: Float32Array,
+  g: Float32Array,
+  v: Float32Array,
+  step: AdafactorElementStep,
+  m: { out: Float32Array; in: Float32Array } | undefined,
+): void {
+  for (let i = 0; i < g.length; i++) applyOne(pOut, pIn, i, f32(f32(1 / f32(Math.sqrt(v[i]!))) * g[i]!), step, m);
+}
+
+function applyOne(
+  pOut: Float32Array,
+  pIn: Float32Array,
+  i: number,
+  update: number,
+  step: AdafactorElementStep,
+  m: { out: Float32Array; in: Float32Array } | undefined,
+): void {
+  let u = f32(f32(update / step.clip) * step.lr);
+  if (m && step.beta1) {
+    u = f32(f32(m.in[i]! * step.beta1[0]) + f32(u * step.beta1[1]));
+    m.out[i] = u;
+  }
+  const p = pIn[i]!;
+  const next = step.decay === undefined ? p : f32(p + f32(p * step.decay));
+  pOut[i] = f32(next - u);
+}
 
 function disposeState(st: ParamState): void {
   for (const v of [st.rms, st.expAvg, st.expAvgSqRow, st.expAvgSqCol, st.expAvgSq]) v?.dispose();

@@ -1,0 +1,429 @@
+/**
+ * Element-wise float32 kernels compiled to WebAssembly SIMD at run time, working directly on the tfjs wasm
+ * backend's heap (the module imports that same memory).
+ *
+ * A kernel is written as a little expression program over 4-lane vectors: inputs are loaded, scalars splatted,
+ * intermediate values bound to locals, outputs stored. WebAssembly float arithmetic is IEEE single precision with no
+ * fused multiply-add, so a kernel gives bit for bit what the same sequence of tfjs float32 ops gives. The loop
+ * covers the largest multiple of 4 elements; the caller finishes the rest (see `runElementwise`).
+ *
+ * Encoding reference: the WebAssembly core specification (binary format) and its SIMD proposal opcodes.
+ */
+
+type Bytes = number[];
+
+function uleb(value: number): Bytes {
+  const out: Bytes = [];
+  let v = value >>> 0;
+  do {
+    let byte = v & 0x7f;
+    v >>>= 7;
+    if (v !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (v !== 0);
+  return out;
+}
+
+function sleb(value: number): Bytes {
+  const out: Bytes = [];
+  let v = value | 0;
+  for (;;) {
+    const byte = v & 0x7f;
+    v >>= 7;
+    if ((v === 0 && (byte & 0x40) === 0) || (v === -1 && (byte & 0x40) !== 0)) {
+      out.push(byte);
+      return out;
+    }
+    out.push(byte | 0x80);
+  }
+}
+
+function name(s: string): Bytes {
+  const b = [...new TextEncoder().encode(s)];
+  return [...uleb(b.length), ...b];
+}
+
+function section(id: number, content: Bytes): Bytes {
+  return [id, ...uleb(content.length), ...content];
+}
+
+function vec(items: Bytes[]): Bytes {
+  return [...uleb(items.length), ...items.flat()];
+}
+
+const I32 = 0x7f;
+const F32 = 0x7d;
+const V128 = 0x7b;
+
+const OP = {
+  block: 0x02,
+  loop: 0x03,
+  brIf: 0x0d,
+  end: 0x0b,
+  localGet: 0x20,
+  localSet: 0x21,
+  localTee: 0x22,
+  i32Const: 0x41,
+  i32Eqz: 0x45,
+  i32LtU: 0x49,
+  i32Add: 0x6a,
+  simd: 0xfd,
+} as const;
+
+const SIMD = {
+  load: 0x00,
+  store: 0x0b,
+  v128Const: 0x0c,
+  f32x4Nearest: 0x6a,
+  i32x4Shl: 0xab,
+  i32x4Add: 0xae,
+  i32x4TruncSatF32x4S: 0xf8,
+  f32x4Splat: 0x13,
+  f32x4Ge: 0x46,
+  f32x4Gt: 0x44,
+  v128And: 0x4e,
+  bitselect: 0x52,
+  f32x4Abs: 0xe0,
+  f32x4Neg: 0xe1,
+  f32x4Sqrt: 0xe3,
+  f32x4Add: 0xe4,
+  f32x4Sub: 0xe5,
+  f32x4Mul: 0xe6,
+  f32x4Div: 0xe7,
+  f32x4Min: 0xe8,
+  f32x4Max: 0xe9,
+} as const;
+
+const simd = (op: number): Bytes => [OP.simd, ...uleb(op)];
+
+function v128Const(lanes: Float32Array | Int32Array): Bytes {
+  return [...simd(SIMD.v128Const), ...new Uint8Array(lanes.buffer, lanes.byteOffset, 16)];
+}
+
+/** A 4-lane value in a kernel program: code that leaves one v128 on the stack. */
+export interface Vec {
+  readonly code: Bytes;
+}
+
+export interface KernelBuilder {
+  /** Input array `k` at the current 4 elements. */
+  input(k: number): Vec;
+  /** Scalar parameter `k`, in all 4 lanes. */
+  scalar(k: number): Vec;
+  add(a: Vec, b: Vec): Vec;
+  sub(a: Vec, b: Vec): Vec;
+  mul(a: Vec, b: Vec): Vec;
+  div(a: Vec, b: Vec): Vec;
+  max(a: Vec, b: Vec): Vec;
+  min(a: Vec, b: Vec): Vec;
+  sqrt(a: Vec): Vec;
+  /** a >= b ? x : y, lane by lane. */
+  selectGe(a: Vec, b: Vec, x: Vec, y: Vec): Vec;
+  /** A float32 constant in all 4 lanes. */
+  constant(value: number): Vec;
+  /**
+   * e^a (Cephes expf: n = round(a·log2 e), polynomial on the remainder, times 2^n), within 2 ulp for a ≥ -87;
+   * below, the result is e^-87 (about 1.6e-38) rather than smaller.
+   */
+  exp(a: Vec): Vec;
+  /** Evaluates `v` once into a local; the result reads the local. */
+  bind(v: Vec): Vec;
+  /** Stores `v` to output array `k` (stores happen after every load of the iteration). */
+  output(k: number, v: Vec): void;
+  /** Adds `v` into 4-lane float32 accumulator `k`, written to the sums array at the end (lanes 4k … 4k+3). */
+  sum(k: number, v: Vec): void;
+  /** Like `sum`, but accumulator `k` keeps the lane-wise maximum (starting from -Infinity). */
+  max4(k: number, v: Vec): void;
+}
+
+export interface ElementwiseSpec {
+  outputs: number;
+  inputs: number;
+  scalars: number;
+  /** Accumulators (see KernelBuilder.sum); the kernel then takes a pointer to 4 × sums floats after the inputs. */
+  sums?: number;
+  body(b: KernelBuilder): void;
+}
+
+/**
+ * The function's parameters: output pointers, input pointers, the sums pointer (when it has sums), byte length (a
+ * multiple of 16), then f32 scalars. Returns its code entry (locals + body) and its type.
+ */
+function compileElementwise(spec: ElementwiseSpec): { type: Bytes; code: Bytes } {
+  const nSums = spec.sums ?? 0;
+  const sumsParam = spec.outputs + spec.inputs;
+  const nPtr = spec.outputs + spec.inputs + (nSums > 0 ? 1 : 0);
+  const lenParam = nPtr;
+  const firstScalar = nPtr + 1;
+  const nParams = firstScalar + spec.scalars;
+  const iLocal = nParams;
+  let nextV = iLocal + 1;
+  const vLocals: number[] = [];
+  const newV = () => {
+    const idx = nextV++;
+    vLocals.push(idx);
+    return idx;
+  };
+  const inputLocal = Array.from({ length: spec.inputs }, () => newV());
+  const scalarLocal = Array.from({ length: spec.scalars }, () => newV());
+  const sumLocal = Array.from({ length: nSums }, () => newV());
+  const get = (idx: number): Vec => ({ code: [OP.localGet, ...uleb(idx)] });
+  const bin = (op: number) => (a: Vec, b: Vec): Vec => ({ code: [...a.code, ...b.code, ...simd(op)] });
+  const bodyCode: Bytes = [];
+  const stores: Bytes = [];
+  const usedInputs = new Set<number>();
+  const maxAccumulators = new Set<number>();
+  const builder: KernelBuilder = {
+    input(k) {
+      if (k < 0 || k >= spec.inputs) throw new Error(`input ${k} out of range`);
+      usedInputs.add(k);
+      return get(inputLocal[k]!);
+    },
+    scalar(k) {
+      if (k < 0 || k >= spec.scalars) throw new Error(`scalar ${k} out of range`);
+      return get(scalarLocal[k]!);
+    },
+    add: bin(SIMD.f32x4Add),
+    sub: bin(SIMD.f32x4Sub),
+    mul: bin(SIMD.f32x4Mul),
+    div: bin(SIMD.f32x4Div),
+    max: bin(SIMD.f32x4Max),
+    min: bin(SIMD.f32x4Min),
+    sqrt: (a) => ({ code: [...a.code, ...simd(SIMD.f32x4Sqrt)] }),
+    selectGe: (a, b, x, y) => ({ code: [...x.code, ...y.code, ...a.code, ...b.code, ...simd(SIMD.f32x4Ge), ...simd(SIMD.bitselect)] }),
+    bind(v) {
+      const idx = newV();
+      bodyCode.push(...v.code, OP.localSet, ...uleb(idx));
+      return get(idx);
+    },
+    output(k, v) {
+      if (k < 0 || k >= spec.outputs) throw new Error(`output ${k} out of range`);
+      // address = out_k + i
+      stores.push(OP.localGet, ...uleb(k), OP.localGet, ...uleb(iLocal), OP.i32Add, ...v.code, ...simd(SIMD.store), 2, 0);
+    },
+    constant: (value) => ({ code: v128Const(new Float32Array([value, value, value, value])) }),
+    exp(a) {
+      const c = builder.constant;
+      const x = builder.bind(builder.max(a, c(-87)));
+      const n = builder.bind({ code: [...builder.mul(x, c(Math.LOG2E)).code, ...simd(SIMD.f32x4Nearest)] });
+      const r = builder.bind(builder.sub(builder.sub(x, builder.mul(n, c(0.693359375))), builder.mul(n, c(-2.12194440e-4))));
+      let p = c(1.9875691500e-4);
+      for (const coef of [1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1]) {
+        p = builder.add(builder.mul(p, r), c(coef));
+      }
+      const y = builder.add(builder.add(builder.mul(builder.mul(p, r), r), r), c(1));
+      // 2^n as float bits: (n + 127) << 23.
+      const pow2: Vec = {
+        code: [
+          ...n.code,
+          ...simd(SIMD.i32x4TruncSatF32x4S),
+          ...v128Const(new Int32Array([127, 127, 127, 127])),
+          ...simd(SIMD.i32x4Add),
+          OP.i32Const, ...sleb(23),
+          ...simd(SIMD.i32x4Shl),
+        ],
+      };
+      return builder.mul(y, pow2);
+    },
+    sum(k, v) {
+      if (k < 0 || k >= nSums) throw new Error(`sum ${k} out of range`);
+      bodyCode.push(OP.localGet, ...uleb(sumLocal[k]!), ...v.code, ...simd(SIMD.f32x4Add), OP.localSet, ...uleb(sumLocal[k]!));
+    },
+    max4(k, v) {
+      if (k < 0 || k >= nSums) throw new Error(`sum ${k} out of range`);
+      maxAccumulators.add(k);
+      bodyCode.push(OP.localGet, ...uleb(sumLocal[k]!), ...v.code, ...simd(SIMD.f32x4Max), OP.localSet, ...uleb(sumLocal[k]!));
+    },
+  };
+  spec.body(builder);
+  const loads: Bytes = [];
+  for (const k of usedInputs) {
+    loads.push(OP.localGet, ...uleb(spec.outputs + k), OP.localGet, ...uleb(iLocal), OP.i32Add, ...simd(SIMD.load), 2, 0);
+    loads.push(OP.localSet, ...uleb(inputLocal[k]!));
+  }
+  const splats: Bytes = [];
+  for (let k = 0; k < spec.scalars; k++) {
+    splats.push(OP.localGet, ...uleb(firstScalar + k), ...simd(SIMD.f32x4Splat), OP.localSet, ...uleb(scalarLocal[k]!));
+  }
+  // Sum accumulators start at zero (v128 locals are zero-initialised), max accumulators at -Infinity; all are
+  // stored after the loop.
+  const accInit: Bytes = [];
+  for (const k of maxAccumulators) accInit.push(...v128Const(new Float32Array([-Infinity, -Infinity, -Infinity, -Infinity])), OP.localSet, ...uleb(sumLocal[k]!));
+  const sumStores: Bytes = [];
+  for (let k = 0; k < nSums; k++) {
+    sumStores.push(OP.localGet, ...uleb(sumsParam), OP.localGet, ...uleb(sumLocal[k]!), ...simd(SIMD.store), 2, ...uleb(16 * k));
+  }
+  const expr: Bytes = [
+    ...splats,
+    ...accInit,
+    OP.block, 0x40,
+    OP.localGet, ...uleb(lenParam), OP.i32Eqz, OP.brIf, 0,
+    OP.loop, 0x40,
+    ...loads,
+    ...bodyCode,
+    ...stores,
+    OP.localGet, ...uleb(iLocal), OP.i32Const, ...sleb(16), OP.i32Add, OP.localTee, ...uleb(iLocal),
+    OP.localGet, ...uleb(lenParam), OP.i32LtU, OP.brIf, 0,
+    OP.end,
+    OP.end,
+    ...sumStores,
+    OP.end,
+  ];
+  const locals: Bytes[] = [[...uleb(1), I32], [...uleb(vLocals.length), V128]];
+  const fn = [...vec(locals), ...expr];
+  const type = [0x60, ...vec(Array.from({ length: nParams }, (_, p) => [p <= lenParam ? I32 : F32])), ...vec([])];
+  return { type, code: [...uleb(fn.length), ...fn] };
+}
+
+interface FunctionEntry {
+  type: Bytes;
+  code: Bytes;
+}
+
+/** A module exporting the functions `k0`, `k1`, … and importing `env.memory` (shared or not). */
+function buildModule(fns: readonly FunctionEntry[], shared: boolean): Uint8Array<ArrayBuffer> {
+  const memoryLimits = shared ? [0x03, ...uleb(0), ...uleb(65536)] : [0x00, ...uleb(0)];
+  const bytes: Bytes = [
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec(fns.map((c) => c.type))),
+    ...section(2, vec([[...name('env'), ...name('memory'), 0x02, ...memoryLimits]])),
+    ...section(3, vec(fns.map((_, i) => uleb(i)))),
+    ...section(7, vec(fns.map((_, i) => [...name(`k${i}`), 0x00, ...uleb(i)]))),
+    ...section(10, vec(fns.map((c) => c.code))),
+  ];
+  return new Uint8Array(bytes);
+}
+
+export type CompiledKernel = (...args: number[]) => void;
+
+function instantiate(fns: readonly FunctionEntry[], memory: WebAssembly.Memory): CompiledKernel[] | undefined {
+  try {
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const module = new WebAssembly.Module(buildModule(fns, shared));
+    const instance = new WebAssembly.Instance(module, { env: { memory } });
+    return fns.map((_, i) => instance.exports[`k${i}`] as CompiledKernel);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Instantiates `specs` against `memory`; undefined when this runtime cannot (no SIMD, or the memory cannot be
+ * imported).
+ */
+export function instantiateKernels(specs: readonly ElementwiseSpec[], memory: WebAssembly.Memory): CompiledKernel[] | undefined {
+  return instantiate(specs.map(compileElementwise), memory);
+}
+
+/** Unsigned LEB128 as a signed (sleb) immediate, for non-negative values up to 2^53. */
+function slebNonNegative(value: number): Bytes {
+  const out: Bytes = [];
+  let v = value;
+  for (;;) {
+    const byte = v % 128;
+    v = Math.floor(v / 128);
+    if (v === 0 && (byte & 0x40) === 0) {
+      out.push(byte);
+      return out;
+    }
+    out.push(byte | 0x80);
+  }
+}
+
+/**
+ * Inverted dropout with the Alea generator stepped in 64-bit integers (alea.ts): Alea's state values are exact
+ * multiples of 2^-32, so its step t = 2091639·s0 + c·2^-32 is the multiply-with-carry x = 2091639·k0 + c,
+ * c = x >> 32, k = x mod 2^32 with s = k·2^-32, and f32(s) = f32(k)·2^-32. Parameters: x, y, mask pointers, byte
+ * length (a multiple of 4), k0, k1, k2 (the seeded state times 2^32), the keep threshold and scale (f32). For each
+ * element: u = f32(k)·2^-32 of the next step (k < 2^32, so the signed conversion is exact), m = u >= threshold ? scale : 0, mask = m, y = x·m.
+ */
+function dropoutFunction(): FunctionEntry {
+  const [X, Y, MASK, LEN, A0, A1, A2, THRESHOLD, SCALE] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [I, K0, K1, K2, C, T, M] = [9, 10, 11, 12, 13, 14, 15];
+  const I64 = 0x7e;
+  const get = (l: number) => [OP.localGet, ...uleb(l)];
+  const set = (l: number) => [OP.localSet, ...uleb(l)];
+  const f32Const = (v: number) => [0x43, ...new Uint8Array(new Float32Array([v]).buffer)];
+  const i64Const = (v: number) => [0x42, ...slebNonNegative(v)];
+  const I64_EXTEND_I32_U = 0xad;
+  const I64_MUL = 0x7e;
+  const I64_ADD = 0x7c;
+  const I64_AND = 0x83;
+  const I64_SHR_U = 0x88;
+  const F32_CONVERT_I64_S = 0xb4;
+  const F32_MUL = 0x94;
+  const F32_GE = 0x60;
+  const SELECT = 0x1b;
+  const F32_LOAD = 0x2a;
+  const F32_STORE = 0x38;
+  const expr: Bytes = [
+    ...get(A0), I64_EXTEND_I32_U, ...set(K0),
+    ...get(A1), I64_EXTEND_I32_U, ...set(K1),
+    ...get(A2), I64_EXTEND_I32_U, ...set(K2),
+    ...i64Const(1), ...set(C),
+    OP.block, 0x40,
+    ...get(LEN), OP.i32Eqz, OP.brIf, 0,
+    OP.loop, 0x40,
+    ...i64Const(2091639), ...get(K0), I64_MUL, ...get(C), I64_ADD, ...set(T),
+    ...get(K1), ...set(K0),
+    ...get(K2), ...set(K1),
+    ...get(T), ...i64Const(0xffffffff), I64_AND, ...set(K2),
+    ...get(T), ...i64Const(32), I64_SHR_U, ...set(C),
+    ...get(SCALE), ...f32Const(0),
+    ...get(K2), F32_CONVERT_I64_S, ...f32Const(2 ** -32), F32_MUL, ...get(THRESHOLD), F32_GE,
+    SELECT, ...set(M),
+    ...get(MASK), ...get(I), OP.i32Add, ...get(M), F32_STORE, 2, 0,
+    ...get(Y), ...get(I), OP.i32Add, ...get(X), ...get(I), OP.i32Add, F32_LOAD, 2, 0, ...get(M), F32_MUL, F32_STORE, 2, 0,
+    ...get(I), OP.i32Const, ...sleb(4), OP.i32Add, OP.localTee, ...uleb(I), ...get(LEN), OP.i32LtU, OP.brIf, 0,
+    OP.end,
+    OP.end,
+    OP.end,
+  ];
+  const locals: Bytes[] = [[...uleb(1), I32], [...uleb(5), I64], [...uleb(1), F32]];
+  const fn = [...vec(locals), ...expr];
+  const params = [I32, I32, I32, I32, I32, I32, I32, F32, F32].map((t) => [t]);
+  return { type: [0x60, ...vec(params), ...vec([])], code: [...uleb(fn.length), ...fn] };
+}
+
+const dropoutFns = new WeakMap<WebAssembly.Memory, CompiledKernel | undefined>();
+
+/** The Alea dropout function (see dropoutFunction) compiled against `memory`, or undefined. */
+export function dropoutKernelFor(memory: WebAssembly.Memory | undefined): CompiledKernel | undefined {
+  if (!memory) return undefined;
+  if (!dropoutFns.has(memory)) dropoutFns.set(memory, instantiate([dropoutFunction()], memory)?.[0]);
+  return dropoutFns.get(memory);
+}
+
+/**
+ * Runs an element-wise kernel over `n` elements: the wasm kernel for the first multiple of 4 when every array is a
+ * view of `memory` (4-byte aligned, as tfjs allocates), then `tail(from)` in JavaScript for the rest; just
+ * `tail(0)` when there is no kernel.
+ */
+export function runElementwise(
+  kernel: CompiledKernel | undefined,
+  memory: WebAssembly.Memory | undefined,
+  outs: readonly Float32Array[],
+  ins: readonly Float32Array[],
+  scalars: readonly number[],
+  n: number,
+  tail: (from: number) => void,
+): void {
+  const n4 = n & ~3;
+  if (kernel && memory && n4 > 0 && [...outs, ...ins].every((a) => a.buffer === memory.buffer)) {
+    kernel(...outs.map((a) => a.byteOffset), ...ins.map((a) => a.byteOffset), n4 * 4, ...scalars);
+    if (n4 < n) tail(n4);
+    return;
+  }
+  tail(0);
+}
+
+const compiled = new WeakMap<WebAssembly.Memory, Map<ElementwiseSpec, CompiledKernel | undefined>>();
+
+/** `spec` compiled against `memory` (once per memory), or undefined when it cannot be. */
+export function kernelFor(spec: ElementwiseSpec, memory: WebAssembly.Memory | undefined): CompiledKernel | undefined {
+  if (!memory) return undefined;
+  let byMemory = compiled.get(memory);
+  if (!byMemory) compiled.set(memory, (byMemory = new Map()));
+  if (!byMemory.has(spec)) byMemory.set(spec, instantiateKernels([spec], memory)?.[0]);
+  return byMemory.get(spec);
+}
