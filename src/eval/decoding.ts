@@ -4,8 +4,7 @@
  */
 import { tf } from '../tf.js';
 import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
-import { tokenNll } from '../model/loss.js';
-import { IGNORE_INDEX } from '../model/loss.js';
+import { logProbsAt } from '../model/loss.js';
 import { lengthSortedBatches, padRows, type TokenizerLike } from '../data/batches.js';
 import { INVALID_PREDICTION } from './metrics.js';
 
@@ -59,8 +58,38 @@ export function predictGenerate(
 }
 
 /**
- * Rank classification: one encoder pass per batch, then one decoder pass over every (input, class) pair, whose
- * cross-attention keys/values are gathered from the batch's instead of re-encoding.
+ * The class names' token sequences as one prefix tree of decoder positions: position 0 holds the decoder start token
+ * and every other position one class token, after its prefix (`parents`). Class c's log-likelihood is the sum over
+ * its steps of log p(token | position): `steps[c]` lists those (position, token) pairs.
+ */
+export function classTree(classTokens: number[][], startToken: number): { tokens: number[]; parents: number[]; steps: [number, number][][] } {
+  const tokens = [startToken];
+  const parents = [-1];
+  const children = [new Map<number, number>()];
+  const steps = classTokens.map((seq) => {
+    let at = 0;
+    return seq.map((token, k) => {
+      const step: [number, number] = [at, token];
+      if (k < seq.length - 1) {
+        let next = children[at]!.get(token);
+        if (next === undefined) {
+          next = tokens.length;
+          tokens.push(token);
+          parents.push(at);
+          children.push(new Map());
+          children[at]!.set(token, next);
+        }
+        at = next;
+      }
+      return step;
+    });
+  });
+  return { tokens, parents, steps };
+}
+
+/**
+ * Rank classification: one encoder pass per batch, then one decoder pass per input over the prefix tree of all
+ * class names (shared prefixes, the decoder start token included, are decoded once; see classTree).
  */
 export function predictRank(
   model: T5ForConditionalGeneration,
@@ -70,28 +99,40 @@ export function predictRank(
   batchSize: number,
   onProgress?: ProgressFn,
 ): Predictions {
-  const k = classTokens.length;
   const labels = new Array<number>(inputs.length);
   const texts = new Array<string>(inputs.length);
   const probabilities = new Array<number[]>(inputs.length);
+  const tree = classTree(classTokens, model.config.decoder_start_token_id);
+  const n = tree.tokens.length;
   let done = 0;
   for (const batch of lengthSortedBatches(inputs.map((r) => r.length), batchSize)) {
-    const logLik = tf.tidy(() => {
-      const b = batch.length;
+    const b = batch.length;
+    const logProbs = tf.tidy(() => {
       const { ids, mask } = padRows(batch.map((i) => inputs[i]), model.config.pad_token_id);
       const cross = model.crossKeyValues(model.encode(ids, mask, false));
-      const pairIndex = tf.tensor1d(Array.from({ length: b * k }, (_, r) => Math.floor(r / k)), 'int32');
-      const pairCross = cross.map((kv) => ({ key: tf.gather(kv.key, pairIndex) as tf.Tensor4D, value: tf.gather(kv.value, pairIndex) as tf.Tensor4D }));
-      const pairMask = tf.gather(mask, pairIndex);
-      const targetRows = Array.from({ length: b * k }, (_, r) => classTokens[r % k]);
-      const target = padRows(targetRows, IGNORE_INDEX).ids;
-      const decoderInput = padRows(targetRows.map((t) => [model.config.decoder_start_token_id, ...t.slice(0, -1)]), model.config.pad_token_id).ids;
-      const logits = model.decode(decoderInput, pairMask, pairCross, false);
-      return tf.reshape(tf.neg(tf.sum(tokenNll(logits, target), -1)), [b, k]);
+      const decoderInput = tf.tensor2d(Array.from({ length: b }, () => tree.tokens), [b, n], 'int32');
+      const logits = model.decode(decoderInput, mask, cross, false, undefined, false, tree.parents);
+      const rows: number[] = [];
+      const tokens: number[] = [];
+      for (let j = 0; j < b; j++) {
+        for (const steps of tree.steps) {
+          for (const [position, token] of steps) {
+            rows.push(j * n + position);
+            tokens.push(token);
+          }
+        }
+      }
+      return logProbsAt(tf.reshape(logits, [b * n, model.config.vocab_size]) as tf.Tensor2D, rows, tokens);
     });
-    const scores = logLik.arraySync() as number[][];
-    logLik.dispose();
-    scores.forEach((row, j) => {
+    const flat = logProbs.dataSync();
+    logProbs.dispose();
+    let at = 0;
+    for (let j = 0; j < b; j++) {
+      const row = tree.steps.map((steps) => {
+        let sum = 0;
+        for (let s = 0; s < steps.length; s++) sum += flat[at++]!;
+        return sum;
+      });
       const best = row.indexOf(Math.max(...row));
       const max = row[best];
       const exp = row.map((s) => Math.exp(s - max));
@@ -99,8 +140,8 @@ export function predictRank(
       labels[batch[j]] = best;
       texts[batch[j]] = classNames[best];
       probabilities[batch[j]] = exp.map((e) => e / total);
-    });
-    done += batch.length;
+    }
+    done += b;
     onProgress?.(done);
   }
   return { labels, texts, probabilities };

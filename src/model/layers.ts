@@ -4,12 +4,14 @@
  */
 import { tf } from '../tf.js';
 import type { ActivationName } from './config.js';
+import { fusedAvailable, fusedDropout, fusedRmsNorm } from '../backend/fused_kernels.js';
 
 /** The additive mask value HF uses (`torch.finfo(torch.float32).min`). */
 export const MASK_MIN = -3.4028234663852886e38;
 
 /** T5LayerNorm: scale only, no mean subtraction, no bias. */
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
+  if (x.dtype === 'float32' && weight.rank === 1 && fusedAvailable()) return fusedRmsNorm(x, weight, eps);
   const variance = tf.mean(tf.square(x), -1, true);
   return tf.mul(weight, tf.mul(x, tf.rsqrt(tf.add(variance, eps))));
 }
@@ -46,6 +48,8 @@ export function activation(x: tf.Tensor, name: ActivationName): tf.Tensor {
  * One random tensor and one multiply; the seed makes a run reproducible.
  */
 export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
+  // The fused kernel draws the same mask from the same seed.
+  if (x.dtype === 'float32' && fusedAvailable()) return fusedDropout(x, rate, seed);
   const keepScale = tf.mul(tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', seed), rate), 'float32'), 1 / (1 - rate));
   return tf.mul(x, keepScale);
 }
@@ -98,6 +102,27 @@ export function relativeBuckets(
 export function paddingMask(attentionMask: tf.Tensor): tf.Tensor {
   const [b, k] = attentionMask.shape;
   return tf.reshape(tf.mul(tf.sub(1, tf.cast(attentionMask, 'float32')), MASK_MIN), [b, 1, 1, k]);
+}
+
+/**
+ * Decoder self-attention over positions that form a prefix tree (`parents[i]`: the position before i, -1 for the
+ * first): bucket ids [n * n] of the relative position depth(j) - depth(i), and an additive mask [1, 1, n, n] that
+ * lets position i see only itself and the positions on its path. A chain (parents[i] = i - 1) gives the causal case.
+ */
+export function treeAttention(parents: number[], numBuckets: number, maxDistance: number): { buckets: Int32Array; mask: tf.Tensor } {
+  const n = parents.length;
+  const depth = new Array<number>(n);
+  parents.forEach((p, i) => {
+    if (p >= i) throw new Error(`tree positions must come after their parent: position ${i} has parent ${p}`);
+    depth[i] = p < 0 ? 0 : depth[p]! + 1;
+  });
+  const buckets = new Int32Array(n * n);
+  const mask = new Float32Array(n * n).fill(MASK_MIN);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) buckets[i * n + j] = relativePositionBucket(depth[j]! - depth[i]!, false, numBuckets, maxDistance);
+    for (let j = i; j >= 0; j = parents[j]!) mask[i * n + j] = 0;
+  }
+  return { buckets, mask: tf.tensor4d(mask, [1, 1, n, n]) };
 }
 
 /** Additive causal mask [1, 1, queries, keys] for queries at positions offset … offset+queries-1. */

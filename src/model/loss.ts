@@ -1,4 +1,5 @@
 import { tf } from '../tf.js';
+import { fusedAvailable, fusedLogProbsAt, fusedTokenNll } from '../backend/fused_kernels.js';
 
 /** Label id that does not count in the loss (torch CrossEntropyLoss's default ignore_index). */
 export const IGNORE_INDEX = -100;
@@ -8,6 +9,9 @@ export const IGNORE_INDEX = -100;
  * logits [batch, length, vocab], labels [batch, length] → [batch, length].
  */
 export function tokenNll(logits: tf.Tensor, labels: tf.Tensor): tf.Tensor2D {
+  if (logits.dtype === 'float32' && fusedAvailable()) {
+    return fusedTokenNll(logits, labels.dtype === 'int32' ? labels : tf.cast(labels, 'int32')) as tf.Tensor2D;
+  }
   return tf.tidy(() => {
     const vocab = logits.shape[logits.shape.length - 1];
     const valid = tf.notEqual(labels, IGNORE_INDEX);
@@ -23,5 +27,18 @@ export function sequenceCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.S
   return tf.tidy(() => {
     const count = tf.sum(tf.cast(tf.notEqual(labels, IGNORE_INDEX), 'float32'));
     return tf.div(tf.sum(tokenNll(logits, labels)), count) as tf.Scalar;
+  });
+}
+
+/**
+ * log softmax(logits[rows[p]])[tokens[p]] for every pair p: logits [numRows, vocab] → [pairs]. A row may appear in
+ * several pairs (several continuations of one prefix).
+ */
+export function logProbsAt(logits: tf.Tensor2D, rows: number[], tokens: number[]): tf.Tensor1D {
+  return tf.tidy(() => {
+    const r = tf.tensor1d(rows, 'int32');
+    const t = tf.tensor1d(tokens, 'int32');
+    if (logits.dtype === 'float32' && fusedAvailable()) return fusedLogProbsAt(logits, r, t) as tf.Tensor1D;
+    return tf.neg(tf.reshape(tokenNll(tf.expandDims(tf.gather(logits, r), 0), tf.expandDims(t, 0)), [rows.length])) as tf.Tensor1D;
   });
 }

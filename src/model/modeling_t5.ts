@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../tf.js';
 import { T5Config } from './config.js';
-import { activation, causalMask, dropout, linear, paddingMask, relativeBuckets, rmsNorm } from './layers.js';
+import { activation, causalMask, dropout, linear, paddingMask, relativeBuckets, rmsNorm, treeAttention } from './layers.js';
 import { sequenceCrossEntropy } from './loss.js';
 import { loadCheckpointTensors, resolveStateDict } from './weights.js';
 import type { RawTensor } from '../safetensors.js';
@@ -137,9 +137,20 @@ export class T5ForConditionalGeneration {
   private positionBias(stack: 'encoder' | 'decoder', queryLength: number, keyLength: number, queryOffset: number): tf.Tensor {
     const c = this.config;
     const buckets = relativeBuckets(queryLength, keyLength, queryOffset, stack === 'encoder', c.relative_attention_num_buckets, c.relative_attention_max_distance);
+    return this.bucketBias(stack, buckets, queryLength, keyLength);
+  }
+
+  private bucketBias(stack: 'encoder' | 'decoder', buckets: Int32Array, queryLength: number, keyLength: number): tf.Tensor {
     const table = this.p(`${stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight`);
     const values = tf.gather(table, tf.tensor1d(buckets, 'int32'));
-    return tf.expandDims(tf.transpose(tf.reshape(values, [queryLength, keyLength, c.num_heads]), [2, 0, 1]), 0);
+    return tf.expandDims(tf.transpose(tf.reshape(values, [queryLength, keyLength, this.config.num_heads]), [2, 0, 1]), 0);
+  }
+
+  /** Decoder self-attention bias for positions forming a prefix tree (see decode): position bias by depth + path mask. */
+  private treeBias(parents: number[]): tf.Tensor {
+    const c = this.config;
+    const { buckets, mask } = treeAttention(parents, c.relative_attention_num_buckets, c.relative_attention_max_distance);
+    return tf.add(this.bucketBias('decoder', buckets, parents.length, parents.length), mask);
   }
 
   /** [batch, length, heads*d_kv] → [batch, heads, length, d_kv] */
@@ -207,6 +218,9 @@ export class T5ForConditionalGeneration {
   /**
    * The decoder stack and LM head. Without `selfCache` it decodes every position at once (training, scoring);
    * with it, `decoderInputIds` are the next positions after those cached, and the cache is extended in place.
+   * With `tree`, the decoder positions form a prefix tree instead of one sequence: `tree[i]` is the position that
+   * precedes position i (-1 for the first), each position sees itself and the positions on its path, and its
+   * position in the sequence is its depth (this scores several continuations of a common prefix in one pass).
    */
   decode(
     decoderInputIds: tf.Tensor,
@@ -215,12 +229,15 @@ export class T5ForConditionalGeneration {
     training = false,
     selfCache?: (KeyValue | undefined)[],
     lastPositionOnly = false,
+    tree?: number[],
   ): tf.Tensor3D {
     const c = this.config;
     const length = decoderInputIds.shape[1]!;
     const past = selfCache?.[0]?.key.shape[2] ?? 0;
     let h = this.drop(tf.gather(this.p('shared.weight'), decoderInputIds), training);
-    const selfBias = tf.add(this.positionBias('decoder', length, past + length, past), causalMask(length, past + length, past));
+    const selfBias = tree
+      ? this.treeBias(tree)
+      : tf.add(this.positionBias('decoder', length, past + length, past), causalMask(length, past + length, past));
     const crossBias = paddingMask(encoderMask);
     for (let i = 0; i < c.num_decoder_layers; i++) {
       const pre = `decoder.block.${i}.layer`;
