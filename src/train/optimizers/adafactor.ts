@@ -8,6 +8,7 @@
  * moment (beta1); weight decay p += (-weightDecay · lr) · p; then p -= update.
  */
 import { tf } from '../../tf.js';
+import { gradientPairs, type NamedTensor } from './gradients.js';
 import { FormatError, UsageError } from '../../errors.js';
 import { updateInPlace } from '../../backend/host.js';
 import { kernelFor, type ElementwiseSpec } from '../../backend/simd.js';
@@ -29,10 +30,6 @@ export interface AdafactorOptions {
   warmupInit?: boolean;
 }
 
-interface NamedTensor {
-  name: string;
-  tensor: tf.Tensor;
-}
 
 interface ParamState {
   step: number;
@@ -138,15 +135,7 @@ export class Adafactor extends tf.Optimizer {
   }
 
   applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
-    const entries: [string, tf.Tensor | undefined][] = Array.isArray(variableGradients)
-      ? variableGradients.map((v) => [v.name, v.tensor])
-      : Object.entries(variableGradients);
-    for (const [name, gradient] of entries) {
-      if (gradient == null) continue;
-      const variable = tf.engine().registeredVariables[name];
-      if (variable === undefined) throw new Error(`Adafactor: no variable named "${name}" is registered`);
-      this.updateOne(name, variable, gradient);
-    }
+    for (const [name, variable, gradient] of gradientPairs(variableGradients, 'Adafactor')) this.updateOne(name, variable, gradient);
     this.incrementIterations();
   }
 

@@ -8,6 +8,7 @@
  * Scalars are computed in float64 (as Python does) and rounded to float32 where torch hands them to a kernel.
  */
 import { tf } from '../../tf.js';
+import { gradientPairs, type NamedTensor } from './gradients.js';
 import { FormatError, UsageError } from '../../errors.js';
 import { updateInPlace } from '../../backend/host.js';
 import { kernelFor, runElementwise, type ElementwiseSpec, type Vec } from '../../backend/simd.js';
@@ -21,10 +22,6 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
-interface NamedTensor {
-  name: string;
-  tensor: tf.Tensor;
-}
 
 interface ParamState {
   step: number;
@@ -75,15 +72,7 @@ export class AdamW extends tf.Optimizer {
   }
 
   applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
-    const entries: [string, tf.Tensor | undefined][] = Array.isArray(variableGradients)
-      ? variableGradients.map((v) => [v.name, v.tensor])
-      : Object.entries(variableGradients);
-    for (const [name, gradient] of entries) {
-      if (gradient == null) continue;
-      const variable = tf.engine().registeredVariables[name];
-      if (variable === undefined) throw new Error(`AdamW: no variable named "${name}" is registered`);
-      this.updateOne(name, variable, gradient);
-    }
+    for (const [name, variable, gradient] of gradientPairs(variableGradients, 'AdamW')) this.updateOne(name, variable, gradient);
     this.incrementIterations();
   }
 
