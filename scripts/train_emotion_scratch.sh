@@ -2,7 +2,9 @@
 # Trains a small T5 from scratch on the full TweetEval emotion train split and reports test macro-F1.
 # Not run in CI. Usage: bash scripts/train_emotion_scratch.sh [extra train options…]
 # Env: WORK (run folder, default a new temp folder), SHARED (default ../shared beside the project),
-#      MODEL_CONFIG (tiny|small|config.json, default tiny), EPOCHS (default 10).
+#      MODEL_CONFIG (tiny|small|config.json, default tiny), EPOCHS (default 20).
+# Measured: tiny (d_model 64, 2+2 layers), 20 epochs, Adafactor lr 1e-3: test macro-F1 0.4875, accuracy 0.5468,
+# 942 s in all on a 2-core CPU (wasm + ONNX Runtime matmul).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SHARED="${SHARED:-$ROOT/../shared}"
@@ -13,8 +15,7 @@ echo "run folder: $WORK"
 start=$(date +%s)
 $T5CLS load-dataset --from "$SHARED/data/tweeteval/emotion" --out datasets/emotion_processed
 $T5CLS train --init random --model-config "${MODEL_CONFIG:-tiny}" --tokenizer "$SHARED/models/t5-small-tokenizer" \
-  --data-dir datasets/emotion_processed --use-adafactor --learning-rate 3e-3 --epochs "${EPOCHS:-10}" \
-  --use-weighted-random-sampler "$@"
+  --data-dir datasets/emotion_processed --use-adafactor --learning-rate 1e-3 --epochs "${EPOCHS:-20}" "$@"
 $T5CLS test --data-dir datasets/emotion_processed
 end=$(date +%s)
 python3 - "$WORK" "$((end - start))" <<'PY' || true
