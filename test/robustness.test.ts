@@ -174,3 +174,27 @@ test('fuzz: mutated data files are read correctly or fail cleanly', { timeout: 6
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('data files: not UTF-8, a split with zero examples, duplicate class ids', async () => {
+  const { readClassesMap, loadDataset } = await import('../src/data/index.js');
+  const { loadSplits } = await import('../src/cli/shared.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-data-'));
+  try {
+    const map = { anger: 0, joy: 1 };
+    // "café" in Latin-1 on line 2: 0xE9 is not valid UTF-8.
+    const latin1 = Buffer.concat([Buffer.from('[\n{"text": "caf'), Buffer.from([0xe9]), Buffer.from('", "label": 0}\n]\n')]);
+    fs.writeFileSync(path.join(dir, 'train.json'), latin1);
+    assert.throws(() => readSplit(path.join(dir, 'train.json'), map), /train\.json line 2: not UTF-8 text \(invalid byte 0xe9 at offset 15\)/);
+    fs.writeFileSync(path.join(dir, 'reviews.csv'), Buffer.concat([Buffer.from('text,label\nok,joy\nna'), Buffer.from([0xef, 0xbb]), Buffer.from('ve,anger\n')]));
+    await assert.rejects(loadDataset({ from: path.join(dir, 'reviews.csv'), out: path.join(dir, 'out'), classesMap: path.join(dir, 'c.json') }), /reviews\.csv line 3: not UTF-8 text/);
+
+    fs.writeFileSync(path.join(dir, 'train.json'), '[]');
+    fs.writeFileSync(path.join(dir, 'classes.json'), JSON.stringify(map));
+    assert.throws(() => loadSplits(dir, path.join(dir, 'classes.json'), ['train']), /train\.json: the train split has no examples/);
+
+    fs.writeFileSync(path.join(dir, 'dup.json'), '{"anger": 0, "joy": 0}');
+    assert.throws(() => readClassesMap(path.join(dir, 'dup.json')), (e: Error) => e instanceof T5clsError && /dup\.json/.test(e.message));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

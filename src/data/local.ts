@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readUtf8 } from './text_file.js';
 import { UsageError } from '../errors.js';
 import type { RawDataset, RawRecord, RawSplit } from './build.js';
 import { parseDelimited } from './csv.js';
@@ -27,12 +28,7 @@ const SPLIT_FILE_NAMES: Record<SplitName, string[]> = {
 };
 
 function readText(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf-8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`${file}: cannot read (${code === 'ENOENT' ? 'no such file' : (code ?? String(e))})`);
-  }
+  return readUtf8(file);
 }
 
 /** The lines of a text file; the line break after the last line does not start another one. */

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FormatError, UsageError } from '../errors.js';
+import { readUtf8 } from './text_file.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fsutil.js';
 import { arrayElementLines, parseJsonLocated } from './json.js';
 
@@ -101,12 +102,7 @@ export function writeProcessed(opts: {
 }
 
 function readText(file: string, what: string): string {
-  try {
-    return fs.readFileSync(file, 'utf-8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`${file}: cannot read the ${what} (${code === 'ENOENT' ? 'no such file' : (code ?? String(e))})`);
-  }
+  return readUtf8(file, what);
 }
 
 /** Reads and checks a classes map: a JSON object of class name to id, ids unique and exactly 0..n-1. */
