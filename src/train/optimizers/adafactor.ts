@@ -8,7 +8,7 @@
  * moment (beta1); weight decay p += (-weightDecay · lr) · p; then p -= update.
  */
 import { tf } from '../../tf.js';
-import { gradientPairs, type NamedTensor } from './gradients.js';
+import { gradientPairs, groupState, type NamedTensor } from './shared.js';
 import { FormatError, UsageError } from '../../errors.js';
 import { updateInPlace } from '../../backend/host.js';
 import { kernelFor, type ElementwiseSpec } from '../../backend/simd.js';
@@ -309,7 +309,7 @@ export class Adafactor extends tf.Optimizer {
 
   /** Replaces the whole state with one `getWeights` returned (the tensors are copied; the caller keeps its own). */
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
-    const groups = groupState(weightValues, 'Adafactor');
+    const groups = groupState(weightValues, STATE_KEYS, 'Adafactor');
     const next = new Map<string, ParamState>();
     try {
       for (const [name, g] of groups) {
@@ -688,23 +688,6 @@ function disposeState(st: ParamState): void {
 }
 
 /** Splits `<variable>/<key>` state entries by variable, keeping first-seen order; `iter` is skipped. */
-function groupState(weightValues: NamedTensor[], who: string): Map<string, Map<StateKey, tf.Tensor>> {
-  const groups = new Map<string, Map<StateKey, tf.Tensor>>();
-  for (const { name, tensor } of weightValues) {
-    if (name === 'iter') continue;
-    const cut = name.lastIndexOf('/');
-    const key = name.slice(cut + 1) as StateKey;
-    if (cut <= 0 || !STATE_KEYS.includes(key)) {
-      throw new FormatError(`${who} state: unexpected entry "${name}" (expected <variable>/<${STATE_KEYS.join('|')}>)`);
-    }
-    const variable = name.slice(0, cut);
-    let g = groups.get(variable);
-    if (g === undefined) groups.set(variable, (g = new Map()));
-    g.set(key, tensor);
-  }
-  return groups;
-}
-
 /**
  * HF's AdafactorSchedule: reports the learning rate Adafactor actually used (for the first parameter it updated),
  * and `initialLr` before the first step.

@@ -8,7 +8,7 @@
  * Scalars are computed in float64 (as Python does) and rounded to float32 where torch hands them to a kernel.
  */
 import { tf } from '../../tf.js';
-import { gradientPairs, type NamedTensor } from './gradients.js';
+import { gradientPairs, groupState, type NamedTensor } from './shared.js';
 import { FormatError, UsageError } from '../../errors.js';
 import { updateInPlace } from '../../backend/host.js';
 import { kernelFor, runElementwise, type ElementwiseSpec, type Vec } from '../../backend/simd.js';
@@ -30,7 +30,6 @@ interface ParamState {
 }
 
 const STATE_KEYS = ['step', 'exp_avg', 'exp_avg_sq'] as const;
-type StateKey = (typeof STATE_KEYS)[number];
 
 export class AdamW extends tf.Optimizer {
   static get className(): string {
@@ -153,19 +152,7 @@ export class AdamW extends tf.Optimizer {
 
   /** Replaces the whole state with one `getWeights` returned (the tensors are copied; the caller keeps its own). */
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
-    const groups = new Map<string, Map<StateKey, tf.Tensor>>();
-    for (const { name, tensor } of weightValues) {
-      if (name === 'iter') continue;
-      const cut = name.lastIndexOf('/');
-      const key = name.slice(cut + 1) as StateKey;
-      if (cut <= 0 || !STATE_KEYS.includes(key)) {
-        throw new FormatError(`AdamW state: unexpected entry "${name}" (expected <variable>/<${STATE_KEYS.join('|')}>)`);
-      }
-      const variable = name.slice(0, cut);
-      let g = groups.get(variable);
-      if (g === undefined) groups.set(variable, (g = new Map()));
-      g.set(key, tensor);
-    }
+    const groups = groupState(weightValues, STATE_KEYS, 'AdamW');
     const next = new Map<string, ParamState>();
     for (const [name, g] of groups) {
       for (const key of STATE_KEYS) {

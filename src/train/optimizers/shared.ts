@@ -1,4 +1,5 @@
 import { tf } from '../../tf.js';
+import { FormatError } from '../../errors.js';
 
 export interface NamedTensor {
   name: string;
@@ -21,4 +22,29 @@ export function gradientPairs(
     out.push([name, variable, gradient]);
   }
   return out;
+}
+
+/**
+ * Groups the entries of a saved optimizer state (`<variable>/<key>`, plus `iter`) by variable, refusing keys the
+ * optimizer does not know.
+ */
+export function groupState<K extends string>(
+  weightValues: NamedTensor[],
+  keys: readonly K[],
+  who: string,
+): Map<string, Map<K, tf.Tensor>> {
+  const groups = new Map<string, Map<K, tf.Tensor>>();
+  for (const { name, tensor } of weightValues) {
+    if (name === 'iter') continue;
+    const cut = name.lastIndexOf('/');
+    const key = name.slice(cut + 1) as K;
+    if (cut <= 0 || !keys.includes(key)) {
+      throw new FormatError(`${who} state: unexpected entry "${name}" (expected <variable>/<${keys.join('|')}>)`);
+    }
+    const variable = name.slice(0, cut);
+    let g = groups.get(variable);
+    if (g === undefined) groups.set(variable, (g = new Map()));
+    g.set(key, tensor);
+  }
+  return groups;
 }
