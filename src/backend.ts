@@ -13,6 +13,7 @@ import { tf } from './tf.js';
 import { installCopyAvoidingKernels, installExtraKernels } from './backend/extra_kernels.js';
 import { FUSED_KERNELS, installFusedKernels } from './backend/fused_kernels.js';
 import { installLeanGradients } from './backend/lean_gradients.js';
+import { GRAPH_KERNEL, installGraphKernel } from './backend/graph_kernel.js';
 import { installMatMulKernels, type MatMulMode } from './backend/matmul_kernels.js';
 import { loadOrtMatMul, ORT_PACKAGE, ORT_PATH_ENV, type OrtLoadResult, type OrtMatMul } from './backend/ort.js';
 import {
@@ -227,6 +228,8 @@ async function startEmbedded(
   const fusedKernels = [...FUSED_KERNELS, ...installCopyAvoidingKernels(name)];
   const mode: MatMulMode = installMatMulKernels(name, ort);
   if (mode !== 'stock') kernels.push('BatchMatMul', '_FusedMatMul');
+  installGraphKernel(name, ort);
+  if (ort) kernels.push(GRAPH_KERNEL);
 
   if (name === 'wasm') {
     const problem = wasmSelfCheck();

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { tf } from '../src/tf.js';
 import { T5ForConditionalGeneration, T5Config, tokenNll } from '../src/model/index.js';
 import { readSafetensorsFile } from '../src/safetensors.js';
+import { nativeGraphs } from '../src/backend/graph_kernel.js';
 import { testBackends, useBackend } from './helpers/backends.js';
 import { fixtureDir, flatten, maxAbs, maxAbsDiff, MODEL_FIXTURES, readJson } from './helpers/fixtures.js';
 
@@ -16,23 +17,30 @@ for (const backend of testBackends()) {
     const fx = readJson(path.join(dir, 'fixture.json'));
     const inputs = fx.inputs;
 
-    test(`[${backend}] ${name}: logits, loss and token NLL match HF`, async () => {
-      await useBackend(backend);
-      const model = T5ForConditionalGeneration.fromPretrained(dir);
-      tf.tidy(() => {
-        const out = model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, labels: inputs.labels });
-        assert.deepEqual(out.logits.shape, fx.logits.shape);
-        const diff = maxAbsDiff(out.logits.dataSync(), flatten(fx.logits.data));
-        assert.ok(diff < 1e-4, `logits differ by ${diff}`);
-        assert.ok(Math.abs(out.loss!.dataSync()[0] - fx.loss) < 1e-4, `loss ${out.loss!.dataSync()[0]} vs ${fx.loss}`);
-        const nll = tokenNll(out.logits, tf.tensor2d(inputs.labels, undefined, 'int32'));
-        const nd = maxAbsDiff(nll.dataSync(), flatten(fx.token_nll));
-        assert.ok(nd < 1e-4, `token nll differs by ${nd}`);
-        const explicit = model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, decoderInputIds: inputs.decoder_input_ids });
-        assert.equal(maxAbsDiff(explicit.logits.dataSync(), out.logits.dataSync()), 0);
+    for (const graphs of [true, false]) {
+      test(`[${backend}${graphs ? '' : ', no native graphs'}] ${name}: logits, loss and token NLL match HF`, async () => {
+        await useBackend(backend);
+        nativeGraphs.enabled = graphs;
+        const model = T5ForConditionalGeneration.fromPretrained(dir);
+        try {
+          tf.tidy(() => {
+            const out = model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, labels: inputs.labels });
+            assert.deepEqual(out.logits.shape, fx.logits.shape);
+            const diff = maxAbsDiff(out.logits.dataSync(), flatten(fx.logits.data));
+            assert.ok(diff < 1e-4, `logits differ by ${diff}`);
+            assert.ok(Math.abs(out.loss!.dataSync()[0] - fx.loss) < 1e-4, `loss ${out.loss!.dataSync()[0]} vs ${fx.loss}`);
+            const nll = tokenNll(out.logits, tf.tensor2d(inputs.labels, undefined, 'int32'));
+            const nd = maxAbsDiff(nll.dataSync(), flatten(fx.token_nll));
+            assert.ok(nd < 1e-4, `token nll differs by ${nd}`);
+            const explicit = model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, decoderInputIds: inputs.decoder_input_ids });
+            assert.equal(maxAbsDiff(explicit.logits.dataSync(), out.logits.dataSync()), 0);
+          });
+        } finally {
+          nativeGraphs.enabled = true;
+          model.dispose();
+        }
       });
-      model.dispose();
-    });
+    }
 
     test(`[${backend}] ${name}: gradient of every parameter matches HF`, async () => {
       await useBackend(backend);
@@ -60,18 +68,25 @@ for (const backend of testBackends()) {
       model.dispose();
     });
 
-    test(`[${backend}] ${name}: greedy generation matches HF, with and without suppressed tokens`, async () => {
-      await useBackend(backend);
-      const model = T5ForConditionalGeneration.fromPretrained(dir);
-      const before = tf.memory().numTensors;
-      const seqs = model.generate({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, maxNewTokens: fx.generation.kwargs.max_new_tokens });
-      assert.deepEqual(seqs, fx.generation.sequences);
-      const g2 = fx.generation_suppress_token_0;
-      const seqs2 = model.generate({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, maxNewTokens: g2.kwargs.max_new_tokens, suppressTokens: g2.kwargs.suppress_tokens });
-      assert.deepEqual(seqs2, g2.sequences);
-      assert.equal(tf.memory().numTensors, before, 'generate leaks tensors');
-      model.dispose();
-    });
+    for (const graphs of [true, false]) {
+      test(`[${backend}${graphs ? '' : ', no native graphs'}] ${name}: greedy generation matches HF, with and without suppressed tokens`, async () => {
+        await useBackend(backend);
+        nativeGraphs.enabled = graphs;
+        const model = T5ForConditionalGeneration.fromPretrained(dir);
+        try {
+          const before = tf.memory().numTensors;
+          const seqs = model.generate({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, maxNewTokens: fx.generation.kwargs.max_new_tokens });
+          assert.deepEqual(seqs, fx.generation.sequences);
+          const g2 = fx.generation_suppress_token_0;
+          const seqs2 = model.generate({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, maxNewTokens: g2.kwargs.max_new_tokens, suppressTokens: g2.kwargs.suppress_tokens });
+          assert.deepEqual(seqs2, g2.sequences);
+          assert.equal(tf.memory().numTensors, before, 'generate leaks tensors');
+        } finally {
+          nativeGraphs.enabled = true;
+          model.dispose();
+        }
+      });
+    }
 
     test(`[${backend}] ${name}: generation with cache equals step-by-step decoding without it`, async () => {
       await useBackend(backend);

@@ -53,7 +53,17 @@ export interface OrtMatMul {
     out: Float32Array,
     outShape: readonly number[],
   ): void;
+  /**
+   * Runs the model `build()` returns (built and loaded once per `key`) on float32 feeds, writing its outputs into
+   * the caller's buffers (each of exactly its output's size). Same buffer rules as `matMul`.
+   */
+  runGraph(key: string, build: () => Uint8Array, feeds: Record<string, OrtBuffer>, outputs: Record<string, OrtBuffer>): void;
   dispose(): void;
+}
+
+export interface OrtBuffer {
+  data: Float32Array;
+  dims: readonly number[];
 }
 
 export type OrtLoadResult = { ok: true; ort: OrtMatMul } | { ok: false; reason: string; installed: boolean };
@@ -114,26 +124,41 @@ class OrtMatMulImpl implements OrtMatMul {
     readonly threads: number,
   ) {}
 
-  private session(transposeA: boolean, transposeB: boolean): BindingSession {
-    const key = `${transposeA ? 'T' : 'N'}${transposeB ? 'T' : 'N'}float32`;
+  private load(key: string, build: () => Uint8Array, arena: boolean): BindingSession {
     let s = this.sessions.get(key);
     if (!s) {
       s = new this.mod.binding.InferenceSession();
-      const model = matMulModel(transposeA, transposeB);
+      const model = build();
       s.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, {
         intraOpNumThreads: this.threads,
         interOpNumThreads: 1,
         executionMode: 'sequential',
         graphOptimizationLevel: 'all',
         executionProviders: ['cpu'],
-        // The output goes to a caller-owned buffer; an arena would only keep peak scratch memory alive.
-        enableCpuMemArena: false,
-        // Idle ORT threads must not spin: between two matmuls the CPU belongs to the other kernels.
+        // A single product writes straight into a caller-owned buffer: an arena would only keep scratch memory
+        // alive. Larger graphs have large intermediates, which an arena saves from fresh (page-faulting) memory
+        // on every run.
+        enableCpuMemArena: arena,
+        // Idle ORT threads must not spin: between two runs the CPU belongs to the other kernels.
         extra: { session: { intra_op: { allow_spinning: '0' } } },
       });
       this.sessions.set(key, s);
     }
     return s;
+  }
+
+  private session(transposeA: boolean, transposeB: boolean): BindingSession {
+    return this.load(`matmul/${transposeA ? 'T' : 'N'}${transposeB ? 'T' : 'N'}float32`, () => matMulModel(transposeA, transposeB), false);
+  }
+
+  runGraph(key: string, build: () => Uint8Array, feeds: Record<string, OrtBuffer>, outputs: Record<string, OrtBuffer>): void {
+    const T = this.Tensor;
+    const wrap = (buffers: Record<string, OrtBuffer>) => {
+      const out: Record<string, OrtTensorLike> = {};
+      for (const [name, b] of Object.entries(buffers)) out[name] = new T('float32', b.data, b.dims);
+      return out;
+    };
+    this.load(`graph/${key}`, build, true).run(wrap(feeds), wrap(outputs), {});
   }
 
   matMul(

@@ -109,7 +109,7 @@ export function predictRank(
     const b = batch.length;
     const logProbs = tf.tidy(() => {
       const { ids, mask } = padRows(batch.map((i) => inputs[i]), model.config.pad_token_id);
-      const cross = model.crossKeyValues(model.encode(ids, mask, false));
+      const { cross } = model.encodeForDecoding(ids, mask);
       const decoderInput = tf.tensor2d(Array.from({ length: b }, () => tree.tokens), [b, n], 'int32');
       const logits = model.decode(decoderInput, mask, cross, false, undefined, false, tree.parents);
       const rows: number[] = [];

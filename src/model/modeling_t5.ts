@@ -9,6 +9,8 @@ import { tf } from '../tf.js';
 import { T5Config } from './config.js';
 import { activation, causalMask, dropout, linear, paddingMask, relativeBuckets, rmsNorm, treeAttention } from './layers.js';
 import { sequenceCrossEntropy } from './loss.js';
+import { encoderGraph, type NativeGraph } from './native_graphs.js';
+import { nativeGraphAvailable, runNativeGraph } from '../backend/graph_kernel.js';
 import { loadCheckpointTensors, resolveStateDict } from './weights.js';
 import type { RawTensor } from '../safetensors.js';
 import { FormatError } from '../errors.js';
@@ -64,6 +66,7 @@ export class T5ForConditionalGeneration {
   /** Seeds for dropout masks: a base and a counter, so a run (and a resumed run) is reproducible. */
   dropoutSeed = 0;
   dropoutCounter = 0;
+  private encoderGraphDef?: NativeGraph;
 
   constructor(config: T5Config, options: T5InitOptions = {}) {
     this.config = config;
@@ -208,6 +211,32 @@ export class T5ForConditionalGeneration {
     return this.drop(this.norm('encoder.final_layer_norm', h), training) as tf.Tensor3D;
   }
 
+  /**
+   * The encoder and every decoder block's cross-attention keys and values for it (computed once per input). For
+   * inference, where the backend offers it, the whole stack runs as one native graph (see native_graphs.ts).
+   */
+  encodeForDecoding(inputIds: tf.Tensor, attentionMask: tf.Tensor, training = false): { encoded: tf.Tensor3D; cross: KeyValue[] } {
+    if (!training && nativeGraphAvailable()) {
+      const c = this.config;
+      const [b, length] = inputIds.shape;
+      const graph = (this.encoderGraphDef ??= encoderGraph(c));
+      const inputs = [
+        tf.gather(this.p('shared.weight'), inputIds),
+        tf.add(this.positionBias('encoder', length, length, 0), paddingMask(attentionMask)),
+        ...graph.inputs.slice(2).map((name) => this.p(name)),
+      ];
+      const kvShape = [b, c.num_heads, length, c.d_kv];
+      const outputShapes = [[b, length, c.d_model], ...graph.outputs.slice(1).map(() => kvShape)];
+      const [encoded, ...kv] = runNativeGraph(graph, inputs, outputShapes);
+      tf.dispose(inputs.slice(0, 2));
+      const cross: KeyValue[] = [];
+      for (let j = 0; j < kv.length; j += 2) cross.push({ key: kv[j] as tf.Tensor4D, value: kv[j + 1] as tf.Tensor4D });
+      return { encoded: encoded as tf.Tensor3D, cross };
+    }
+    const encoded = this.encode(inputIds, attentionMask, training);
+    return { encoded, cross: this.crossKeyValues(encoded) };
+  }
+
   /** Cross-attention keys and values of every decoder block for an encoder output (computed once per input). */
   crossKeyValues(encoderOutput: tf.Tensor): KeyValue[] {
     const out: KeyValue[] = [];
@@ -271,8 +300,8 @@ export class T5ForConditionalGeneration {
     if (args.decoderInputIds !== undefined) decoderInputIds = toIds(args.decoderInputIds);
     else if (labels) decoderInputIds = shiftRight(labels, c.decoder_start_token_id, c.pad_token_id);
     else throw new Error('forward needs decoderInputIds or labels');
-    const encoded = this.encode(inputIds, attentionMask, training);
-    const logits = this.decode(decoderInputIds, attentionMask, this.crossKeyValues(encoded), training);
+    const { cross } = this.encodeForDecoding(inputIds, attentionMask, training);
+    const logits = this.decode(decoderInputIds, attentionMask, cross, training);
     return labels ? { logits, loss: sequenceCrossEntropy(logits, labels) } : { logits };
   }
 
@@ -291,7 +320,7 @@ export class T5ForConditionalGeneration {
         })
       : undefined;
     const cross = tf.tidy(() => {
-      const kv = this.crossKeyValues(this.encode(inputIds, attentionMask, false));
+      const { cross: kv } = this.encodeForDecoding(inputIds, attentionMask);
       return kv.flatMap((x) => [x.key, x.value]);
     });
     const crossKv: KeyValue[] = [];

@@ -1,0 +1,160 @@
+/**
+ * T5's inference stacks as ONNX graphs, for ONNX Runtime to run in one call each (see backend/graph_kernel.ts):
+ * the same math as modeling_t5.ts, with the weights fed in as inputs (by their HF names) rather than baked in, so
+ * one loaded graph serves a model through training. Attention is ONNX Runtime's MultiHeadAttention with scale 1
+ * (T5 folds 1/sqrt(d) into the initialisation) and an additive bias that carries position bias and masks; layer
+ * norms are its (Skip)SimplifiedLayerNormalization, which is T5's scale-only RMS norm.
+ */
+import { onnxModel, type OnnxNode } from '../backend/onnx.js';
+import type { T5Config } from './config.js';
+
+export interface NativeGraph {
+  /** Identifies the graph among every graph built (the loaded session is cached under it). */
+  key: string;
+  build: () => Uint8Array;
+  /** Graph inputs in order: tensors first (see each builder), then parameters by HF name. */
+  inputs: string[];
+  outputs: string[];
+}
+
+const MS = 'com.microsoft' as const;
+
+function projection(nodes: OnnxNode[], x: string, weight: string, out: string): string {
+  nodes.push({ op: 'FusedMatMul', domain: MS, inputs: [x, weight], outputs: [out], attributes: { transB: 1 } });
+  return out;
+}
+
+/** The feed-forward block of `prefix` (DenseReluDense or DenseGatedActDense) on normed input `x`. */
+function feedForward(nodes: OnnxNode[], c: T5Config, prefix: string, x: string): string {
+  const act = (input: string, out: string): string => {
+    switch (c.denseActFn) {
+      case 'relu':
+        nodes.push({ op: 'Relu', inputs: [input], outputs: [out] });
+        break;
+      case 'gelu_new':
+      case 'gelu_pytorch_tanh':
+        nodes.push({ op: 'FastGelu', domain: MS, inputs: [input], outputs: [out] });
+        break;
+      case 'gelu':
+        nodes.push({ op: 'Gelu', domain: MS, inputs: [input], outputs: [out] });
+        break;
+      case 'silu':
+        nodes.push({ op: 'Sigmoid', inputs: [input], outputs: [`${out}.sigmoid`] });
+        nodes.push({ op: 'Mul', inputs: [input, `${out}.sigmoid`], outputs: [out] });
+        break;
+    }
+    return out;
+  };
+  let h: string;
+  if (c.isGatedAct) {
+    const gate = act(projection(nodes, x, `${prefix}.wi_0.weight`, `${prefix}.wi_0`), `${prefix}.act`);
+    const linear = projection(nodes, x, `${prefix}.wi_1.weight`, `${prefix}.wi_1`);
+    nodes.push({ op: 'Mul', inputs: [gate, linear], outputs: [`${prefix}.gated`] });
+    h = `${prefix}.gated`;
+  } else {
+    h = act(projection(nodes, x, `${prefix}.wi.weight`, `${prefix}.wi`), `${prefix}.act`);
+  }
+  return projection(nodes, h, `${prefix}.wo.weight`, `${prefix}.out`);
+}
+
+/**
+ * Attention of `prefix` for queries from `x` over keys/values `kv` ([batch, keys, inner] or
+ * [batch, heads, keys, d_kv]), plus the additive `bias` ([batch | 1, heads | 1, queries, keys]).
+ */
+function attention(nodes: OnnxNode[], c: T5Config, prefix: string, x: string, kv: { key: string; value: string }, bias: string): string {
+  const q = projection(nodes, x, `${prefix}.q.weight`, `${prefix}.query`);
+  nodes.push({
+    op: 'MultiHeadAttention',
+    domain: MS,
+    // query, key, value, projection bias, key padding mask, attention bias
+    inputs: [q, kv.key, kv.value, '', '', bias],
+    outputs: [`${prefix}.context`],
+    attributes: { num_heads: c.num_heads, scale: { float: 1 } },
+  });
+  return projection(nodes, `${prefix}.context`, `${prefix}.o.weight`, `${prefix}.attn`);
+}
+
+/**
+ * Residual stream bookkeeping: adds `delta` to the stream and RMS-normalizes the sum with `norm` in one node;
+ * returns the normed output and moves the stream on.
+ */
+class Residual {
+  constructor(
+    private readonly nodes: OnnxNode[],
+    private readonly eps: number,
+    public stream: string,
+  ) {}
+
+  addAndNorm(delta: string, norm: string): string {
+    const sum = `${delta}.residual`;
+    const out = `${norm}.normed`;
+    this.nodes.push({
+      op: 'SkipSimplifiedLayerNormalization',
+      domain: MS,
+      inputs: [delta, this.stream, `${norm}.weight`],
+      outputs: [out, '', '', sum],
+      attributes: { epsilon: { float: this.eps } },
+    });
+    this.stream = sum;
+    return out;
+  }
+
+  norm(norm: string): string {
+    const out = `${norm}.normed`;
+    this.nodes.push({
+      op: 'SimplifiedLayerNormalization',
+      inputs: [this.stream, `${norm}.weight`],
+      outputs: [out],
+      attributes: { epsilon: { float: this.eps }, axis: -1 },
+    });
+    return out;
+  }
+}
+
+/**
+ * The encoder stack for inference, with every decoder layer's cross-attention keys and values.
+ * Inputs: `embedded` [batch, length, d_model] (token embeddings), `bias` [batch, heads, length, length] (position
+ * bias + padding mask), then the encoder's and the cross-attention key/value parameters.
+ * Outputs: `encoded` [batch, length, d_model], then `cross.{j}.key` and `cross.{j}.value` [batch, heads, length, d_kv]
+ * for each decoder layer j.
+ */
+export function encoderGraph(c: T5Config): NativeGraph {
+  const nodes: OnnxNode[] = [];
+  const params: string[] = [];
+  const use = (...names: string[]) => params.push(...names);
+  const stream = new Residual(nodes, c.layer_norm_epsilon, 'embedded');
+  let delta = '';
+  for (let i = 0; i < c.num_layers; i++) {
+    const pre = `encoder.block.${i}.layer`;
+    const attn = `${pre}.0.SelfAttention`;
+    use(`${pre}.0.layer_norm.weight`, `${attn}.q.weight`, `${attn}.k.weight`, `${attn}.v.weight`, `${attn}.o.weight`, `${pre}.1.layer_norm.weight`);
+    use(...(c.isGatedAct ? ['wi_0', 'wi_1', 'wo'] : ['wi', 'wo']).map((w) => `${pre}.1.DenseReluDense.${w}.weight`));
+    const x = i === 0 ? stream.norm(`${pre}.0.layer_norm`) : stream.addAndNorm(delta, `${pre}.0.layer_norm`);
+    const kv = { key: projection(nodes, x, `${attn}.k.weight`, `${attn}.key`), value: projection(nodes, x, `${attn}.v.weight`, `${attn}.value`) };
+    const ffIn = stream.addAndNorm(attention(nodes, c, attn, x, kv, 'bias'), `${pre}.1.layer_norm`);
+    delta = feedForward(nodes, c, `${pre}.1.DenseReluDense`, ffIn);
+  }
+  use('encoder.final_layer_norm.weight');
+  const encoded = c.num_layers > 0 ? stream.addAndNorm(delta, 'encoder.final_layer_norm') : stream.norm('encoder.final_layer_norm');
+  nodes.push({ op: 'Identity', inputs: [encoded], outputs: ['encoded'] });
+  const outputs = ['encoded'];
+  for (let j = 0; j < c.num_decoder_layers; j++) {
+    const attn = `decoder.block.${j}.layer.1.EncDecAttention`;
+    for (const part of ['key', 'value'] as const) {
+      const w = `${attn}.${part[0]}.weight`;
+      use(w);
+      const flat = projection(nodes, 'encoded', w, `${attn}.${part}.flat`);
+      nodes.push({ op: 'Reshape', inputs: [flat, 'heads_shape'], outputs: [`${attn}.${part}.heads`] });
+      nodes.push({ op: 'Transpose', inputs: [`${attn}.${part}.heads`], outputs: [`cross.${j}.${part}`], attributes: { perm: [0, 2, 1, 3] } });
+      outputs.push(`cross.${j}.${part}`);
+    }
+  }
+  const inputs = ['embedded', 'bias', ...params];
+  const key = `encoder/${c.num_layers}x${c.num_decoder_layers}/${c.num_heads}x${c.d_kv}/${c.isGatedAct ? 'gated-' : ''}${c.denseActFn}/${c.layer_norm_epsilon}`;
+  return {
+    key,
+    inputs,
+    outputs,
+    build: () => onnxModel(nodes, inputs, outputs, undefined, { heads_shape: [0, 0, c.num_heads, c.d_kv] }),
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * Inference stacks run as one ONNX Runtime graph (model/native_graphs.ts through backend/graph_kernel.ts) must
+ * give what the tfjs ops give (which the fixture tests tie to HF), for every feed-forward variant and shape
+ * option, and must stay out of the way while gradients are recorded.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+
+import { tf } from '../src/tf.js';
+import { T5Config, T5ForConditionalGeneration } from '../src/model/index.js';
+import { GRAPH_KERNEL, nativeGraphAvailable, nativeGraphs } from '../src/backend/graph_kernel.js';
+import { loadOrtMatMul } from '../src/backend/ort.js';
+import { testBackends, useBackend } from './helpers/backends.js';
+import { fixtureDir, maxAbs, maxAbsDiff, MODEL_FIXTURES, readJson } from './helpers/fixtures.js';
+
+const ort = loadOrtMatMul(2);
+const NO_ORT = ort.ok ? false : `onnxruntime-node not loadable: ${ort.reason}`;
+
+/** Encoder output and cross keys/values, flattened, with the kernels that ran. */
+async function encoderPass(model: T5ForConditionalGeneration, ids: number[][], mask: number[][], graphs: boolean) {
+  nativeGraphs.enabled = graphs;
+  try {
+    let values: Float32Array[] = [];
+    const profile = await tf.profile(() => {
+      values = tf.tidy(() => {
+        const { encoded, cross } = model.encodeForDecoding(tf.tensor2d(ids, undefined, 'int32'), tf.tensor2d(mask, undefined, 'int32'));
+        return [encoded, ...cross.flatMap((kv) => [kv.key, kv.value])].map((t) => t.dataSync() as Float32Array);
+      });
+    });
+    return { values, kernels: new Set(profile.kernels.map((k) => k.name)) };
+  } finally {
+    nativeGraphs.enabled = true;
+  }
+}
+
+function assertSame(native: Float32Array[], ops: Float32Array[], what: string): void {
+  assert.equal(native.length, ops.length);
+  native.forEach((v, i) => {
+    const scale = Math.max(maxAbs(ops[i]!), 1);
+    const d = maxAbsDiff(v, ops[i]!);
+    assert.ok(d <= 2e-5 * scale, `${what}: output ${i} differs by ${d} (magnitude ${scale})`);
+  });
+}
+
+const VARIANTS: Record<string, Record<string, unknown>> = {
+  // d_kv * heads != d_model, more decoder than encoder layers, untied head
+  relu: { feed_forward_proj: 'relu', d_model: 24, d_kv: 10, num_heads: 3, num_layers: 2, num_decoder_layers: 3, tie_word_embeddings: false },
+  'gated-gelu': { feed_forward_proj: 'gated-gelu', d_model: 32, d_kv: 8, num_heads: 4, num_layers: 1, num_decoder_layers: 1 },
+  gelu: { feed_forward_proj: 'gelu', d_model: 32, d_kv: 8, num_heads: 4, num_layers: 2, num_decoder_layers: 2 },
+  'gated-silu': { feed_forward_proj: 'gated-silu', d_model: 16, d_kv: 4, num_heads: 4, num_layers: 3, num_decoder_layers: 1, layer_norm_epsilon: 1e-3 },
+};
+
+for (const backend of testBackends()) {
+  for (const [variant, fields] of Object.entries(VARIANTS)) {
+    test(`[${backend}] native encoder graph equals the tfjs ops: ${variant}`, { skip: NO_ORT }, async () => {
+      await useBackend(backend);
+      const config = new T5Config({ vocab_size: 64, d_ff: 40, relative_attention_num_buckets: 8, relative_attention_max_distance: 16, ...fields });
+      const model = new T5ForConditionalGeneration(config, { seed: 3 });
+      try {
+        // Three rows, the last two padded.
+        const ids = [
+          [5, 9, 13, 2, 40, 1],
+          [7, 7, 21, 1, 0, 0],
+          [63, 1, 0, 0, 0, 0],
+        ];
+        const mask = ids.map((row, i) => row.map((_, j) => (j < [6, 4, 2][i]! ? 1 : 0)));
+        const native = await encoderPass(model, ids, mask, true);
+        const ops = await encoderPass(model, ids, mask, false);
+        assert.ok(native.kernels.has(GRAPH_KERNEL), [...native.kernels].join(', '));
+        assert.ok(!ops.kernels.has(GRAPH_KERNEL));
+        assert.equal(native.values.length, 1 + 2 * config.num_decoder_layers);
+        assertSame(native.values, ops.values, variant);
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+
+  for (const name of MODEL_FIXTURES) {
+    test(`[${backend}] ${name}: native encoder graph equals the tfjs ops; gradients never use it`, { skip: NO_ORT }, async () => {
+      await useBackend(backend);
+      const dir = fixtureDir(name);
+      const { inputs } = readJson(path.join(dir, 'fixture.json'));
+      const model = T5ForConditionalGeneration.fromPretrained(dir);
+      try {
+        assert.ok(nativeGraphAvailable());
+        const native = await encoderPass(model, inputs.input_ids, inputs.attention_mask, true);
+        const ops = await encoderPass(model, inputs.input_ids, inputs.attention_mask, false);
+        assert.ok(native.kernels.has(GRAPH_KERNEL));
+        assertSame(native.values, ops.values, name);
+
+        const params = [...model.namedParameters().values()];
+        let seen = true;
+        const profile = await tf.profile(() => {
+          const { value, grads } = tf.variableGrads(() => {
+            seen = nativeGraphAvailable();
+            return model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, labels: inputs.labels }).loss!;
+          }, params);
+          tf.dispose([value, ...Object.values(grads)]);
+        });
+        assert.equal(seen, false, 'the graph must not be available while a gradient is recorded');
+        assert.ok(!profile.kernels.some((k) => k.name === GRAPH_KERNEL));
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+}
+
+test('with the native matmul off there is no graph kernel', async () => {
+  await tf.ready();
+  const { initBackend } = await import('../src/backend.js');
+  await initBackend('cpu', { nativeMatmul: false, threads: 1 });
+  assert.equal(nativeGraphAvailable(), false);
+  const config = new T5Config({ vocab_size: 32, d_model: 8, d_kv: 4, d_ff: 16, num_heads: 2, num_layers: 1 });
+  const model = new T5ForConditionalGeneration(config, { seed: 1 });
+  try {
+    const out = await encoderPass(model, [[3, 4, 1]], [[1, 1, 1]], true);
+    assert.ok(!out.kernels.has(GRAPH_KERNEL));
+  } finally {
+    model.dispose();
+  }
+});
