@@ -226,7 +226,7 @@ async function startEmbedded(
   const kernels = installExtraKernels(name);
   installFusedKernels(name);
   const fusedKernels = [...FUSED_KERNELS, ...installCopyAvoidingKernels(name)];
-  const mode: MatMulMode = installMatMulKernels(name, ort);
+  const mode: MatMulMode = installMatMulKernels(name, ort, poolThreads);
   if (mode !== 'stock') kernels.push('BatchMatMul', '_FusedMatMul');
   installGraphKernel(name, ort);
   if (ort) kernels.push(GRAPH_KERNEL);

@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { tf } from '../src/tf.js';
 import { initBackend } from '../src/backend.js';
 import { restoreExtraKernels, unsortedSegmentSum } from '../src/backend/extra_kernels.js';
-import { NATIVE_MIN_MACS, planMatMul, restoreMatMulKernels } from '../src/backend/matmul_kernels.js';
+import { NATIVE_MIN_MACS, planMatMul, restoreMatMulKernels, WASM_GEMM_MIN, wasmGemm } from '../src/backend/matmul_kernels.js';
+import { packB, wasmGemmFor } from '../src/backend/wasm_gemm.js';
+import { wasmMemoryOf } from '../src/backend/host.js';
 import { loadOrtMatMul } from '../src/backend/ort.js';
 import { replacementOf } from '../src/backend/registry.js';
 
@@ -132,7 +134,7 @@ describe('matmul kernels against the stock cpu kernel', () => {
       const info = await initBackend(backend, { nativeMatmul: native, threads: 2 });
       assert.equal(info.name, backend);
       assert.equal(info.nativeMatmul, native);
-      assert.equal(replacementOf('BatchMatMul', backend), native ? 'native' : 'transpose-first');
+      assert.equal(replacementOf('BatchMatMul', backend), native ? 'native' : 'wasm-gemm');
       const callsBefore = ort.ok ? ort.ort.calls : 0;
       CASES.forEach((c, i) => assertClose(runCase(c, 100 + i), reference.get(c.name)!, 1e-4, `${backend} ${c.name}`));
       if (native && ort.ok) {
@@ -149,6 +151,79 @@ describe('matmul kernels against the stock cpu kernel', () => {
     for (const name of ['batched NT', 'fused bias+relu TN', 'fused prelu']) {
       const i = CASES.findIndex((c) => c.name === name);
       assertClose(runCase(CASES[i]!, 100 + i), reference.get(name)!, 1e-4, `threaded ${name}`);
+    }
+  });
+
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+});
+
+describe('the WebAssembly matmul (wasm without ONNX Runtime)', () => {
+  const reference = new Map<string, Float32Array>();
+  before(async () => {
+    await stockCpu();
+    CASES.forEach((c, i) => reference.set(c.name, runCase(c, 100 + i)));
+  });
+
+  test('packs B into zero-padded panels of 16 columns (hand-computed)', () => {
+    // B = [[1, 2, …, 18], [19, …, 36]]: k = 2, n = 18 → 2 panels.
+    const b = Float32Array.from({ length: 36 }, (_, i) => i + 1);
+    const out = new Float32Array(2 * 32).fill(NaN);
+    packB(b, 2, 18, false, out);
+    const expected = [
+      ...Array.from({ length: 16 }, (_, c) => c + 1),
+      ...Array.from({ length: 16 }, (_, c) => c + 19),
+      17, 18, ...new Array(14).fill(0),
+      35, 36, ...new Array(14).fill(0),
+    ];
+    assert.deepEqual(Array.from(out), expected);
+    // The same B given transposed ([n, k]) packs the same.
+    const bt = Float32Array.from({ length: 36 }, (_, i) => b[(i % 2) * 18 + Math.floor(i / 2)]!);
+    const out2 = new Float32Array(64).fill(NaN);
+    packB(bt, 2, 18, true, out2);
+    assert.deepEqual(Array.from(out2), expected);
+  });
+
+  for (const build of ['threaded-simd', 'simd'] as const) {
+    test(`${build} build: every case against the stock cpu kernel, through our product where it applies`, async () => {
+      const info = await initBackend('wasm', { nativeMatmul: false, wasmBuild: build, threads: 2 });
+      assert.equal(info.wasmBuild, build);
+      assert.equal(replacementOf('BatchMatMul', 'wasm'), 'wasm-gemm');
+      const gemm = wasmGemmFor(wasmMemoryOf(tf.backend())!, 2)!;
+      assert.equal(gemm.threads, build === 'threaded-simd' ? 2 : 1);
+      const saved = { ...WASM_GEMM_MIN };
+      Object.assign(WASM_GEMM_MIN, { macs: 0, rows: 1 });
+      const before = gemm.calls;
+      try {
+        // Twice: the worker may still be starting during the first round (the calling thread then does it all).
+        for (let round = 0; round < 2; round++) {
+          CASES.forEach((c, i) => assertClose(runCase(c, 100 + i), reference.get(c.name)!, 1e-4, `${build} ${c.name}`));
+        }
+      } finally {
+        Object.assign(WASM_GEMM_MIN, saved);
+      }
+      // Ours: one right-hand matrix (a transposed a only without batch), or equal batch shapes; the rest (a
+      // broadcast over several b, a batched transposed a against one b) is left to the stock kernel.
+      const ours = CASES.filter((c) => {
+        const batchA = size(c.a.slice(0, -2));
+        const batchB = size(c.b.slice(0, -2));
+        return (batchB === 1 && (!c.ta || batchA === 1)) || (batchB > 1 && c.a.slice(0, -2).join() === c.b.slice(0, -2).join());
+      }).length;
+      assert.equal(ours, CASES.length - 8);
+      assert.equal(gemm.calls - before, 2 * ours);
+    });
+  }
+
+  test('T5CLS_WASM_GEMM=0 (wasmGemm.enabled false) keeps the transpose-first stock path', async () => {
+    wasmGemm.enabled = false;
+    try {
+      await initBackend('wasm', { nativeMatmul: false, threads: 2 });
+      assert.equal(replacementOf('BatchMatMul', 'wasm'), 'transpose-first');
+      const i = CASES.findIndex((c) => c.name === 'batched TT');
+      assertClose(runCase(CASES[i]!, 100 + i), reference.get('batched TT')!, 1e-4, 'stock batched TT');
+    } finally {
+      wasmGemm.enabled = true;
     }
   });
 
@@ -384,14 +459,17 @@ describe('T5-shaped forward + backward: every training op, cpu vs wasm', () => {
     test(`${backend}, native matmul ${native ? 'on' : 'off'}: loss and all gradients within 1e-5`, { skip: native && NO_ORT }, async () => {
       await initBackend(backend, { nativeMatmul: native, threads: 2 });
       const savedMin = NATIVE_MIN_MACS[backend];
-      // The products here are small: send them all to ONNX Runtime when it is on.
+      const savedWasm = { ...WASM_GEMM_MIN };
+      // The products here are small: send them all to ONNX Runtime when it is on, else to our wasm product.
       NATIVE_MIN_MACS[backend] = 0;
+      Object.assign(WASM_GEMM_MIN, { macs: 0, rows: 1 });
       const callsBefore = ort.ok ? ort.ort.calls : 0;
       let got: ReturnType<typeof trainStep>;
       try {
         got = trainStep();
       } finally {
         NATIVE_MIN_MACS[backend] = savedMin;
+        Object.assign(WASM_GEMM_MIN, savedWasm);
       }
       // 10 products forward, 2 for each backward (transposed operands), all native.
       if (native && ort.ok) assert.equal(ort.ort.calls - callsBefore, 30, 'native calls');

@@ -13,7 +13,9 @@
 import type { KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 
 import { tf } from '../tf.js';
+import { wasmMemoryOf } from './host.js';
 import type { OrtMatMul } from './ort.js';
+import { GEMM_PANEL, packB, wasmGemmFor } from './wasm_gemm.js';
 import { replaceKernel, restoreKernel, stockKernel } from './registry.js';
 import { storageFor, type TensorStorage } from './storage.js';
 
@@ -101,6 +103,95 @@ function transposeFirst(kernelName: string, backendName: string): KernelFunc {
       const storage = storageFor(args.backend);
       for (const t of temps) storage.dispose(t);
     }
+  };
+}
+
+/**
+ * Below this many multiply-adds, or with fewer output rows in a single product, the wasm path keeps XNNPACK
+ * (packing B would dominate). Batched products always qualify: the stock kernel loops naively over them.
+ */
+export const WASM_GEMM_MIN = { macs: 1 << 20, rows: 32 };
+
+/**
+ * op(a)·op(b) by our WebAssembly product (wasm_gemm.ts) into a new output tensor, for a single right-hand matrix
+ * (batch axes of a only) or equal batch shapes; undefined when the transpose-first path should do it.
+ */
+function wasmGemmProduct(
+  args: Parameters<KernelFunc>[0],
+  a: TensorInfo,
+  b: TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+  threads: number,
+): TensorInfo | undefined {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+  const memory = wasmMemoryOf(args.backend);
+  if (!memory) return undefined;
+  const plan = planMatMul(a.shape, b.shape, transposeA, transposeB);
+  const { m, n, k } = plan;
+  const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
+  const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
+  const sameBatch = batchB > 1 && tf.util.arraysEqual(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  // One right-hand matrix: the batch of a becomes rows (a transposed a only when there is no batch).
+  const single = batchB === 1 && (!transposeA || batchA === 1);
+  if (!(single || sameBatch) || k === 0 || m * n === 0) return undefined;
+  const batch = single ? 1 : batchB;
+  const rows = single ? batchA * m : m;
+  if (batch * rows * n * k < WASM_GEMM_MIN.macs || (single && rows < WASM_GEMM_MIN.rows)) return undefined;
+  const gemm = wasmGemmFor(memory, threads);
+  if (!gemm) return undefined;
+  const panels = Math.ceil(n / GEMM_PANEL);
+  const width = panels * GEMM_PANEL;
+  const storage = storageFor(args.backend);
+  const at = transposeA ? transposeLast2(a, args.backend, 'wasm') : a;
+  const out = storage.alloc(plan.outShape, 'float32').info;
+  const packed = storage.alloc([batch * k * width], 'float32').info;
+  // Widths that are not a multiple of 16 go through a padded output first.
+  const padded = width !== n ? storage.alloc([batch * rows * width], 'float32').info : undefined;
+  try {
+    // Views are taken after the allocations: they may have grown (and detached) the heap.
+    const av = storage.read(at) as Float32Array;
+    const bv = storage.read(b) as Float32Array;
+    const pv = storage.read(packed) as Float32Array;
+    for (let i = 0; i < batch; i++) {
+      packB(bv.subarray(i * k * n, (i + 1) * k * n), k, n, transposeB, pv.subarray(i * k * width, (i + 1) * k * width));
+    }
+    const ov = storage.read(out) as Float32Array;
+    const cv = padded ? (storage.read(padded) as Float32Array) : ov;
+    gemm.run({
+      batch,
+      rows,
+      k,
+      a: av.byteOffset,
+      lda: k,
+      aStride: rows * k,
+      bp: pv.byteOffset,
+      panels,
+      bpStride: k * width,
+      c: cv.byteOffset,
+      ldc: width,
+      cStride: rows * width,
+    });
+    if (padded) {
+      for (let r = 0; r < batch * rows; r++) ov.set(cv.subarray(r * width, r * width + n), r * n);
+    }
+  } catch (e) {
+    storage.dispose(out);
+    throw e;
+  } finally {
+    storage.dispose(packed);
+    if (padded) storage.dispose(padded);
+    if (at !== a) storage.dispose(at);
+  }
+  return out;
+}
+
+/** Our WebAssembly product where it applies, else `fallback` (wasm without ONNX Runtime). */
+function wasmGemmBatchMatMul(threads: number, fallback: KernelFunc): KernelFunc {
+  return (args) => {
+    const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+    const attrs = (args.attrs ?? {}) as { transposeA?: boolean; transposeB?: boolean };
+    return wasmGemmProduct(args, a, b, !!attrs.transposeA, !!attrs.transposeB, threads) ?? fallback(args);
   };
 }
 
@@ -268,22 +359,30 @@ function fusedFromProduct(backendName: string, product: KernelFunc): KernelFunc 
   };
 }
 
-export type MatMulMode = 'native' | 'transpose-first' | 'stock';
+export type MatMulMode = 'native' | 'wasm-gemm' | 'transpose-first' | 'stock';
+
+/** Env var: `0` keeps the wasm backend's own matmul (XNNPACK) where ours would run. */
+export const WASM_GEMM_ENV = 'T5CLS_WASM_GEMM';
+
+/** Whether our WebAssembly product is installed on wasm without ONNX Runtime (read at install time). */
+export const wasmGemm = { enabled: process.env[WASM_GEMM_ENV] !== '0' };
 
 /**
  * Installs our matmul kernels on `backendName`: native through `ort` when given, else transpose-first on wasm,
  * else the stock kernels. Returns the mode in effect.
  */
-export function installMatMulKernels(backendName: 'cpu' | 'wasm', ort: OrtMatMul | undefined): MatMulMode {
+export function installMatMulKernels(backendName: 'cpu' | 'wasm', ort: OrtMatMul | undefined, threads = 1): MatMulMode {
   const stockBmm = stockKernel('BatchMatMul', backendName);
   if (!stockBmm) throw new Error(`backend ${backendName} has no BatchMatMul kernel`);
   let bmm: KernelFunc | undefined;
   if (ort) {
     bmm = nativeBatchMatMul(ort, backendName === 'wasm' ? transposeFirst('BatchMatMul', backendName) : stockBmm.kernelFunc);
   } else if (backendName === 'wasm') {
-    bmm = transposeFirst('BatchMatMul', backendName);
+    bmm = wasmGemm.enabled
+      ? wasmGemmBatchMatMul(threads, transposeFirst('BatchMatMul', backendName))
+      : transposeFirst('BatchMatMul', backendName);
   }
-  const mode: MatMulMode = ort ? 'native' : bmm ? 'transpose-first' : 'stock';
+  const mode: MatMulMode = ort ? 'native' : bmm ? (backendName === 'wasm' && wasmGemm.enabled ? 'wasm-gemm' : 'transpose-first') : 'stock';
   if (bmm) {
     replaceKernel('BatchMatMul', backendName, mode, bmm);
     replaceKernel('_FusedMatMul', backendName, mode, fusedFromProduct(backendName, bmm));

@@ -10,9 +10,9 @@
  * Encoding reference: the WebAssembly core specification (binary format) and its SIMD proposal opcodes.
  */
 
-type Bytes = number[];
+export type Bytes = number[];
 
-function uleb(value: number): Bytes {
+export function uleb(value: number): Bytes {
   const out: Bytes = [];
   let v = value >>> 0;
   do {
@@ -24,7 +24,7 @@ function uleb(value: number): Bytes {
   return out;
 }
 
-function sleb(value: number): Bytes {
+export function sleb(value: number): Bytes {
   const out: Bytes = [];
   let v = value | 0;
   for (;;) {
@@ -47,7 +47,7 @@ function section(id: number, content: Bytes): Bytes {
   return [id, ...uleb(content.length), ...content];
 }
 
-function vec(items: Bytes[]): Bytes {
+export function vec(items: Bytes[]): Bytes {
   return [...uleb(items.length), ...items.flat()];
 }
 
@@ -275,13 +275,13 @@ function compileElementwise(spec: ElementwiseSpec): { type: Bytes; code: Bytes }
   return { type, code: [...uleb(fn.length), ...fn] };
 }
 
-interface FunctionEntry {
+export interface FunctionEntry {
   type: Bytes;
   code: Bytes;
 }
 
 /** A module exporting the functions `k0`, `k1`, … and importing `env.memory` (shared or not). */
-function buildModule(fns: readonly FunctionEntry[], shared: boolean): Uint8Array<ArrayBuffer> {
+export function buildModule(fns: readonly FunctionEntry[], shared: boolean): Uint8Array<ArrayBuffer> {
   const memoryLimits = shared ? [0x03, ...uleb(0), ...uleb(65536)] : [0x00, ...uleb(0)];
   const bytes: Bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
