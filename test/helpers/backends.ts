@@ -1,14 +1,29 @@
 import { initBackend } from '../../src/backend.js';
+import { WASM_GEMM_MIN } from '../../src/backend/matmul_kernels.js';
 
 /**
- * Backends the numerical tests run on: `T5CLS_TEST_BACKENDS` (comma-separated), default cpu and wasm, so that
- * every kernel of ours is checked against the fixtures too.
+ * `wasm-pure`: the wasm backend as it runs when ONNX Runtime cannot load (threaded build, our WebAssembly matrix
+ * product), with every product, however small, sent through that product.
  */
-export function testBackends(): ('cpu' | 'wasm')[] {
-  const list = (process.env.T5CLS_TEST_BACKENDS ?? 'cpu,wasm').split(',').map((s) => s.trim()).filter(Boolean);
-  return list as ('cpu' | 'wasm')[];
+export type TestBackend = 'cpu' | 'wasm' | 'wasm-pure';
+
+const WASM_GEMM_DEFAULTS = { ...WASM_GEMM_MIN };
+
+/**
+ * Backends the numerical tests run on: `T5CLS_TEST_BACKENDS` (comma-separated), default cpu, wasm (both with the
+ * native matmul when it loads) and wasm-pure, so that every kernel of ours is checked against the fixtures too.
+ */
+export function testBackends(): TestBackend[] {
+  const list = (process.env.T5CLS_TEST_BACKENDS ?? 'cpu,wasm,wasm-pure').split(',').map((s) => s.trim()).filter(Boolean);
+  return list as TestBackend[];
 }
 
-export async function useBackend(name: 'cpu' | 'wasm'): Promise<void> {
-  await initBackend(name);
+export async function useBackend(name: TestBackend): Promise<void> {
+  if (name === 'wasm-pure') {
+    await initBackend('wasm', { nativeMatmul: false, wasmBuild: 'threaded-simd', threads: 2 });
+    Object.assign(WASM_GEMM_MIN, { macs: 0, rows: 1 });
+  } else {
+    await initBackend(name);
+    Object.assign(WASM_GEMM_MIN, WASM_GEMM_DEFAULTS);
+  }
 }
