@@ -16,6 +16,8 @@ import { dropout, rmsNorm, treeAttention } from '../src/model/layers.js';
 import { logProbsAt, tokenNll } from '../src/model/loss.js';
 import { T5ForConditionalGeneration } from '../src/model/modeling_t5.js';
 import { classTree } from '../src/eval/decoding.js';
+import { nativeGraphAvailable } from '../src/backend/graph_kernel.js';
+import { loadOrtMatMul } from '../src/backend/ort.js';
 import { fixtureDir, readJson } from './helpers/fixtures.js';
 import { Adafactor, AdamW, type AdafactorOptions } from '../src/train/optimizers/index.js';
 
@@ -385,9 +387,12 @@ describe('class prefix tree', () => {
     tf.dispose([chain.mask, branch.mask]);
   });
 
-  for (const backend of BACKENDS) {
-    test(`${backend}: tree decoding gives each class the log-likelihood of decoding it alone`, async () => {
-      await initBackend(backend, { nativeMatmul: false, threads: 1 });
+  const ortLoads = loadOrtMatMul(1).ok;
+  for (const [backend, native] of [...BACKENDS.map((b) => [b, false] as const), ['wasm', true], ['cpu', true]] as const) {
+    const what = native ? 'native matmul and graphs' : 'tfjs ops';
+    test(`${backend}, ${what}: tree decoding gives each class the log-likelihood of decoding it alone`, { skip: native && !ortLoads }, async () => {
+      await initBackend(backend, { nativeMatmul: native, threads: 1 });
+      assert.equal(nativeGraphAvailable(), native);
       const model = T5ForConditionalGeneration.fromPretrained(fixtureDir('t5-tiny-v11'));
       const vocab = model.config.vocab_size;
       const classes = [[5, 7, 1], [5, 8, 1], [9, 1], [5, 7, 1 + 1]].map((c) => c.map((t) => t % vocab));
@@ -403,7 +408,7 @@ describe('class prefix tree', () => {
       const got = tf.tidy(() => {
         const ids = tf.tensor2d(input, undefined, 'int32');
         const m = tf.tensor2d(mask, undefined, 'int32');
-        const cross = model.crossKeyValues(model.encode(ids, m));
+        const { cross } = model.encodeForDecoding(ids, m);
         const logits = model.decode(tf.tensor2d([t.tokens, t.tokens], undefined, 'int32'), m, cross, false, undefined, false, t.parents);
         const rows: number[] = [];
         const tokens: number[] = [];

@@ -17,15 +17,24 @@ import { fixtureDir, maxAbs, maxAbsDiff, MODEL_FIXTURES, readJson } from './help
 const ort = loadOrtMatMul(2);
 const NO_ORT = ort.ok ? false : `onnxruntime-node not loadable: ${ort.reason}`;
 
-/** Encoder output and cross keys/values, flattened, with the kernels that ran. */
+/**
+ * Encoder output and cross keys/values, then the logits of a causal decoder pass and of a prefix-tree pass (see
+ * classTree), flattened, with the kernels that ran.
+ */
 async function encoderPass(model: T5ForConditionalGeneration, ids: number[][], mask: number[][], graphs: boolean) {
   nativeGraphs.enabled = graphs;
   try {
     let values: Float32Array[] = [];
     const profile = await tf.profile(() => {
       values = tf.tidy(() => {
-        const { encoded, cross } = model.encodeForDecoding(tf.tensor2d(ids, undefined, 'int32'), tf.tensor2d(mask, undefined, 'int32'));
-        return [encoded, ...cross.flatMap((kv) => [kv.key, kv.value])].map((t) => t.dataSync() as Float32Array);
+        const m = tf.tensor2d(mask, undefined, 'int32');
+        const { encoded, cross } = model.encodeForDecoding(tf.tensor2d(ids, undefined, 'int32'), m);
+        const vocab = model.config.vocab_size;
+        const decoderIds = ids.map((row) => [0, ...row.slice(0, 3).map((t) => (t * 7) % vocab)]);
+        const causal = model.decode(tf.tensor2d(decoderIds, undefined, 'int32'), m, cross);
+        const tree = [0, 5 % vocab, 9 % vocab, 11 % vocab, 1];
+        const treeLogits = model.decode(tf.tensor2d(ids.map(() => tree), undefined, 'int32'), m, cross, false, undefined, false, [-1, 0, 1, 0, 3]);
+        return [encoded, ...cross.flatMap((kv) => [kv.key, kv.value]), causal, treeLogits].map((t) => t.dataSync() as Float32Array);
       });
     });
     return { values, kernels: new Set(profile.kernels.map((k) => k.name)) };
@@ -53,7 +62,7 @@ const VARIANTS: Record<string, Record<string, unknown>> = {
 
 for (const backend of testBackends().filter((b) => b !== 'wasm-pure')) {
   for (const [variant, fields] of Object.entries(VARIANTS)) {
-    test(`[${backend}] native encoder graph equals the tfjs ops: ${variant}`, { skip: NO_ORT }, async () => {
+    test(`[${backend}] native encoder and decoder graphs equal the tfjs ops: ${variant}`, { skip: NO_ORT }, async () => {
       await useBackend(backend);
       const config = new T5Config({ vocab_size: 64, d_ff: 40, relative_attention_num_buckets: 8, relative_attention_max_distance: 16, ...fields });
       const model = new T5ForConditionalGeneration(config, { seed: 3 });
@@ -69,7 +78,8 @@ for (const backend of testBackends().filter((b) => b !== 'wasm-pure')) {
         const ops = await encoderPass(model, ids, mask, false);
         assert.ok(native.kernels.has(GRAPH_KERNEL), [...native.kernels].join(', '));
         assert.ok(!ops.kernels.has(GRAPH_KERNEL));
-        assert.equal(native.values.length, 1 + 2 * config.num_decoder_layers);
+        assert.equal(native.values.length, 3 + 2 * config.num_decoder_layers);
+        assert.equal(native.kernels.has('BatchMatMul'), false, 'the decoder ran tfjs ops');
         assertSame(native.values, ops.values, variant);
       } finally {
         model.dispose();
@@ -78,7 +88,7 @@ for (const backend of testBackends().filter((b) => b !== 'wasm-pure')) {
   }
 
   for (const name of MODEL_FIXTURES) {
-    test(`[${backend}] ${name}: native encoder graph equals the tfjs ops; gradients never use it`, { skip: NO_ORT }, async () => {
+    test(`[${backend}] ${name}: native graphs equal the tfjs ops; gradients never use them`, { skip: NO_ORT }, async () => {
       await useBackend(backend);
       const dir = fixtureDir(name);
       const { inputs } = readJson(path.join(dir, 'fixture.json'));

@@ -9,7 +9,7 @@ import { tf } from '../tf.js';
 import { T5Config } from './config.js';
 import { activation, causalMask, dropout, linear, paddingMask, relativeBuckets, rmsNorm, treeAttention } from './layers.js';
 import { sequenceCrossEntropy } from './loss.js';
-import { encoderGraph, type NativeGraph } from './native_graphs.js';
+import { decoderGraph, encoderGraph, type NativeGraph } from './native_graphs.js';
 import { nativeGraphAvailable, runNativeGraph } from '../backend/graph_kernel.js';
 import { loadCheckpointTensors, resolveStateDict } from './weights.js';
 import type { RawTensor } from '../safetensors.js';
@@ -67,6 +67,7 @@ export class T5ForConditionalGeneration {
   dropoutSeed = 0;
   dropoutCounter = 0;
   private encoderGraphDef?: NativeGraph;
+  private decoderGraphDef?: NativeGraph;
 
   constructor(config: T5Config, options: T5InitOptions = {}) {
     this.config = config;
@@ -262,6 +263,7 @@ export class T5ForConditionalGeneration {
   ): tf.Tensor3D {
     const c = this.config;
     const length = decoderInputIds.shape[1]!;
+    if (!training && !selfCache && nativeGraphAvailable()) return this.decodeNative(decoderInputIds, encoderMask, cross, tree);
     const past = selfCache?.[0]?.key.shape[2] ?? 0;
     let h = this.drop(tf.gather(this.p('shared.weight'), decoderInputIds), training);
     const selfBias = tree
@@ -287,6 +289,24 @@ export class T5ForConditionalGeneration {
     // Tied embeddings: rescale before the shared projection, as Mesh TensorFlow does.
     if (c.tie_word_embeddings) h = tf.mul(h, c.d_model ** -0.5);
     return linear(h, this.lmHead) as tf.Tensor3D;
+  }
+
+  /** `decode` for inference over whole sequences as one native graph (see native_graphs.ts). */
+  private decodeNative(decoderInputIds: tf.Tensor, encoderMask: tf.Tensor, cross: KeyValue[], tree?: number[]): tf.Tensor3D {
+    const c = this.config;
+    const [b, length] = decoderInputIds.shape;
+    const graph = (this.decoderGraphDef ??= decoderGraph(c));
+    const tensors = tf.tidy(() => [
+      tf.gather(this.p('shared.weight'), decoderInputIds),
+      tree ? this.treeBias(tree) : tf.add(this.positionBias('decoder', length, length, 0), causalMask(length, length, 0)),
+      // MultiHeadAttention broadcasts its bias over batch and heads only.
+      tf.add(paddingMask(encoderMask), tf.zeros([1, 1, length, 1])),
+      tf.tensor1d([c.tie_word_embeddings ? c.d_model ** -0.5 : 1]),
+    ]);
+    const inputs = [...tensors, ...cross.flatMap((kv) => [kv.key, kv.value]), ...graph.inputs.slice(4 + 2 * cross.length).map((n) => this.p(n))];
+    const [logits] = runNativeGraph(graph, inputs, [[b, length, c.vocab_size]]);
+    tf.dispose(tensors);
+    return logits as tf.Tensor3D;
   }
 
   /** Synchronous, so it can run inside `tf.variableGrads`. Int32 tensors (or nested arrays) in, tensors out. */

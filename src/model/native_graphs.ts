@@ -128,7 +128,7 @@ export function encoderGraph(c: T5Config): NativeGraph {
     const pre = `encoder.block.${i}.layer`;
     const attn = `${pre}.0.SelfAttention`;
     use(`${pre}.0.layer_norm.weight`, `${attn}.q.weight`, `${attn}.k.weight`, `${attn}.v.weight`, `${attn}.o.weight`, `${pre}.1.layer_norm.weight`);
-    use(...(c.isGatedAct ? ['wi_0', 'wi_1', 'wo'] : ['wi', 'wo']).map((w) => `${pre}.1.DenseReluDense.${w}.weight`));
+    use(...feedForwardWeights(c, `${pre}.1.DenseReluDense`));
     const x = i === 0 ? stream.norm(`${pre}.0.layer_norm`) : stream.addAndNorm(delta, `${pre}.0.layer_norm`);
     const kv = { key: projection(nodes, x, `${attn}.k.weight`, `${attn}.key`), value: projection(nodes, x, `${attn}.v.weight`, `${attn}.value`) };
     const ffIn = stream.addAndNorm(attention(nodes, c, attn, x, kv, 'bias'), `${pre}.1.layer_norm`);
@@ -157,4 +157,52 @@ export function encoderGraph(c: T5Config): NativeGraph {
     outputs,
     build: () => onnxModel(nodes, inputs, outputs, undefined, { heads_shape: [0, 0, c.num_heads, c.d_kv] }),
   };
+}
+
+/** The weight names of a feed-forward block. */
+function feedForwardWeights(c: T5Config, prefix: string): string[] {
+  return (c.isGatedAct ? ['wi_0', 'wi_1', 'wo'] : ['wi', 'wo']).map((w) => `${prefix}.${w}.weight`);
+}
+
+/**
+ * The decoder stack and LM head for inference over whole decoder sequences (no key/value cache), given the
+ * cross-attention keys/values from `encoderGraph`.
+ * Inputs: `embedded` [batch, length, d_model], `self_bias` [batch | 1, heads, length, length] (position bias +
+ * causal or prefix-tree mask), `cross_bias` [batch, 1, length, encoder length] (padding mask), `head_scale` [1]
+ * (multiplies the final hidden states: d_model^-0.5 with tied embeddings, else 1), `cross.{j}.key` and
+ * `cross.{j}.value` [batch, heads, encoder length, d_kv], then the decoder's parameters and the LM head's.
+ * Output: `logits` [batch, length, vocab].
+ */
+export function decoderGraph(c: T5Config): NativeGraph {
+  const nodes: OnnxNode[] = [];
+  const params: string[] = [];
+  const use = (...names: string[]) => params.push(...names);
+  const stream = new Residual(nodes, c.layer_norm_epsilon, 'embedded');
+  const crossInputs: string[] = [];
+  let delta = '';
+  for (let i = 0; i < c.num_decoder_layers; i++) {
+    const pre = `decoder.block.${i}.layer`;
+    const self = `${pre}.0.SelfAttention`;
+    const cross = `${pre}.1.EncDecAttention`;
+    crossInputs.push(`cross.${i}.key`, `cross.${i}.value`);
+    use(`${pre}.0.layer_norm.weight`, `${self}.q.weight`, `${self}.k.weight`, `${self}.v.weight`, `${self}.o.weight`);
+    use(`${pre}.1.layer_norm.weight`, `${cross}.q.weight`, `${cross}.o.weight`, `${pre}.2.layer_norm.weight`);
+    use(...feedForwardWeights(c, `${pre}.2.DenseReluDense`));
+    const x = i === 0 ? stream.norm(`${pre}.0.layer_norm`) : stream.addAndNorm(delta, `${pre}.0.layer_norm`);
+    const kv = { key: projection(nodes, x, `${self}.k.weight`, `${self}.key`), value: projection(nodes, x, `${self}.v.weight`, `${self}.value`) };
+    const crossIn = stream.addAndNorm(attention(nodes, c, self, x, kv, 'self_bias'), `${pre}.1.layer_norm`);
+    const crossKv = { key: `cross.${i}.key`, value: `cross.${i}.value` };
+    const ffIn = stream.addAndNorm(attention(nodes, c, cross, crossIn, crossKv, 'cross_bias'), `${pre}.2.layer_norm`);
+    delta = feedForward(nodes, c, `${pre}.2.DenseReluDense`, ffIn);
+  }
+  use('decoder.final_layer_norm.weight');
+  const final = c.num_decoder_layers > 0 ? stream.addAndNorm(delta, 'decoder.final_layer_norm') : stream.norm('decoder.final_layer_norm');
+  nodes.push({ op: 'Mul', inputs: [final, 'head_scale'], outputs: ['head_input'] });
+  const head = c.tie_word_embeddings ? 'shared.weight' : 'lm_head.weight';
+  use(head);
+  projection(nodes, 'head_input', head, 'logits');
+  const inputs = ['embedded', 'self_bias', 'cross_bias', 'head_scale', ...crossInputs, ...params];
+  const outputs = ['logits'];
+  const key = `decoder/${c.num_decoder_layers}/${c.num_heads}x${c.d_kv}/${c.isGatedAct ? 'gated-' : ''}${c.denseActFn}/${c.layer_norm_epsilon}/${c.tie_word_embeddings ? 'tied' : 'untied'}`;
+  return { key, inputs, outputs, build: () => onnxModel(nodes, inputs, outputs) };
 }
