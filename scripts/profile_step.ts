@@ -33,12 +33,22 @@ for (const withOpt of [false, true]) {
 }
 const prof = await tf.profile(() => step(true));
 const agg = new Map<string, [number, number]>();
+const byShape = new Map<string, [number, number]>();
 for (const k of prof.kernels) {
   const [t, n] = agg.get(k.name) ?? [0, 0];
   agg.set(k.name, [t + (k.kernelTimeMs as number), n + 1]);
+  if (k.name === 'BatchMatMul' || k.name === '_FusedMatMul') {
+    const key = `${k.name} ${k.inputShapes.map((s) => (s ?? []).join('x')).join(' · ')}`;
+    const [ts, ns] = byShape.get(key) ?? [0, 0];
+    byShape.set(key, [ts + (k.kernelTimeMs as number), ns + 1]);
+  }
 }
 const total = [...agg.values()].reduce((a, [t]) => a + t, 0);
 console.log(`kernel time ${(total / 1000).toFixed(2)} s in ${prof.kernels.length} kernel calls`);
 for (const [name, [t, n]] of [...agg].sort((a, b) => b[1][0] - a[1][0]).slice(0, 20)) {
   console.log(`${name.padEnd(24)} ${(t / 1000).toFixed(3)} s  ${((100 * t) / total).toFixed(1)}%  ${n} calls`);
+}
+console.log('matrix products by input shapes (transposes not shown):');
+for (const [key, [t, n]] of [...byShape].sort((a, b) => b[1][0] - a[1][0]).slice(0, 14)) {
+  console.log(`  ${key.padEnd(48)} ${(t / 1000).toFixed(3)} s  ${n} calls`);
 }
