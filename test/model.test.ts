@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { tf } from '../src/tf.js';
 import { T5ForConditionalGeneration, T5Config, tokenNll } from '../src/model/index.js';
+import { RECOMPUTE_MAX_NEW_TOKENS } from '../src/model/modeling_t5.js';
 import { readSafetensorsFile } from '../src/safetensors.js';
 import { nativeGraphs } from '../src/backend/graph_kernel.js';
 import { testBackends, useBackend } from './helpers/backends.js';
@@ -88,24 +89,34 @@ for (const backend of testBackends()) {
       });
     }
 
-    test(`[${backend}] ${name}: generation with cache equals step-by-step decoding without it`, async () => {
-      await useBackend(backend);
-      const model = T5ForConditionalGeneration.fromPretrained(dir);
-      const steps = 6;
-      const cached = model.generate({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, maxNewTokens: steps, suppressTokens: [0, 1] });
-      const seqs: number[][] = inputs.input_ids.map(() => [0]);
-      for (let s = 0; s < steps; s++) {
-        const next = tf.tidy(() => {
-          const logits = model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, decoderInputIds: seqs }).logits;
-          const last = tf.squeeze(tf.slice(logits, [0, s, 0], [-1, 1, -1]), [1]);
-          const masked = tf.add(last, tf.tensor1d([-Infinity, -Infinity, ...new Array(model.config.vocab_size - 2).fill(0)]));
-          return Array.from(tf.argMax(masked, -1).dataSync());
-        });
-        next.forEach((t, i) => seqs[i].push(t));
-      }
-      assert.deepEqual(cached, seqs);
-      model.dispose();
-    });
+    for (const graphs of [true, false]) {
+      // With native graphs, a few new tokens are decoded by recomputing the prefix; without, through the cache.
+      test(`[${backend}${graphs ? '' : ', no native graphs'}] ${name}: generation equals step-by-step decoding of the whole prefix`, async () => {
+        nativeGraphs.enabled = graphs;
+        try {
+          await useBackend(backend);
+          const model = T5ForConditionalGeneration.fromPretrained(dir);
+          // Up to RECOMPUTE_MAX_NEW_TOKENS new tokens and beyond (always the cache there).
+          for (const steps of [6, RECOMPUTE_MAX_NEW_TOKENS + 2]) {
+            const generated = model.generate({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, maxNewTokens: steps, suppressTokens: [0, 1] });
+            const seqs: number[][] = inputs.input_ids.map(() => [0]);
+            for (let s = 0; s < steps; s++) {
+              const next = tf.tidy(() => {
+                const logits = model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, decoderInputIds: seqs }).logits;
+                const last = tf.squeeze(tf.slice(logits, [0, s, 0], [-1, 1, -1]), [1]);
+                const masked = tf.add(last, tf.tensor1d([-Infinity, -Infinity, ...new Array(model.config.vocab_size - 2).fill(0)]));
+                return Array.from(tf.argMax(masked, -1).dataSync());
+              });
+              next.forEach((t, i) => seqs[i].push(t));
+            }
+            assert.deepEqual(generated, seqs, `${steps} new tokens`);
+          }
+          model.dispose();
+        } finally {
+          nativeGraphs.enabled = true;
+        }
+      });
+    }
 
     test(`[${backend}] ${name}: loads the all-keys layout and saves exactly HF's keys`, async () => {
       await useBackend(backend);

@@ -59,6 +59,9 @@ export interface T5InitOptions {
 
 let nextModelId = 0;
 
+/** Up to this many new tokens, `generate` decodes the whole prefix each step when native graphs can run. */
+export const RECOMPUTE_MAX_NEW_TOKENS = 8;
+
 export class T5ForConditionalGeneration {
   readonly config: T5Config;
   private readonly params = new Map<string, tf.Variable>();
@@ -346,26 +349,37 @@ export class T5ForConditionalGeneration {
     const crossKv: KeyValue[] = [];
     for (let i = 0; i < cross.length; i += 2) crossKv.push({ key: cross[i] as tf.Tensor4D, value: cross[i + 1] as tf.Tensor4D });
     const cache: (KeyValue | undefined)[] = new Array(c.num_decoder_layers).fill(undefined);
+    // For a few new tokens (class names), decoding the whole prefix again as one native graph beats the cached
+    // step through tfjs ops; the results are the same (a cached step is exactly the last position of the full pass).
+    const recompute = maxNewTokens <= RECOMPUTE_MAX_NEW_TOKENS && nativeGraphAvailable();
     const sequences = Array.from({ length: batch }, () => [c.decoder_start_token_id]);
     const unfinished = new Array<boolean>(batch).fill(true);
     try {
       for (let step = 0; step < maxNewTokens; step++) {
         const last = sequences.map((s) => [s[s.length - 1]]);
         const next = tf.tidy(() => {
-          const stepIds = tf.tensor2d(last, [batch, 1], 'int32');
+          let logits: tf.Tensor;
           const newCache = [...cache];
-          let logits = tf.reshape(this.decode(stepIds, attentionMask, crossKv, false, newCache), [batch, c.vocab_size]);
+          if (recompute) {
+            const all = this.decode(tf.tensor2d(sequences, [batch, step + 1], 'int32'), attentionMask, crossKv);
+            logits = tf.reshape(tf.slice(all, [0, step, 0], [-1, 1, -1]), [batch, c.vocab_size]);
+          } else {
+            const stepIds = tf.tensor2d(last, [batch, 1], 'int32');
+            logits = tf.reshape(this.decode(stepIds, attentionMask, crossKv, false, newCache), [batch, c.vocab_size]);
+          }
           if (suppress) logits = tf.add(logits, suppress);
           const ids = tf.argMax(logits, -1);
-          for (let i = 0; i < newCache.length; i++) {
-            tf.keep(newCache[i]!.key);
-            tf.keep(newCache[i]!.value);
+          if (!recompute) {
+            for (let i = 0; i < newCache.length; i++) {
+              tf.keep(newCache[i]!.key);
+              tf.keep(newCache[i]!.value);
+            }
+            for (const old of cache) {
+              old?.key.dispose();
+              old?.value.dispose();
+            }
+            newCache.forEach((kv, i) => (cache[i] = kv));
           }
-          for (const old of cache) {
-            old?.key.dispose();
-            old?.value.dispose();
-          }
-          newCache.forEach((kv, i) => (cache[i] = kv));
           return Array.from(ids.dataSync());
         });
         for (let b = 0; b < batch; b++) {
