@@ -132,3 +132,21 @@ test('with the native matmul off there is no graph kernel', async () => {
     model.dispose();
   }
 });
+
+test('graphs read the threaded wasm build (shared memory) through copies', { skip: NO_ORT }, async () => {
+  const { initBackend } = await import('../src/backend.js');
+  const info = await initBackend('wasm', { wasmBuild: 'threaded-simd', threads: 2, nativeMatmul: true });
+  assert.equal(info.wasmBuild, 'threaded-simd');
+  const config = new T5Config({ vocab_size: 64, d_model: 16, d_kv: 4, d_ff: 24, num_heads: 4, num_layers: 2, relative_attention_num_buckets: 8 });
+  const model = new T5ForConditionalGeneration(config, { seed: 5 });
+  try {
+    const ids = [[4, 8, 15, 16, 23, 1], [42, 1, 0, 0, 0, 0]];
+    const mask = [[1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0]];
+    const native = await encoderPass(model, ids, mask, true);
+    const ops = await encoderPass(model, ids, mask, false);
+    assert.ok(native.kernels.has(GRAPH_KERNEL));
+    assertSame(native.values, ops.values, 'threaded build');
+  } finally {
+    model.dispose();
+  }
+});
