@@ -317,7 +317,7 @@ export async function describeBackends(opts: { threads?: number; modulePaths?: s
           available: !disabled,
           detail: disabled
             ? `loads from ${ort.ort.packageDir}, but ${NATIVE_MATMUL_ENV}=0 turns the native matmul off`
-            : `native matmul for wasm and cpu (${ort.ort.packageDir})`,
+            : `native matmul and inference graphs for wasm and cpu (${ort.ort.packageDir})`,
         }
       : {
           name: 'onnxruntime',
