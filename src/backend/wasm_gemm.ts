@@ -137,6 +137,9 @@ function runJob(gemm: GemmFn, job: ArrayLike<number>): void {
   }
 }
 
+/** How long the calling thread waits for the worker's half of one product before giving up on the worker. */
+const WORKER_TIMEOUT_MS = 300_000;
+
 /** Control block: [0] job number, [1] job done, [2, 16) the worker's job, [16] failed, [17] worker ready. */
 const CONTROL_INTS = 18;
 
@@ -237,9 +240,15 @@ class WasmGemmImpl implements WasmGemm {
     try {
       runJob(this.gemm, mine);
     } finally {
-      // The worker usually finishes within a millisecond of this thread: poll, then wait in short steps.
+      // The worker usually finishes within a millisecond of this thread: poll, then wait in short steps (a
+      // notify from the worker is not relied on). A worker that has died would otherwise block this thread forever.
+      const since = Date.now();
       for (let spins = 0; Atomics.load(ctl, 1) !== this.seq; spins++) {
         if (spins > 20000) Atomics.wait(ctl, 1, Atomics.load(ctl, 1), 1);
+        if (spins % 1024 === 0 && Date.now() - since > WORKER_TIMEOUT_MS) {
+          Atomics.store(ctl, 17, 2);
+          throw new Error(`the matmul worker gave no answer in ${WORKER_TIMEOUT_MS / 1000} s`);
+        }
       }
     }
     if (ctl[16] !== 0) throw new Error('the matmul worker failed');
