@@ -1,5 +1,6 @@
 /**
- * Where the time of one training step goes, per tfjs kernel (t5-small shape, batch 16 × 64 tokens).
+ * Where the time of one training step goes, per tfjs kernel and per matrix-product shape (t5-small shape, batch
+ * 16 × 64 tokens), and the peak memory of training with one optimizer.
  *   node --import tsx scripts/profile_step.ts [--backend wasm|cpu] [--optimizer adamw|adafactor]
  */
 import * as path from 'node:path';
@@ -52,3 +53,4 @@ console.log('matrix products by input shapes (transposes not shown):');
 for (const [key, [t, n]] of [...byShape].sort((a, b) => b[1][0] - a[1][0]).slice(0, 14)) {
   console.log(`  ${key.padEnd(48)} ${(t / 1000).toFixed(3)} s  ${n} calls`);
 }
+console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
