@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { tf } from '../src/tf.js';
+import { printProfile } from './profile_report.js';
 import { initBackend, type BackendChoice } from '../src/backend.js';
 import { T5Config } from '../src/model/config.js';
 import { T5ForConditionalGeneration } from '../src/model/modeling_t5.js';
@@ -33,24 +34,5 @@ for (const withOpt of [false, true]) {
   console.log(`${withOpt ? 'forward+backward+optimizer' : 'forward+backward'}: ${((performance.now() - t0) / 1000).toFixed(2)} s`);
 }
 const prof = await tf.profile(() => step(true));
-const agg = new Map<string, [number, number]>();
-const byShape = new Map<string, [number, number]>();
-for (const k of prof.kernels) {
-  const [t, n] = agg.get(k.name) ?? [0, 0];
-  agg.set(k.name, [t + (k.kernelTimeMs as number), n + 1]);
-  if (k.name === 'BatchMatMul' || k.name === '_FusedMatMul') {
-    const key = `${k.name} ${k.inputShapes.map((s) => (s ?? []).join('x')).join(' · ')}`;
-    const [ts, ns] = byShape.get(key) ?? [0, 0];
-    byShape.set(key, [ts + (k.kernelTimeMs as number), ns + 1]);
-  }
-}
-const total = [...agg.values()].reduce((a, [t]) => a + t, 0);
-console.log(`kernel time ${(total / 1000).toFixed(2)} s in ${prof.kernels.length} kernel calls`);
-for (const [name, [t, n]] of [...agg].sort((a, b) => b[1][0] - a[1][0]).slice(0, 20)) {
-  console.log(`${name.padEnd(24)} ${(t / 1000).toFixed(3)} s  ${((100 * t) / total).toFixed(1)}%  ${n} calls`);
-}
-console.log('matrix products by input shapes (transposes not shown):');
-for (const [key, [t, n]] of [...byShape].sort((a, b) => b[1][0] - a[1][0]).slice(0, 14)) {
-  console.log(`  ${key.padEnd(48)} ${(t / 1000).toFixed(3)} s  ${n} calls`);
-}
+printProfile(prof);
 console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
