@@ -111,12 +111,16 @@ function runCase(c: MatMulCase, seed: number): Float32Array {
   });
 }
 
+/** Every case computed by the stock cpu kernel (once, shared by the suites below). */
+const reference = new Map<string, Float32Array>();
+async function computeReference(): Promise<void> {
+  if (reference.size > 0) return;
+  await stockCpu();
+  CASES.forEach((c, i) => reference.set(c.name, runCase(c, 100 + i)));
+}
+
 describe('matmul kernels against the stock cpu kernel', () => {
-  const reference = new Map<string, Float32Array>();
-  before(async () => {
-    await stockCpu();
-    CASES.forEach((c, i) => reference.set(c.name, runCase(c, 100 + i)));
-  });
+  before(computeReference);
 
   test('the output shapes follow tfjs (and numpy batch broadcasting)', () => {
     assert.deepEqual(planMatMul([2, 3, 5, 7], [7, 4], false, false).outShape, [2, 3, 5, 4]);
@@ -160,11 +164,7 @@ describe('matmul kernels against the stock cpu kernel', () => {
 });
 
 describe('the WebAssembly matmul (wasm without ONNX Runtime)', () => {
-  const reference = new Map<string, Float32Array>();
-  before(async () => {
-    await stockCpu();
-    CASES.forEach((c, i) => reference.set(c.name, runCase(c, 100 + i)));
-  });
+  before(computeReference);
 
   test('packs B into zero-padded panels of 16 columns (hand-computed)', () => {
     // B = [[1, 2, …, 18], [19, …, 36]]: k = 2, n = 18 → 2 panels.
