@@ -150,3 +150,40 @@ test('graphs read the threaded wasm build (shared memory) through copies', { ski
     model.dispose();
   }
 });
+
+test('when ONNX Runtime fails on a graph, inference warns once and continues on tfjs kernels', { skip: NO_ORT }, async () => {
+  const { initBackend } = await import('../src/backend.js');
+  const info = await initBackend('wasm', { nativeMatmul: true, threads: 2 });
+  const loaded = loadOrtMatMul(info.threads);
+  assert.ok(loaded.ok);
+  const runtime = loaded.ort as { runGraph: (...args: unknown[]) => void };
+  const original = runtime.runGraph;
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  const config = new T5Config({ vocab_size: 64, d_model: 16, d_kv: 4, d_ff: 24, num_heads: 4, num_layers: 2, relative_attention_num_buckets: 8 });
+  const model = new T5ForConditionalGeneration(config, { seed: 9 });
+  const args = { inputIds: [[4, 8, 15, 1]], decoderInputIds: [[0, 5, 6]] };
+  try {
+    nativeGraphs.enabled = false;
+    const want = tf.tidy(() => model.forward(args).logits.dataSync());
+    nativeGraphs.enabled = true;
+    runtime.runGraph = () => {
+      throw new Error('Could not find an implementation for MultiHeadAttention(1) node');
+    };
+    const before = tf.memory().numTensors;
+    const got = tf.tidy(() => model.forward(args).logits.dataSync());
+    assert.equal(tf.memory().numTensors, before, 'the failed graph call leaks tensors');
+    assert.equal(maxAbsDiff(got, want), 0);
+    assert.equal(nativeGraphs.enabled, false);
+    assert.equal(nativeGraphAvailable(), false);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(warnings.length, 1, warnings.join('; '));
+    assert.match(warnings[0]!, /ONNX Runtime could not run the encoder graph \(Could not find an implementation for MultiHeadAttention\(1\) node\); inference continues on tfjs kernels/);
+  } finally {
+    runtime.runGraph = original;
+    nativeGraphs.enabled = true;
+    process.off('warning', onWarning);
+    model.dispose();
+  }
+});

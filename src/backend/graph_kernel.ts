@@ -83,6 +83,22 @@ export function nativeGraphAvailable(): boolean {
   );
 }
 
+/**
+ * Runs `f`, which calls native graphs. If ONNX Runtime fails there (an onnxruntime-node build that lacks an
+ * operator, say), graphs are turned off for the rest of the process with one warning, and the result is undefined:
+ * the caller then takes the tfjs ops, which give the same results.
+ */
+export function withNativeGraphFallback<T>(what: string, f: () => T): T | undefined {
+  try {
+    return f();
+  } catch (e) {
+    nativeGraphs.enabled = false;
+    const reason = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    process.emitWarning(`ONNX Runtime could not run the ${what} graph (${reason}); inference continues on tfjs kernels`, { code: 'T5CLS_NATIVE_GRAPH' });
+    return undefined;
+  }
+}
+
 /** Runs `graph` on `inputs` (float32, in the order of `graph.inputs`); outputs get `outputShapes`. */
 export function runNativeGraph(graph: GraphDefinition, inputs: tf.Tensor[], outputShapes: number[][]): tf.Tensor[] {
   if (inputs.length !== graph.inputs.length) throw new Error(`${graph.key}: expected ${graph.inputs.length} inputs, got ${inputs.length}`);

@@ -10,7 +10,7 @@ import { T5Config } from './config.js';
 import { activation, causalMask, dropout, linear, paddingMask, relativeBuckets, rmsNorm, treeAttention } from './layers.js';
 import { sequenceCrossEntropy } from './loss.js';
 import { decoderGraph, encoderGraph, type NativeGraph } from './native_graphs.js';
-import { nativeGraphAvailable, runNativeGraph } from '../backend/graph_kernel.js';
+import { nativeGraphAvailable, runNativeGraph, withNativeGraphFallback } from '../backend/graph_kernel.js';
 import { loadCheckpointTensors, resolveStateDict } from './weights.js';
 import type { RawTensor } from '../safetensors.js';
 import { FormatError } from '../errors.js';
@@ -221,24 +221,31 @@ export class T5ForConditionalGeneration {
    */
   encodeForDecoding(inputIds: tf.Tensor, attentionMask: tf.Tensor, training = false): { encoded: tf.Tensor3D; cross: KeyValue[] } {
     if (!training && nativeGraphAvailable()) {
-      const c = this.config;
-      const [b, length] = inputIds.shape;
-      const graph = (this.encoderGraphDef ??= encoderGraph(c));
-      const inputs = [
-        tf.gather(this.p('shared.weight'), inputIds),
-        tf.add(this.positionBias('encoder', length, length, 0), paddingMask(attentionMask)),
-        ...graph.inputs.slice(2).map((name) => this.p(name)),
-      ];
-      const kvShape = [b, c.num_heads, length, c.d_kv];
-      const outputShapes = [[b, length, c.d_model], ...graph.outputs.slice(1).map(() => kvShape)];
-      const [encoded, ...kv] = runNativeGraph(graph, inputs, outputShapes);
-      tf.dispose(inputs.slice(0, 2));
-      const cross: KeyValue[] = [];
-      for (let j = 0; j < kv.length; j += 2) cross.push({ key: kv[j] as tf.Tensor4D, value: kv[j + 1] as tf.Tensor4D });
-      return { encoded: encoded as tf.Tensor3D, cross };
+      const native = withNativeGraphFallback('encoder', () => this.encodeNative(inputIds, attentionMask));
+      if (native) return native;
     }
     const encoded = this.encode(inputIds, attentionMask, training);
     return { encoded, cross: this.crossKeyValues(encoded) };
+  }
+
+  private encodeNative(inputIds: tf.Tensor, attentionMask: tf.Tensor): { encoded: tf.Tensor3D; cross: KeyValue[] } {
+    const c = this.config;
+    const [b, length] = inputIds.shape;
+    const graph = (this.encoderGraphDef ??= encoderGraph(c));
+    const tensors = tf.tidy(() => [
+      tf.gather(this.p('shared.weight'), inputIds),
+      tf.add(this.positionBias('encoder', length, length, 0), paddingMask(attentionMask)),
+    ]);
+    const kvShape = [b, c.num_heads, length, c.d_kv];
+    const outputShapes = [[b, length, c.d_model], ...graph.outputs.slice(1).map(() => kvShape)];
+    try {
+      const [encoded, ...kv] = runNativeGraph(graph, [...tensors, ...graph.inputs.slice(2).map((name) => this.p(name))], outputShapes);
+      const cross: KeyValue[] = [];
+      for (let j = 0; j < kv.length; j += 2) cross.push({ key: kv[j] as tf.Tensor4D, value: kv[j + 1] as tf.Tensor4D });
+      return { encoded: encoded as tf.Tensor3D, cross };
+    } finally {
+      tf.dispose(tensors);
+    }
   }
 
   /** Cross-attention keys and values of every decoder block for an encoder output (computed once per input). */
@@ -266,7 +273,10 @@ export class T5ForConditionalGeneration {
   ): tf.Tensor3D {
     const c = this.config;
     const length = decoderInputIds.shape[1]!;
-    if (!training && !selfCache && nativeGraphAvailable()) return this.decodeNative(decoderInputIds, encoderMask, cross, tree);
+    if (!training && !selfCache && nativeGraphAvailable()) {
+      const logits = withNativeGraphFallback('decoder', () => this.decodeNative(decoderInputIds, encoderMask, cross, tree));
+      if (logits) return logits;
+    }
     const past = selfCache?.[0]?.key.shape[2] ?? 0;
     let h = this.drop(tf.gather(this.p('shared.weight'), decoderInputIds), training);
     const selfBias = tree
@@ -307,9 +317,11 @@ export class T5ForConditionalGeneration {
       tf.tensor1d([c.tie_word_embeddings ? c.d_model ** -0.5 : 1]),
     ]);
     const inputs = [...tensors, ...cross.flatMap((kv) => [kv.key, kv.value]), ...graph.inputs.slice(4 + 2 * cross.length).map((n) => this.p(n))];
-    const [logits] = runNativeGraph(graph, inputs, [[b, length, c.vocab_size]]);
-    tf.dispose(tensors);
-    return logits as tf.Tensor3D;
+    try {
+      return runNativeGraph(graph, inputs, [[b, length, c.vocab_size]])[0] as tf.Tensor3D;
+    } finally {
+      tf.dispose(tensors);
+    }
   }
 
   /** Synchronous, so it can run inside `tf.variableGrads`. Int32 tensors (or nested arrays) in, tensors out. */
