@@ -10,6 +10,7 @@ import { CHECKPOINT_META, type CheckpointMeta } from '../src/train/checkpoint.js
 import { UsageError, FormatError } from '../src/errors.js';
 import { parseEventFile, readEventFile, resolveRun, writeRunReport, tfjsVisBundlePath, type RunReportData } from '../src/report/index.js';
 import { run as reportCommand } from '../src/cli/report.js';
+import { collectRunData } from '../src/report/run_data.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-report-'));
@@ -452,5 +453,33 @@ test('partial reports (log only, one epoch; events only) also load cleanly', { s
     for (const c of seen.charts) {
       for (const color of charts[c.id as keyof typeof charts] as readonly string[]) assert.ok(c.colors.includes(color), `${name} ${c.id}: no ${color} pixel`);
     }
+  }
+});
+
+test('a resumed run\'s events supersede what the stopped run logged from the resumed step on (as TensorBoard purges)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-resumed-'));
+  try {
+    const stopped = new SummaryWriter(dir, { now: () => 1_700_000_000_000 });
+    for (let step = 1; step <= 10; step++) stopped.addScalar('train/loss_step', step, step, step);
+    stopped.addScalar('dev_macro_f1', 0.5, 1, 11);
+    stopped.close();
+    // The state was saved after step 5; the resumed run logs again from step 6.
+    const resumed = new SummaryWriter(dir, { now: () => 1_700_000_100_000, purgeStep: 6 });
+    for (let step = 6; step <= 12; step++) resumed.addScalar('train/loss_step', 100 + step, step, 100 + step);
+    resumed.close();
+    const data = collectRunData({ name: 'resumed', eventsDir: dir, eventFiles: [stopped.file, resumed.file], weightsDirs: [] });
+    assert.deepEqual(data.lossPerStep.steps, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    assert.deepEqual(data.lossPerStep.values, [1, 2, 3, 4, 5, 106, 107, 108, 109, 110, 111, 112]);
+    // Epoch-level values at steps (epochs) below the restart stay.
+    assert.deepEqual(data.epochs.map((e) => [e.epoch, e.metrics.dev_macro_f1]), [[1, 0.5]]);
+
+    // Without the restart record the stopped run's values would stand where the resumed run logged nothing.
+    const plain = new SummaryWriter(path.join(dir, 'plain'), { now: () => 1_700_000_200_000 });
+    plain.addScalar('train/loss_step', 7, 7, 7);
+    plain.close();
+    const mixed = collectRunData({ name: 'mixed', eventsDir: dir, eventFiles: [stopped.file, plain.file], weightsDirs: [] });
+    assert.deepEqual(mixed.lossPerStep.steps, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

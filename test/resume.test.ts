@@ -12,6 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT, TOKENIZER_DIR, TWEETEVAL, maxAbsDiff } from './helpers/fixtures.js';
 import { readSafetensorsFile } from '../src/safetensors.js';
+import { readEventFile, resolveRun } from '../src/report/index.js';
+import { collectRunData } from '../src/report/run_data.js';
 import { parseRunLog, type ParsedRunLog } from '../src/train/run_log.js';
 import { tf } from '../src/tf.js';
 import { initBackend } from '../src/backend.js';
@@ -214,6 +216,16 @@ test('SIGKILL mid-epoch, then --resume <run name>: same weights and log as the u
   assert.match(resumed.stderr, new RegExp(`resuming ${at.run.runName} from .*snapshot-\\d+: epoch 1, step ${at.progress.steps}`));
   assertSameRun(outcome(cwd), runA);
   assert.ok(outcome(cwd).log.lines.some((l) => l.startsWith('resumed from ')));
+  // TensorBoard: the resumed writer starts with a restart at the step after the saved state, so the loss curve
+  // has each step once, with the uninterrupted run's values.
+  const events = (dir: string) => collectRunData(resolveRun({ logsDir: path.join(dir, 'logs'), runsDir: path.join(dir, 'runs') }));
+  // (One file when the resumed run started within the same second as the killed one: it appends to it.)
+  const files = resolveRun({ logsDir: path.join(cwd, 'logs'), runsDir: path.join(cwd, 'runs') }).eventFiles;
+  assert.deepEqual(files.flatMap((f) => readEventFile(f).restarts.map((r) => r.step)), [at.progress.steps + 1]);
+  const got = events(cwd).lossPerStep;
+  const want = events(path.join(work, 'a')).lossPerStep;
+  assert.deepEqual(got.steps, want.steps);
+  assert.ok(maxAbsDiff(got.values as number[], want.values as number[]) <= 1e-5, 'loss per step');
 });
 
 test('SIGTERM: finishes the step, saves, exits 143; --resume latest ends like the uninterrupted run', { timeout: 120_000 }, async () => {

@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import protobuf from 'protobufjs';
 import { SummaryWriter } from '../src/train/tensorboard.js';
+import { readEventFile } from '../src/report/events.js';
 
 // Independent reader: the Event/Summary messages as declared in tensorflow/core/util/event.proto and
 // tensorflow/core/framework/summary.proto (only the fields used here), decoded by protobufjs.
@@ -22,6 +23,12 @@ message Summary {
   }
   repeated Value value = 1;
 }
+message SessionLog {
+  enum SessionStatus { STATUS_UNSPECIFIED = 0; START = 1; STOP = 2; CHECKPOINT = 3; }
+  SessionStatus status = 1;
+  string checkpoint_path = 2;
+  string msg = 3;
+}
 message Event {
   double wall_time = 1;
   int64 step = 2;
@@ -29,6 +36,7 @@ message Event {
     string file_version = 3;
     bytes graph_def = 4;
     Summary summary = 5;
+    SessionLog session_log = 7;
   }
 }
 `;
@@ -39,6 +47,7 @@ interface DecodedEvent {
   step: number;
   fileVersion?: string;
   summary?: { value: { tag: string; simpleValue: number }[] };
+  sessionLog?: { status: number };
 }
 
 // Bitwise CRC32C (reflected Castagnoli polynomial 0x82F63B78), deliberately not table-driven.
@@ -199,6 +208,29 @@ test('rejects bad arguments', () => {
     assert.throws(() => w.addScalar('x', '1' as unknown as number, 1), TypeError);
     w.close();
     assert.equal(readEvents(w.file).length, 1);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a resumed writer (purgeStep) starts with a SessionLog START at that step, as torch writes it', () => {
+  const dir = tmpDir();
+  try {
+    const w = new SummaryWriter(dir, { now: () => 1_700_000_000_000, purgeStep: 301 });
+    w.addScalar('train/loss_step', 0.5, 301, 5);
+    w.close();
+    const events = readEvents(w.file);
+    assert.equal(events.length, 3);
+    assert.equal(events[0]!.fileVersion, 'brain.Event:2');
+    assert.equal(events[1]!.step, 301);
+    assert.equal(events[1]!.sessionLog?.status, 1);
+    assert.equal(events[1]!.summary, undefined);
+    assert.equal(events[2]!.summary!.value[0]!.tag, 'train/loss_step');
+    // Our own reader sees the restart before the file's first scalar.
+    const contents = readEventFile(w.file);
+    assert.deepEqual(contents.restarts, [{ step: 301, at: 0 }]);
+    assert.equal(contents.scalars.length, 1);
+    assert.throws(() => new SummaryWriter(dir, { purgeStep: 1.5 }), /purgeStep must be an integer/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

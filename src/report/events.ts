@@ -20,6 +20,11 @@ export interface EventFileContents {
   fileVersion?: string;
   scalars: ScalarEvent[];
   /**
+   * SessionLog START records (a resumed run's writer): everything logged before one, in this file or earlier ones,
+   * at its step or later is superseded. `at` is the number of this file's scalars that precede it.
+   */
+  restarts: { step: number; at: number }[];
+  /**
    * True when the file ends inside a record: a writer that was killed mid-write leaves that; every complete record
    * before it has been read.
    */
@@ -33,7 +38,7 @@ export function readEventFile(file: string): EventFileContents {
 
 export function parseEventFile(bytes: Uint8Array, source = 'event file'): EventFileContents {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out: EventFileContents = { scalars: [], truncated: false };
+  const out: EventFileContents = { scalars: [], restarts: [], truncated: false };
   let off = 0;
   while (off < bytes.length) {
     if (bytes.length - off < 12) {
@@ -142,14 +147,27 @@ function decodeEvent(buf: Uint8Array, out: EventFileContents): void {
   let wallTime = 0;
   let step = 0;
   const values: { tag: string; value: number }[] = [];
+  let sessionStart = false;
   for (const { field, wireType, r } of fields(buf)) {
     if (field === 1 && wireType === 1) wallTime = r.double();
     else if (field === 2 && wireType === 0) step = Number(BigInt.asIntN(64, r.varint()));
     else if (field === 3 && wireType === 2) out.fileVersion = utf8.decode(r.bytes());
     else if (field === 5 && wireType === 2) decodeSummary(r.bytes(), values);
+    else if (field === 7 && wireType === 2) sessionStart = isSessionStart(r.bytes());
     else r.skip(wireType);
   }
+  if (sessionStart) out.restarts.push({ step, at: out.scalars.length });
   for (const v of values) out.scalars.push({ tag: v.tag, step, value: v.value, wallTime });
+}
+
+/** SessionLog: status = 1 (START = 1). */
+function isSessionStart(buf: Uint8Array): boolean {
+  let status = 0;
+  for (const { field, wireType, r } of fields(buf)) {
+    if (field === 1 && wireType === 0) status = Number(r.varint());
+    else r.skip(wireType);
+  }
+  return status === 1;
 }
 
 function decodeSummary(buf: Uint8Array, values: { tag: string; value: number }[]): void {

@@ -312,6 +312,10 @@ function readTestMetrics(file: string): ReportTest {
   };
 }
 
+function purgeFrom(byTag: Map<string, Map<number, number>>, step: number): void {
+  for (const series of byTag.values()) for (const s of [...series.keys()]) if (s >= step) series.delete(s);
+}
+
 /** Reads a run's files into the report's data. */
 export function collectRunData(resolved: ResolvedRun, now: Date = new Date()): RunReportData {
   const notes: string[] = [];
@@ -322,11 +326,15 @@ export function collectRunData(resolved: ResolvedRun, now: Date = new Date()): R
   for (const file of resolved.eventFiles) {
     const contents = readEventFile(file);
     if (contents.truncated) notes.push(`${path.basename(file)} ends inside a record (the run was interrupted while writing); its complete records are shown`);
-    for (const s of contents.scalars) {
+    const restarts = [...contents.restarts];
+    contents.scalars.forEach((s, i) => {
+      // A resumed run's writer supersedes what was logged at its first step and later, as TensorBoard purges it.
+      while (restarts.length && restarts[0]!.at <= i) purgeFrom(byTag, restarts.shift()!.step);
       let series = byTag.get(s.tag);
       if (!series) byTag.set(s.tag, (series = new Map()));
       series.set(s.step, s.value);
-    }
+    });
+    for (const r of restarts) purgeFrom(byTag, r.step);
   }
   if (!resolved.eventFiles.length) notes.push('no TensorBoard event file was found: the loss per step is not available');
   const scalars: Record<string, ScalarSeries> = {};

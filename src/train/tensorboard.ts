@@ -22,6 +22,12 @@ export class SummaryWriter {
       filenameSuffix?: string;
       /** Clock in milliseconds since the epoch (default `Date.now`), used for the file name and default wall times. */
       now?: () => number;
+      /**
+       * A resumed run's first step, as torch's `SummaryWriter(purge_step=…)`: a SessionLog START at that step tells
+       * TensorBoard to drop what earlier files logged at it and after (what the interrupted run logged past its last
+       * saved state, which the resumed run logs again).
+       */
+      purgeStep?: number;
     } = {},
   ) {
     this.now = options.now ?? Date.now;
@@ -31,6 +37,10 @@ export class SummaryWriter {
     this.file = path.join(logDir, name);
     this.fd = fs.openSync(this.file, 'a');
     this.writeEvent(encodeEvent(startMs / 1000, 0, { fileVersion: 'brain.Event:2' }));
+    if (options.purgeStep !== undefined) {
+      if (!Number.isSafeInteger(options.purgeStep)) throw new RangeError(`SummaryWriter: purgeStep must be an integer, got ${options.purgeStep}`);
+      this.writeEvent(encodeEvent(startMs / 1000, options.purgeStep, { sessionStart: true }));
+    }
   }
 
   /**
@@ -161,7 +171,7 @@ class ProtoWriter {
 function encodeEvent(
   wallTime: number,
   step: number,
-  what: { fileVersion: string } | { scalar: { tag: string; value: number } },
+  what: { fileVersion: string } | { sessionStart: true } | { scalar: { tag: string; value: number } },
 ): Uint8Array {
   const event = new ProtoWriter();
   event.double(1, wallTime);
@@ -169,6 +179,11 @@ function encodeEvent(
   if (step !== 0) event.int64(2, step);
   if ('fileVersion' in what) {
     event.string(3, what.fileVersion);
+  } else if ('sessionStart' in what) {
+    // session_log = 7: SessionLog{status = 1: START (1)}
+    const log = new ProtoWriter();
+    log.int64(1, 1);
+    event.lengthDelimited(7, log.finish());
   } else {
     const value = new ProtoWriter();
     value.string(1, what.scalar.tag);

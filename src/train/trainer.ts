@@ -169,7 +169,8 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       log.options(job.record);
     }
     await saveRunTokenizer(job.stateDir, tokenizer);
-    tb = new SummaryWriter(job.tensorboardDir);
+    // A resumed run logs again from the step after its saved state: TensorBoard drops what the stopped run logged there.
+    tb = new SummaryWriter(job.tensorboardDir, job.resume ? { purgeStep: p.steps + 1 } : {});
 
     const saveState = async (reason: TrainStateFile['reason']): Promise<void> => {
       lastState = await saveTrainState(
