@@ -511,21 +511,10 @@ function factoredSimd(
       stats(colBlock.byteOffset, pIn.byteOffset + off, g.byteOffset + off, colBlock.byteOffset, sums.byteOffset, rowBytes, eps1);
       const rowSum = sums[4]! + sums[5]! + sums[6]! + sums[7]!;
       const ri = b * rows + r;
-      rowOut[ri] = f32(f32(rowIn[ri]! * keep) + f32(f32(f32(rowSum) / cols) * take));
+      rowOut[ri] = decayedMean(rowIn[ri]!, rowSum, cols, keep, take);
       if (r % block === block - 1 || r === rows - 1) for (let c = 0; c < cols; c++) colSum[c]! += colBlock[c]!;
     }
-    let rowTotal = 0;
-    for (let r = 0; r < rows; r++) rowTotal += rowOut[b * rows + r]!;
-    const rowMean = f32(f32(rowTotal) / rows);
-    for (let r = 0; r < rows; r++) {
-      const ri = b * rows + r;
-      rFactor[ri] = f32(1 / f32(Math.sqrt(f32(rowOut[ri]! / rowMean))));
-    }
-    for (let c = 0; c < cols; c++) {
-      const ci = b * cols + c;
-      colOut[ci] = f32(f32(colIn[ci]! * keep) + f32(f32(f32(colSum[c]!) / rows) * take));
-      cFactor[ci] = f32(1 / f32(Math.sqrt(colOut[ci]!)));
-    }
+    factorsOfBatch(b, rows, cols, keep, take, colSum, rowOut, colIn, colOut, rFactor, cFactor);
   }
   let total = 0;
   for (let b = 0; b < batches; b++) {
@@ -546,6 +535,42 @@ function factoredSimd(
     }
   }
   return true;
+}
+
+/** old·β2t + (sum / n)·(1 - β2t), rounded as torch's float32 ops round it. */
+function decayedMean(old: number, sum: number, n: number, keep: number, take: number): number {
+  return f32(f32(old * keep) + f32(f32(f32(sum) / n) * take));
+}
+
+/**
+ * For batch item b, once its row averages (`rowOut`) are set: the row factors (1/sqrt(row / mean row)), the column
+ * averages from the float64 column sums `colSum`, and the column factors (1/sqrt(column)).
+ */
+function factorsOfBatch(
+  b: number,
+  rows: number,
+  cols: number,
+  keep: number,
+  take: number,
+  colSum: Float64Array,
+  rowOut: Float32Array,
+  colIn: Float32Array,
+  colOut: Float32Array,
+  rFactor: Float32Array,
+  cFactor: Float32Array,
+): void {
+  let rowTotal = 0;
+  for (let r = 0; r < rows; r++) rowTotal += rowOut[b * rows + r]!;
+  const rowMean = f32(f32(rowTotal) / rows);
+  for (let r = 0; r < rows; r++) {
+    const ri = b * rows + r;
+    rFactor[ri] = f32(1 / f32(Math.sqrt(f32(rowOut[ri]! / rowMean))));
+  }
+  for (let c = 0; c < cols; c++) {
+    const ci = b * cols + c;
+    colOut[ci] = decayedMean(colIn[ci]!, colSum[c]!, rows, keep, take);
+    cFactor[ci] = f32(1 / f32(Math.sqrt(colOut[ci]!)));
+  }
 }
 
 function clipFactor(sumSq: number, sqrtNumel: number, clipThreshold: number): number {
@@ -582,20 +607,9 @@ function factoredSecondMoments(
         colSum[c]! += sq;
       }
       const ri = b * rows + r;
-      rowOut[ri] = f32(f32(rowIn[ri]! * keep) + f32(f32(f32(rowSum) / cols) * take));
+      rowOut[ri] = decayedMean(rowIn[ri]!, rowSum, cols, keep, take);
     }
-    let rowTotal = 0;
-    for (let r = 0; r < rows; r++) rowTotal += rowOut[b * rows + r]!;
-    const rowMean = f32(f32(rowTotal) / rows);
-    for (let r = 0; r < rows; r++) {
-      const ri = b * rows + r;
-      rFactor[ri] = f32(1 / f32(Math.sqrt(f32(rowOut[ri]! / rowMean))));
-    }
-    for (let c = 0; c < cols; c++) {
-      const ci = b * cols + c;
-      colOut[ci] = f32(f32(colIn[ci]! * keep) + f32(f32(f32(colSum[c]!) / rows) * take));
-      cFactor[ci] = f32(1 / f32(Math.sqrt(colOut[ci]!)));
-    }
+    factorsOfBatch(b, rows, cols, keep, take, colSum, rowOut, colIn, colOut, rFactor, cFactor);
   }
 }
 
