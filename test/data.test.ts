@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
@@ -17,7 +16,8 @@ import {
   readClassesMap,
   readSplit,
 } from '../src/data/index.js';
-import { startFakeHub, tweetEvalRepo, type FakeHub } from './helpers/fake_hub.js';
+import { closedPort, startFakeHub, tweetEvalRepo, type FakeHub } from './helpers/fake_hub.js';
+import { tempDirs } from './helpers/fixtures.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const TWEETEVAL = path.resolve(ROOT, '../shared/data/tweeteval');
@@ -44,12 +44,8 @@ function reference(task: string): Record<'train' | 'validation' | 'test', Rec[]>
 const readJson = (f: string): unknown => JSON.parse(fs.readFileSync(f, 'utf-8'));
 
 let hub: FakeHub;
-const tmpRoots: string[] = [];
-function tmp(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-data-'));
-  tmpRoots.push(d);
-  return d;
-}
+const tempRoots = tempDirs('t5cls-data-');
+const tmp = (): string => tempRoots.make();
 
 function hubOpts(work: string, extra: Partial<LoadDatasetOptions> = {}): LoadDatasetOptions {
   return {
@@ -63,13 +59,6 @@ function hubOpts(work: string, extra: Partial<LoadDatasetOptions> = {}): LoadDat
   };
 }
 
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 before(async () => {
   hub = await startFakeHub({ datasets: [tweetEvalRepo(TWEETEVAL, ['emotion', 'irony'])] });
@@ -77,7 +66,7 @@ before(async () => {
 
 after(async () => {
   await hub.close();
-  for (const d of tmpRoots) fs.rmSync(d, { recursive: true, force: true });
+  tempRoots.removeAll();
 });
 
 beforeEach(() => {

@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { T5clsError } from '../src/errors.js';
 import { downloadModel, hubDownload, hubSettings, repoFolderName, type DownloadModelOptions } from '../src/hub/index.js';
-import { startFakeHub, type FakeHub } from './helpers/fake_hub.js';
+import { closedPort, startFakeHub, type FakeHub } from './helpers/fake_hub.js';
+import { tempDirs } from './helpers/fixtures.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const TOK_DIR = path.resolve(ROOT, '../shared/models/t5-small-tokenizer');
@@ -44,24 +43,13 @@ const MODEL_FILES: Record<string, Buffer> = {
 const DEFAULT_SET = Object.keys(MODEL_FILES).filter((f) => f !== 'pytorch_model.bin' && f !== 'README.md');
 
 let hub: FakeHub;
-const tmpRoots: string[] = [];
-function tmp(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-hub-'));
-  tmpRoots.push(d);
-  return d;
-}
+const tempRoots = tempDirs('t5cls-hub-');
+const tmp = (): string => tempRoots.make();
 
 function opts(cacheDir: string, extra: Partial<DownloadModelOptions> = {}): DownloadModelOptions {
   return { endpoint: hub.url, cacheDir, token: '', retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 }, timeoutMs: 3000, ...extra };
 }
 
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 function cdnGets(file: string): FakeHub['requests'] {
   const sha = sha256(MODEL_FILES[file]!);
@@ -99,7 +87,7 @@ before(async () => {
 
 after(async () => {
   await hub.close();
-  for (const d of tmpRoots) fs.rmSync(d, { recursive: true, force: true });
+  tempRoots.removeAll();
 });
 
 beforeEach(() => {

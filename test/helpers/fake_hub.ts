@@ -16,6 +16,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
@@ -560,4 +561,13 @@ export function tweetEvalRepo(tweetEvalRoot: string, tasks: string[], id = 'card
   }
   files.push({ path: 'README.md', content: tweetEvalReadme(cards) });
   return { id, files, aliases: id === 'cardiffnlp/tweet_eval' ? ['tweet_eval'] : [] };
+}
+
+/** A 127.0.0.1 port that nothing listens on (opened, then closed again): requests to it are refused. */
+export async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
 }

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,4 +34,19 @@ export function maxAbs(a: ArrayLike<number>): number {
 
 export function flatten(x: unknown): number[] {
   return Array.isArray(x) ? x.flatMap(flatten) : [x as number];
+}
+
+/** Temporary folders named `<prefix>XXXXXX` under the OS temp folder, all removed by `removeAll`. */
+export function tempDirs(prefix: string): { make(): string; removeAll(): void } {
+  const made: string[] = [];
+  return {
+    make() {
+      const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+      made.push(d);
+      return d;
+    },
+    removeAll() {
+      for (const d of made.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+    },
+  };
 }
