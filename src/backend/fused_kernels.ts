@@ -18,7 +18,7 @@ import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { tf } from '../tf.js';
 import { aleaState, type AleaState } from './alea.js';
 import { hostStorage, wasmMemoryOf } from './host.js';
-import { dropoutKernelFor, kernelFor, type CompiledKernel, type ElementwiseSpec } from './simd.js';
+import { dropoutKernelFor, kernelFor, SUM_OF_SQUARES, type CompiledKernel, type ElementwiseSpec } from './simd.js';
 import { replaceKernel } from './registry.js';
 import { storageFor } from './storage.js';
 
@@ -38,7 +38,6 @@ const IGNORE = -100;
 
 // Row kernels for the wasm heap (rows of a multiple of 4 elements); see simd.ts.
 
-const SUM_SQ: ElementwiseSpec = { outputs: 0, inputs: 1, scalars: 0, sums: 1, body: (k) => k.sum(0, k.mul(k.input(0), k.input(0))) };
 
 /** y = w · (x · scale) */
 const RMS_APPLY: ElementwiseSpec = {
@@ -167,7 +166,7 @@ const rmsNormKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const yv = storage.read(y.info) as Float32Array;
   const sv = storage.read(sums) as Float32Array;
   const rows = d === 0 ? 0 : xv.length / d;
-  const simd = d % 4 === 0 ? simdKernels(backend, [xv, wv, yv, sv], [SUM_SQ, RMS_APPLY]) : undefined;
+  const simd = d % 4 === 0 ? simdKernels(backend, [xv, wv, yv, sv], [SUM_OF_SQUARES, RMS_APPLY]) : undefined;
   if (simd) {
     const [sumSq, apply] = simd as [CompiledKernel, CompiledKernel];
     for (let r = 0; r < rows; r++) {

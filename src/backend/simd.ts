@@ -315,6 +315,9 @@ export function instantiateKernels(specs: readonly ElementwiseSpec[], memory: We
   return instantiate(specs.map(compileElementwise), memory);
 }
 
+/** Lane sums of x² (one input, one 4-lane accumulator): Σ x² over the run, split into 4 partial sums. */
+export const SUM_OF_SQUARES: ElementwiseSpec = { outputs: 0, inputs: 1, scalars: 0, sums: 1, body: (k) => k.sum(0, k.mul(k.input(0), k.input(0))) };
+
 /** Unsigned LEB128 as a signed (sleb) immediate, for non-negative values up to 2^53. */
 function slebNonNegative(value: number): Bytes {
   const out: Bytes = [];

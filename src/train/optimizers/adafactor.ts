@@ -11,7 +11,7 @@ import { tf } from '../../tf.js';
 import { gradientPairs, groupState, type NamedTensor } from './shared.js';
 import { FormatError, UsageError } from '../../errors.js';
 import { updateInPlace } from '../../backend/host.js';
-import { kernelFor, type ElementwiseSpec } from '../../backend/simd.js';
+import { kernelFor, SUM_OF_SQUARES, type ElementwiseSpec } from '../../backend/simd.js';
 
 const f32 = Math.fround;
 
@@ -378,21 +378,10 @@ interface AdafactorElementStep {
   beta1: [number, number] | undefined;
 }
 
-const SUM_SQ_KERNEL: ElementwiseSpec = {
-  outputs: 0,
-  inputs: 1,
-  scalars: 0,
-  sums: 1,
-  body(k) {
-    const x = k.input(0);
-    k.sum(0, k.mul(x, x));
-  },
-};
-
 /** Σ x² in float64 (with SIMD: float32 lane sums over runs of 16384 elements, added in float64). */
 function sumOfSquares(x: Float32Array, memory: WebAssembly.Memory | undefined, sums: Float32Array | undefined): number {
   let total = 0;
-  const kernel = sums ? kernelFor(SUM_SQ_KERNEL, memory) : undefined;
+  const kernel = sums ? kernelFor(SUM_OF_SQUARES, memory) : undefined;
   const n4 = x.length & ~3;
   let from = 0;
   if (kernel && sums && n4 > 0 && x.buffer === memory!.buffer) {
