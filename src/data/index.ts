@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { RetryOptions } from '../hub/http.js';
+import type { HubClientOptions } from '../hub/download.js';
 import { buildSplits } from './build.js';
 import { readHubDataset } from './hub_dataset.js';
 import { readLocal } from './local.js';
@@ -30,7 +30,8 @@ export const DEFAULT_DATASET = 'cardiffnlp/tweet_eval';
 export const DEFAULT_SUBSET = 'emotion';
 export const DEFAULT_REVISION = 'main';
 
-export interface LoadDatasetOptions {
+/** What to load and where to write it; the Hub client's options (endpoint, token, cache, offline, …) for the Hub. */
+export interface LoadDatasetOptions extends Omit<HubClientOptions, 'offlineHint'> {
   /** Hub data set id; default cardiffnlp/tweet_eval. */
   dataset?: string;
   /** Config of the data set; default emotion. */
@@ -47,19 +48,6 @@ export interface LoadDatasetOptions {
   out?: string;
   /** Classes map file; default classes_map.json. */
   classesMap?: string;
-  /** Hub base URL; default $HF_ENDPOINT, else https://huggingface.co. */
-  endpoint?: string;
-  /** Default $HF_TOKEN. */
-  token?: string;
-  /** Default $HF_HOME, else ~/.cache/huggingface; the cache is its hub/ folder. */
-  hfHome?: string;
-  /** The hub cache folder itself, overriding hfHome. */
-  cacheDir?: string;
-  offline?: boolean;
-  retry?: Partial<RetryOptions>;
-  timeoutMs?: number;
-  onProgress?: (done: number, total: number | undefined) => void;
-  log?: (line: string) => void;
 }
 
 export interface Summary extends WriteSummary {
