@@ -10,7 +10,7 @@ import { tf } from '../src/tf.js';
 import { initBackend } from '../src/backend.js';
 import { restoreExtraKernels, unsortedSegmentSum } from '../src/backend/extra_kernels.js';
 import { NATIVE_MIN_MACS, planMatMul, restoreMatMulKernels, WASM_GEMM_MIN, wasmGemm } from '../src/backend/matmul_kernels.js';
-import { packB, wasmGemmFor } from '../src/backend/wasm_gemm.js';
+import { disposeWasmGemm, packB, wasmGemmFor } from '../src/backend/wasm_gemm.js';
 import { wasmMemoryOf } from '../src/backend/host.js';
 import { loadOrtMatMul } from '../src/backend/ort.js';
 import { replacementOf } from '../src/backend/registry.js';
@@ -214,6 +214,28 @@ describe('the WebAssembly matmul (wasm without ONNX Runtime)', () => {
       assert.equal(gemm.calls - before, 2 * ours);
     });
   }
+
+  test('switching wasm builds stops the previous heap\'s matmul worker; the new heap gets its own', async () => {
+    await initBackend('wasm', { nativeMatmul: false, wasmBuild: 'threaded-simd', threads: 2 });
+    const oldMemory = wasmMemoryOf(tf.backend())!;
+    const old = wasmGemmFor(oldMemory, 2)!;
+    assert.equal(old.threads, 2);
+    await initBackend('wasm', { nativeMatmul: false, wasmBuild: 'simd', threads: 2 });
+    // A new instance for the old heap: the one before was disposed when its backend was replaced.
+    const again = wasmGemmFor(oldMemory, 2)!;
+    assert.notEqual(again, old);
+    disposeWasmGemm(oldMemory);
+    const current = wasmGemmFor(wasmMemoryOf(tf.backend())!, 2)!;
+    assert.equal(current.threads, 1);
+    const i = CASES.findIndex((c) => c.name === 'batched NN');
+    const saved = { ...WASM_GEMM_MIN };
+    Object.assign(WASM_GEMM_MIN, { macs: 0, rows: 1 });
+    try {
+      assertClose(runCase(CASES[i]!, 100 + i), reference.get('batched NN')!, 1e-4, 'after switching builds');
+    } finally {
+      Object.assign(WASM_GEMM_MIN, saved);
+    }
+  });
 
   test('T5CLS_WASM_GEMM=0 (wasmGemm.enabled false) keeps the transpose-first stock path', async () => {
     wasmGemm.enabled = false;

@@ -13,6 +13,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { tf } from '../tf.js';
+import { wasmMemoryOf } from './host.js';
+import { disposeWasmGemm } from './wasm_gemm.js';
 
 const require = createRequire(import.meta.url);
 
@@ -174,6 +176,9 @@ export async function activateWasm(build: WasmBuild, threads: number): Promise<{
     // The XNNPACK pool's pthreads (started just above) wait forever for work; as referenced worker_threads they
     // would keep Node from exiting when the program is done.
     for (const w of [...(mod.PThread?.runningWorkers ?? []), ...(mod.PThread?.unusedWorkers ?? [])]) w.unref?.();
+    // The previous module's matmul worker (see wasm_gemm.ts) would otherwise keep its heap alive.
+    const previous = active && wasmMemoryOf(active.backend);
+    if (previous) disposeWasmGemm(previous);
     if (tf.findBackendFactory('wasm')) tf.removeBackend('wasm');
     tf.registerBackend('wasm', () => backend as never, 2);
     active = { build, threads: want, backend };

@@ -257,6 +257,7 @@ class WasmGemmImpl implements WasmGemm {
 
   dispose(): void {
     if (this.control && this.worker) {
+      Atomics.store(this.control, 17, 2);
       Atomics.store(this.control, 0, -1);
       Atomics.notify(this.control, 0);
       void this.worker.terminate();
@@ -292,6 +293,12 @@ export function wasmGemmFor(memory: WebAssembly.Memory, threads: number): WasmGe
   }
   instances.set(memory, result);
   return result;
+}
+
+/** Stops the worker of the product compiled against `memory` (its wasm backend is being replaced). */
+export function disposeWasmGemm(memory: WebAssembly.Memory): void {
+  instances.get(memory)?.dispose();
+  instances.delete(memory);
 }
 
 /**
