@@ -375,14 +375,17 @@ export function installMatMulKernels(backendName: 'cpu' | 'wasm', ort: OrtMatMul
   const stockBmm = stockKernel('BatchMatMul', backendName);
   if (!stockBmm) throw new Error(`backend ${backendName} has no BatchMatMul kernel`);
   let bmm: KernelFunc | undefined;
+  let mode: MatMulMode = 'stock';
   if (ort) {
     bmm = nativeBatchMatMul(ort, backendName === 'wasm' ? transposeFirst('BatchMatMul', backendName) : stockBmm.kernelFunc);
+    mode = 'native';
+  } else if (backendName === 'wasm' && wasmGemm.enabled) {
+    bmm = wasmGemmBatchMatMul(threads, transposeFirst('BatchMatMul', backendName));
+    mode = 'wasm-gemm';
   } else if (backendName === 'wasm') {
-    bmm = wasmGemm.enabled
-      ? wasmGemmBatchMatMul(threads, transposeFirst('BatchMatMul', backendName))
-      : transposeFirst('BatchMatMul', backendName);
+    bmm = transposeFirst('BatchMatMul', backendName);
+    mode = 'transpose-first';
   }
-  const mode: MatMulMode = ort ? 'native' : bmm ? (backendName === 'wasm' && wasmGemm.enabled ? 'wasm-gemm' : 'transpose-first') : 'stock';
   if (bmm) {
     replaceKernel('BatchMatMul', backendName, mode, bmm);
     replaceKernel('_FusedMatMul', backendName, mode, fusedFromProduct(backendName, bmm));

@@ -368,23 +368,18 @@ export class T5ForConditionalGeneration {
     const unfinished = new Array<boolean>(batch).fill(true);
     try {
       for (let step = 0; step < maxNewTokens; step++) {
-        const last = sequences.map((s) => [s[s.length - 1]]);
         const next = tf.tidy(() => {
           let logits: tf.Tensor;
-          const newCache = [...cache];
           if (recompute) {
             const all = this.decode(tf.tensor2d(sequences, [batch, step + 1], 'int32'), attentionMask, crossKv);
             logits = tf.reshape(tf.slice(all, [0, step, 0], [-1, 1, -1]), [batch, c.vocab_size]);
           } else {
-            const stepIds = tf.tensor2d(last, [batch, 1], 'int32');
+            const stepIds = tf.tensor2d(sequences.map((s) => [s[s.length - 1]]), [batch, 1], 'int32');
+            const newCache = [...cache];
             logits = tf.reshape(this.decode(stepIds, attentionMask, crossKv, false, newCache), [batch, c.vocab_size]);
-          }
-          if (suppress) logits = tf.add(logits, suppress);
-          const ids = tf.argMax(logits, -1);
-          if (!recompute) {
-            for (let i = 0; i < newCache.length; i++) {
-              tf.keep(newCache[i]!.key);
-              tf.keep(newCache[i]!.value);
+            for (const kv of newCache) {
+              tf.keep(kv!.key);
+              tf.keep(kv!.value);
             }
             for (const old of cache) {
               old?.key.dispose();
@@ -392,7 +387,8 @@ export class T5ForConditionalGeneration {
             }
             newCache.forEach((kv, i) => (cache[i] = kv));
           }
-          return Array.from(ids.dataSync());
+          if (suppress) logits = tf.add(logits, suppress);
+          return Array.from(tf.argMax(logits, -1).dataSync());
         });
         for (let b = 0; b < batch; b++) {
           const token = unfinished[b] ? next[b] : c.pad_token_id;
