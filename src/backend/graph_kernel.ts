@@ -20,6 +20,7 @@ export const NATIVE_GRAPHS_ENV = 'T5CLS_NATIVE_GRAPHS';
 export const nativeGraphs = { enabled: process.env[NATIVE_GRAPHS_ENV] !== '0' };
 
 export interface GraphDefinition {
+  /** Identifies the graph among every graph built (the loaded session is cached under it). */
   key: string;
   build: () => Uint8Array;
   /** Input names, in the order of the tensors passed. */

@@ -6,16 +6,11 @@
  * norms are its (Skip)SimplifiedLayerNormalization, which is T5's scale-only RMS norm.
  */
 import { onnxModel, type OnnxNode } from '../backend/onnx.js';
+import type { GraphDefinition } from '../backend/graph_kernel.js';
 import type { T5Config } from './config.js';
 
-export interface NativeGraph {
-  /** Identifies the graph among every graph built (the loaded session is cached under it). */
-  key: string;
-  build: () => Uint8Array;
-  /** Graph inputs in order: tensors first (see each builder), then parameters by HF name. */
-  inputs: string[];
-  outputs: string[];
-}
+/** Graph inputs come in order: tensors first (see each builder), then parameters by HF name. */
+export type NativeGraph = GraphDefinition;
 
 const MS = 'com.microsoft' as const;
 
