@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { tf } from '../src/tf.js';
-import { initBackend, type BackendChoice } from '../src/backend.js';
+import { initBackend, type BackendChoice } from '../src/engine/init.js';
 import { T5Config } from '../src/model/config.js';
 import { T5ForConditionalGeneration } from '../src/model/modeling_t5.js';
 import { Adafactor, AdamW } from '../src/train/optimizers/index.js';

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { tf } from '../src/tf.js';
 import { printProfile } from './profile_report.js';
-import { initBackend, type BackendChoice } from '../src/backend.js';
+import { initBackend, type BackendChoice } from '../src/engine/init.js';
 import { T5Config } from '../src/model/config.js';
 import { T5ForConditionalGeneration } from '../src/model/modeling_t5.js';
 import { T5Tokenizer } from '../src/tokenizer/index.js';

@@ -11,11 +11,12 @@ import * as path from 'node:path';
 import protobuf from 'protobufjs';
 
 import { tf } from '../src/tf.js';
-import { describeBackends, initBackend, NATIVE_MATMUL_ENV } from '../src/backend.js';
+import { describeBackends, initBackend } from '../src/engine/init.js';
+import { NATIVE_MATMUL_ENV } from '../src/engine/flags.js';
 import { T5clsError, UsageError } from '../src/errors.js';
-import { matMulModel, onnxModel } from '../src/backend/onnx.js';
-import { loadFailureReason } from '../src/backend/optional.js';
-import { loadOrtMatMul } from '../src/backend/ort.js';
+import { matMulModel, onnxModel } from '../src/engine/onnx/builder.js';
+import { loadFailureReason } from '../src/engine/optional_packages.js';
+import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
 
 const ort = loadOrtMatMul(2);
 const NO_ORT = ort.ok ? false : `onnxruntime-node not loadable: ${ort.reason}`;

@@ -1,23 +1,25 @@
 /**
- * The fused kernels and in-place optimizer steps (src/backend/{fused_kernels,host,simd,alea}.ts) against the plain
- * tfjs ops they replace (T5CLS_FUSED_KERNELS=0 behaviour), on cpu and wasm: bit-identical where the arithmetic is the
- * same sequence of float32 operations (dropout, AdamW), within float32 rounding where sums are reordered.
+ * The fused kernels and in-place optimizer steps (src/engine/kernels/{fused,alea}.ts, src/engine/host_update.ts,
+ * src/engine/wasm/simd.ts) against the plain tfjs ops they replace (T5CLS_FUSED_KERNELS=0 behaviour), on cpu and
+ * wasm: bit-identical where the arithmetic is the same sequence of float32 operations (dropout, AdamW), within
+ * float32 rounding where sums are reordered.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { tf } from '../src/tf.js';
-import { initBackend } from '../src/backend.js';
-import { aleaState, alea } from '../src/backend/alea.js';
-import { fusedKernels, wasmMemoryOf } from '../src/backend/host.js';
-import { kernelFor, type ElementwiseSpec } from '../src/backend/simd.js';
-import { restoreExtraKernels } from '../src/backend/extra_kernels.js';
+import { initBackend } from '../src/engine/init.js';
+import { aleaState, alea } from '../src/engine/kernels/alea.js';
+import { fusedKernels } from '../src/engine/flags.js';
+import { wasmMemoryOf } from '../src/engine/tfjs_internals.js';
+import { kernelFor, type ElementwiseSpec } from '../src/engine/wasm/simd.js';
+import { restoreExtraKernels } from '../src/engine/kernels/extra.js';
 import { dropout, rmsNorm, treeAttention } from '../src/model/layers.js';
 import { logProbsAt, tokenNll } from '../src/model/loss.js';
 import { T5ForConditionalGeneration } from '../src/model/modeling_t5.js';
 import { classTree } from '../src/eval/decoding.js';
-import { nativeGraphAvailable } from '../src/backend/graph_kernel.js';
-import { loadOrtMatMul } from '../src/backend/ort.js';
+import { nativeGraphAvailable } from '../src/engine/ort/graph_kernel.js';
+import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
 import { fixtureDir, readJson } from './helpers/fixtures.js';
 import { Adafactor, AdamW, type AdafactorOptions } from '../src/train/optimizers/index.js';
 
@@ -320,7 +322,7 @@ describe('copy-avoiding kernels', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------------
-// The lean backward pass (backend/lean_gradients.ts).
+// The lean backward pass (engine/kernels/lean_gradients.ts).
 
 describe('lean backward pass', () => {
   test('T5 training-mode gradients equal tfjs backward, no tensor left behind, user dy kept', async () => {

@@ -7,13 +7,16 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { tf } from '../src/tf.js';
-import { initBackend } from '../src/backend.js';
-import { restoreExtraKernels, unsortedSegmentSum } from '../src/backend/extra_kernels.js';
-import { NATIVE_MIN_MACS, planMatMul, restoreMatMulKernels, WASM_GEMM_MIN, wasmGemm } from '../src/backend/matmul_kernels.js';
-import { disposeWasmGemm, packB, wasmGemmFor } from '../src/backend/wasm_gemm.js';
-import { wasmMemoryOf } from '../src/backend/host.js';
-import { loadOrtMatMul } from '../src/backend/ort.js';
-import { replacementOf } from '../src/backend/registry.js';
+import { initBackend } from '../src/engine/init.js';
+import { restoreExtraKernels, unsortedSegmentSum } from '../src/engine/kernels/extra.js';
+import { restoreMatMulKernels } from '../src/engine/kernels/matmul.js';
+import { planMatMul } from '../src/engine/matmul_plan.js';
+import { NATIVE_MIN_MACS } from '../src/engine/ort/matmul.js';
+import { WASM_GEMM_MIN } from '../src/engine/wasm/matmul.js';
+import { wasmGemm } from '../src/engine/flags.js';
+import { disposeWasmGemm, packB, wasmGemmFor } from '../src/engine/wasm/gemm.js';
+import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
+import { replacementOf, wasmMemoryOf } from '../src/engine/tfjs_internals.js';
 
 const ort = loadOrtMatMul(2);
 const NO_ORT = ort.ok ? false : `onnxruntime-node not loadable: ${ort.reason}`;

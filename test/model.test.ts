@@ -7,7 +7,7 @@ import { tf } from '../src/tf.js';
 import { T5ForConditionalGeneration, T5Config, tokenNll } from '../src/model/index.js';
 import { RECOMPUTE_MAX_NEW_TOKENS } from '../src/model/modeling_t5.js';
 import { readSafetensorsFile } from '../src/safetensors.js';
-import { nativeGraphs } from '../src/backend/graph_kernel.js';
+import { nativeGraphs } from '../src/engine/flags.js';
 import { testBackends, useBackend } from './helpers/backends.js';
 import { fixtureDir, flatten, maxAbs, maxAbsDiff, MODEL_FIXTURES, readJson } from './helpers/fixtures.js';
 

@@ -1,5 +1,5 @@
 /**
- * Inference stacks run as one ONNX Runtime graph (model/native_graphs.ts through backend/graph_kernel.ts) must
+ * Inference stacks run as one ONNX Runtime graph (model/native_graphs.ts through engine/ort/graph_kernel.ts) must
  * give what the tfjs ops give (which the fixture tests tie to HF), for every feed-forward variant and shape
  * option, and must stay out of the way while gradients are recorded.
  */
@@ -9,8 +9,9 @@ import * as path from 'node:path';
 
 import { tf } from '../src/tf.js';
 import { T5Config, T5ForConditionalGeneration } from '../src/model/index.js';
-import { GRAPH_KERNEL, nativeGraphAvailable, nativeGraphs } from '../src/backend/graph_kernel.js';
-import { loadOrtMatMul } from '../src/backend/ort.js';
+import { nativeGraphs } from '../src/engine/flags.js';
+import { GRAPH_KERNEL, nativeGraphAvailable } from '../src/engine/ort/graph_kernel.js';
+import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
 import { testBackends, useBackend } from './helpers/backends.js';
 import { fixtureDir, maxAbs, maxAbsDiff, MODEL_FIXTURES, readJson } from './helpers/fixtures.js';
 
@@ -120,7 +121,7 @@ for (const backend of testBackends().filter((b) => b !== 'wasm-pure')) {
 
 test('with the native matmul off there is no graph kernel', async () => {
   await tf.ready();
-  const { initBackend } = await import('../src/backend.js');
+  const { initBackend } = await import('../src/engine/init.js');
   await initBackend('cpu', { nativeMatmul: false, threads: 1 });
   assert.equal(nativeGraphAvailable(), false);
   const config = new T5Config({ vocab_size: 32, d_model: 8, d_kv: 4, d_ff: 16, num_heads: 2, num_layers: 1 });
@@ -134,7 +135,7 @@ test('with the native matmul off there is no graph kernel', async () => {
 });
 
 test('graphs read the threaded wasm build (shared memory) through copies', { skip: NO_ORT }, async () => {
-  const { initBackend } = await import('../src/backend.js');
+  const { initBackend } = await import('../src/engine/init.js');
   const info = await initBackend('wasm', { wasmBuild: 'threaded-simd', threads: 2, nativeMatmul: true });
   assert.equal(info.wasmBuild, 'threaded-simd');
   const config = new T5Config({ vocab_size: 64, d_model: 16, d_kv: 4, d_ff: 24, num_heads: 4, num_layers: 2, relative_attention_num_buckets: 8 });
@@ -152,7 +153,7 @@ test('graphs read the threaded wasm build (shared memory) through copies', { ski
 });
 
 test('when ONNX Runtime fails on a graph, inference warns once and continues on tfjs kernels', { skip: NO_ORT }, async () => {
-  const { initBackend } = await import('../src/backend.js');
+  const { initBackend } = await import('../src/engine/init.js');
   const info = await initBackend('wasm', { nativeMatmul: true, threads: 2 });
   const loaded = loadOrtMatMul(info.threads);
   assert.ok(loaded.ok);

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { tf } from '../src/tf.js';
-import { initBackend } from '../src/backend.js';
+import { initBackend } from '../src/engine/init.js';
 import { NAMED_CONFIGS, T5Config } from '../src/model/config.js';
 import { T5ForConditionalGeneration } from '../src/model/modeling_t5.js';
 import { tokenNll } from '../src/model/loss.js';

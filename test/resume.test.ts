@@ -16,7 +16,7 @@ import { readEventFile, resolveRun } from '../src/report/index.js';
 import { collectRunData } from '../src/report/run_data.js';
 import { parseRunLog, type ParsedRunLog } from '../src/train/run_log.js';
 import { tf } from '../src/tf.js';
-import { initBackend } from '../src/backend.js';
+import { initBackend } from '../src/engine/init.js';
 import { T5Config, NAMED_CONFIGS } from '../src/model/config.js';
 import { T5ForConditionalGeneration, type ForwardArgs, type ForwardOutput } from '../src/model/modeling_t5.js';
 import { T5Tokenizer } from '../src/tokenizer/index.js';

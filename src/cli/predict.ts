@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type { ParsedParams } from './options.js';
 import { Classifier, missingClassesError, type DecodeMode, type Prediction } from '../eval/classifier.js';
 import { Progress } from '../progress.js';
-import { initBackend } from '../backend.js';
+import { initBackend } from '../engine/init.js';
 import { FormatError, UsageError } from '../errors.js';
 import { resolveCheckpoint, sayer } from './shared.js';
 import type { ParamName, Params } from '../params.js';

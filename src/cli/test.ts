@@ -9,7 +9,7 @@ import { predictGenerate, predictRank } from '../eval/decoding.js';
 import { classificationMetrics } from '../eval/metrics.js';
 import { formatReport } from '../eval/report.js';
 import { Progress } from '../progress.js';
-import { initBackend } from '../backend.js';
+import { initBackend } from '../engine/init.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fsutil.js';
 import { UsageError } from '../errors.js';
 import { loadSplits, resolveCheckpoint, resolveDataDir, sayer } from './shared.js';

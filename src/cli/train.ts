@@ -14,7 +14,7 @@ import { runTraining, type TrainJob, type TrainOptions } from '../train/trainer.
 import { loadTrainState, resolveResumeTarget, runStateDir, TOKENIZER_DIR, type LoadedTrainState } from '../train/state.js';
 import { tf } from '../tf.js';
 import { UsageError } from '../errors.js';
-import { initBackend } from '../backend.js';
+import { initBackend } from '../engine/init.js';
 import { loadSplits, resolveDataDir } from './shared.js';
 import { claimRunName, resolveModelDir, sayer } from './shared.js';
 import { assertSafeName } from '../train/checkpoint.js';

@@ -1,5 +1,5 @@
 import { tf } from '../tf.js';
-import { fusedAvailable, fusedLogProbsAt, fusedTokenNll } from '../backend/fused_kernels.js';
+import { fusedAvailable, fusedLogProbsAt, fusedTokenNll } from '../engine/kernels/fused.js';
 
 /** Label id that does not count in the loss (torch CrossEntropyLoss's default ignore_index). */
 export const IGNORE_INDEX = -100;

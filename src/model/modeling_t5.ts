@@ -10,7 +10,7 @@ import { T5Config } from './config.js';
 import { activation, causalMask, dropout, linear, paddingMask, relativeBuckets, rmsNorm, treeAttention } from './layers.js';
 import { sequenceCrossEntropy } from './loss.js';
 import { decoderGraph, encoderGraph, type NativeGraph } from './native_graphs.js';
-import { nativeGraphAvailable, runNativeGraph, withNativeGraphFallback } from '../backend/graph_kernel.js';
+import { nativeGraphAvailable, runNativeGraph, withNativeGraphFallback } from '../engine/ort/graph_kernel.js';
 import { loadCheckpointTensors, resolveStateDict } from './weights.js';
 import type { RawTensor } from '../safetensors.js';
 import { FormatError } from '../errors.js';

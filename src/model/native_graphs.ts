@@ -1,12 +1,12 @@
 /**
- * T5's inference stacks as ONNX graphs, for ONNX Runtime to run in one call each (see backend/graph_kernel.ts):
+ * T5's inference stacks as ONNX graphs, for ONNX Runtime to run in one call each (see engine/ort/graph_kernel.ts):
  * the same math as modeling_t5.ts, with the weights fed in as inputs (by their HF names) rather than baked in, so
  * one loaded graph serves a model through training. Attention is ONNX Runtime's MultiHeadAttention with scale 1
  * (T5 folds 1/sqrt(d) into the initialisation) and an additive bias that carries position bias and masks; layer
  * norms are its (Skip)SimplifiedLayerNormalization, which is T5's scale-only RMS norm.
  */
-import { onnxModel, type OnnxNode } from '../backend/onnx.js';
-import type { GraphDefinition } from '../backend/graph_kernel.js';
+import { onnxModel, type OnnxNode } from '../engine/onnx/builder.js';
+import type { GraphDefinition } from '../engine/ort/graph_kernel.js';
 import type { T5Config } from './config.js';
 
 /** Graph inputs come in order: tensors first (see each builder), then parameters by HF name. */

@@ -1,5 +1,5 @@
-import { initBackend } from '../../src/backend.js';
-import { WASM_GEMM_MIN } from '../../src/backend/matmul_kernels.js';
+import { initBackend } from '../../src/engine/init.js';
+import { WASM_GEMM_MIN } from '../../src/engine/wasm/matmul.js';
 
 /**
  * `wasm-pure`: the wasm backend as it runs when ONNX Runtime cannot load (threaded build, our WebAssembly matrix

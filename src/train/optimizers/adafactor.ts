@@ -10,8 +10,8 @@
 import { tf } from '../../tf.js';
 import { gradientPairs, groupState, type NamedTensor } from './shared.js';
 import { FormatError, UsageError } from '../../errors.js';
-import { updateInPlace } from '../../backend/host.js';
-import { kernelFor, SUM_OF_SQUARES, type ElementwiseSpec } from '../../backend/simd.js';
+import { updateInPlace } from '../../engine/host_update.js';
+import { kernelFor, SUM_OF_SQUARES, type ElementwiseSpec } from '../../engine/wasm/simd.js';
 
 const f32 = Math.fround;
 

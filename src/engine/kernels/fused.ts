@@ -15,12 +15,11 @@
  */
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 
-import { tf } from '../tf.js';
+import { tf } from '../../tf.js';
 import { aleaState, type AleaState } from './alea.js';
-import { hostStorage, wasmMemoryOf } from './host.js';
-import { dropoutKernelFor, kernelFor, SUM_OF_SQUARES, type CompiledKernel, type ElementwiseSpec } from './simd.js';
-import { replaceKernel } from './registry.js';
-import { storageFor } from './storage.js';
+import { hostStorage } from '../host_update.js';
+import { replaceKernel, storageFor, wasmMemoryOf } from '../tfjs_internals.js';
+import { dropoutKernelFor, kernelFor, SUM_OF_SQUARES, type CompiledKernel, type ElementwiseSpec } from '../wasm/simd.js';
 
 const f32 = Math.fround;
 
@@ -36,7 +35,7 @@ export const FUSED_KERNELS = [
 /** Label id that does not count (torch's ignore_index). */
 const IGNORE = -100;
 
-// Row kernels for the wasm heap (rows of a multiple of 4 elements); see simd.ts.
+// Row kernels for the wasm heap (rows of a multiple of 4 elements); see wasm/simd.ts.
 
 
 /** y = w · (x · scale) */

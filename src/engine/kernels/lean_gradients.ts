@@ -6,8 +6,8 @@
  * only). Higher-order gradients (a gradient computed while another is being recorded) keep tfjs's own code, and so
  * does everything when fused kernels are off (T5CLS_FUSED_KERNELS=0).
  */
-import { tf } from '../tf.js';
-import { fusedKernels } from './host.js';
+import { tf } from '../../tf.js';
+import { fusedKernels } from '../flags.js';
 
 interface TapeNode {
   id: number;

@@ -6,18 +6,12 @@
  */
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 
-import { tf } from '../tf.js';
-import type { OrtBuffer, OrtMatMul } from './ort.js';
-import { replaceKernel, restoreKernel } from './registry.js';
-import { storageFor } from './storage.js';
+import { tf } from '../../tf.js';
+import { nativeGraphs } from '../flags.js';
+import { replaceKernel, restoreKernel, storageFor } from '../tfjs_internals.js';
+import type { OrtBuffer, OrtMatMul } from './runtime.js';
 
 export const GRAPH_KERNEL = 'T5clsNativeGraph';
-
-/** Env var: `0` keeps inference on tfjs kernels (with native matmuls) instead of whole native graphs. */
-export const NATIVE_GRAPHS_ENV = 'T5CLS_NATIVE_GRAPHS';
-
-/** Whether native graphs are used where they can run; tests flip it to check both paths. */
-export const nativeGraphs = { enabled: process.env[NATIVE_GRAPHS_ENV] !== '0' };
 
 export interface GraphDefinition {
   /** Identifies the graph among every graph built (the loaded session is cached under it). */

@@ -7,8 +7,8 @@ import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 
-import { tf } from '../tf.js';
-import { isModuleNotFound, loadFailureReason, readPackageJson, resolvePackageDir } from './optional.js';
+import { tf } from '../../tf.js';
+import { isModuleNotFound, loadFailureReason, readPackageJson, resolvePackageDir } from '../optional_packages.js';
 
 export const TFJS_NODE_GPU = '@tensorflow/tfjs-node-gpu';
 export const TFJS_NODE = '@tensorflow/tfjs-node';

@@ -12,9 +12,9 @@ import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { tf } from '../tf.js';
-import { wasmMemoryOf } from './host.js';
-import { disposeWasmGemm } from './wasm_gemm.js';
+import { tf } from '../../tf.js';
+import { wasmMemoryOf } from '../tfjs_internals.js';
+import { disposeWasmGemm } from './gemm.js';
 
 const require = createRequire(import.meta.url);
 
@@ -176,7 +176,7 @@ export async function activateWasm(build: WasmBuild, threads: number): Promise<{
     // The XNNPACK pool's pthreads (started just above) wait forever for work; as referenced worker_threads they
     // would keep Node from exiting when the program is done.
     for (const w of [...(mod.PThread?.runningWorkers ?? []), ...(mod.PThread?.unusedWorkers ?? [])]) w.unref?.();
-    // The previous module's matmul worker (see wasm_gemm.ts) would otherwise keep its heap alive.
+    // The previous module's matmul worker (see gemm.ts) would otherwise keep its heap alive.
     const previous = active && wasmMemoryOf(active.backend);
     if (previous) disposeWasmGemm(previous);
     if (tf.findBackendFactory('wasm')) tf.removeBackend('wasm');

@@ -334,7 +334,7 @@ function slebNonNegative(value: number): Bytes {
 }
 
 /**
- * Inverted dropout with the Alea generator stepped in 64-bit integers (alea.ts): Alea's state values are exact
+ * Inverted dropout with the Alea generator stepped in 64-bit integers (kernels/alea.ts): Alea's state values are exact
  * multiples of 2^-32, so its step t = 2091639·s0 + c·2^-32 is the multiply-with-carry x = 2091639·k0 + c,
  * c = x >> 32, k = x mod 2^32 with s = k·2^-32, and f32(s) = f32(k)·2^-32. Parameters: x, y, mask pointers, byte
  * length (a multiple of 4), k0, k1, k2 (the seeded state times 2^32), the keep threshold and scale (f32). For each

@@ -4,18 +4,19 @@
  * auto: `@tensorflow/tfjs-node-gpu` when installed and loadable, else `@tensorflow/tfjs-node`, else wasm with our
  * kernels (UnsortedSegmentSum, zero-copy Identity, fast transposed matmul), else the pure-JS cpu backend. On wasm
  * and cpu, matrix products go to ONNX Runtime's native kernels when the optional `onnxruntime-node` package loads
- * (env T5CLS_NATIVE_MATMUL=0 turns that off); see backend/matmul_kernels.ts.
+ * (env T5CLS_NATIVE_MATMUL=0 turns that off); see kernels/matmul.ts.
  */
 import * as os from 'node:os';
 
-import { T5clsError, UsageError } from './errors.js';
-import { tf } from './tf.js';
-import { installCopyAvoidingKernels, installExtraKernels } from './backend/extra_kernels.js';
-import { FUSED_KERNELS, installFusedKernels } from './backend/fused_kernels.js';
-import { installLeanGradients } from './backend/lean_gradients.js';
-import { GRAPH_KERNEL, installGraphKernel } from './backend/graph_kernel.js';
-import { installMatMulKernels, type MatMulMode } from './backend/matmul_kernels.js';
-import { loadOrtMatMul, ORT_PACKAGE, ORT_PATH_ENV, type OrtLoadResult, type OrtMatMul } from './backend/ort.js';
+import { T5clsError, UsageError } from '../errors.js';
+import { tf } from '../tf.js';
+import { NATIVE_MATMUL_ENV, ORT_PATH_ENV } from './flags.js';
+import { installCopyAvoidingKernels, installExtraKernels } from './kernels/extra.js';
+import { FUSED_KERNELS, installFusedKernels } from './kernels/fused.js';
+import { installLeanGradients } from './kernels/lean_gradients.js';
+import { installMatMulKernels, type MatMulMode } from './kernels/matmul.js';
+import { GRAPH_KERNEL, installGraphKernel } from './ort/graph_kernel.js';
+import { loadOrtMatMul, ORT_PACKAGE, type OrtLoadResult, type OrtMatMul } from './ort/runtime.js';
 import {
   CUDA_REQUIREMENT,
   loadTfjsNode,
@@ -24,14 +25,11 @@ import {
   TFJS_NODE_GPU,
   type TfjsNodeLoad,
   type TfjsNodePackage,
-} from './backend/tfjs_node.js';
-import { activateWasm, wasmPackageVersion, wasmSupport, WASM_MAX_THREADS, type WasmBuild } from './backend/wasm.js';
+} from './tensorflow/tfjs_node.js';
+import { activateWasm, wasmPackageVersion, wasmSupport, WASM_MAX_THREADS, type WasmBuild } from './wasm/activate.js';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export type DeviceChoice = 'auto' | 'cuda' | 'cpu';
-
-/** Env var: `0` keeps the stock matmul kernels even when onnxruntime-node loads. */
-export const NATIVE_MATMUL_ENV = 'T5CLS_NATIVE_MATMUL';
 
 export interface InitBackendOptions {
   /** CPU threads for wasm and the native matmul (default: os.availableParallelism()). */
@@ -114,7 +112,7 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: InitBack
   }
   const log = opts.log ?? (() => {});
   const skipped: string[] = [];
-  // Frees intermediate gradients during the backward pass (any backend); see backend/lean_gradients.ts.
+  // Frees intermediate gradients during the backward pass (any backend); see kernels/lean_gradients.ts.
   installLeanGradients();
   let info: BackendInfo | undefined;
 

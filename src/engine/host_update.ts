@@ -8,51 +8,17 @@
  * `tf.tensor(array)` hand out the backing array itself, so targets always get a fresh array there.
  */
 import { tf } from '../tf.js';
-import { backendNameOf, storageFor, type TensorStorage } from './storage.js';
-
-/**
- * Env var: `0` turns the fused kernels, the in-place optimizer steps and the lean backward pass off (the plain tfjs
- * ops and tfjs's own backward pass run instead).
- */
-export const FUSED_ENV = 'T5CLS_FUSED_KERNELS';
-
-/** Whether fused kernels are used where the backend allows; tests flip it to check both paths. */
-export const fusedKernels = { enabled: process.env[FUSED_ENV] !== '0' };
-
-interface EngineLike {
-  backend: unknown;
-  state: { tensorInfo: WeakMap<object, { backend: unknown }> };
-  makeTensorFromTensorInfo(info: tf.TensorInfo, backend?: unknown): tf.Tensor;
-}
-
-interface WasmIds {
-  dataIdMap: { get(dataId: object): { id: number; memoryOffset: number; shape: number[] } | undefined };
-  dataIdNextNumber: number;
-  wasm: { tfjs: { disposeData(id: number): void; registerTensor(id: number, size: number, memoryOffset: number): void } };
-}
-
-/**
- * The wasm backend caches XNNPACK operators with prepacked weights by tensor id (its matmul packs the right-hand
- * operand once per id): after writing a tensor's memory in place, it gets a new id, which drops those caches.
- */
-function renewWasmId(backend: WasmIds, dataId: object): void {
-  const data = backend.dataIdMap.get(dataId);
-  if (!data) return;
-  backend.wasm.tfjs.disposeData(data.id);
-  data.id = backend.dataIdNextNumber++;
-  backend.wasm.tfjs.registerTensor(data.id, tf.util.sizeFromShape(data.shape), data.memoryOffset);
-}
-
-interface RefCounting {
-  refCount(dataId: object): number;
-}
-
-/** The WebAssembly memory behind a wasm backend's heap (single-threaded or threaded build). */
-export function wasmMemoryOf(backend: unknown): WebAssembly.Memory | undefined {
-  const mod = (backend as { wasm?: { asm?: { memory?: unknown }; wasmMemory?: unknown } }).wasm;
-  const memory = mod?.asm?.memory ?? mod?.wasmMemory;
-  return memory instanceof WebAssembly.Memory ? memory : undefined;
-}
+import { fusedKernels } from './flags.js';
+import {
+  backendNameOf,
+  renewWasmId,
+  storageFor,
+  wasmMemoryOf,
+  type EngineLike,
+  type RefCounting,
+  type TensorStorage,
+  type WasmIds,
+} from './tfjs_internals.js';
 
 /** The current backend's storage when fused kernels may run on it (cpu or wasm), else undefined. */
 export function hostStorage(): TensorStorage | undefined {

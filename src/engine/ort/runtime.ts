@@ -3,17 +3,16 @@
  *
  * The package's native binding runs a session synchronously, which is what a tfjs kernel needs; its public
  * `InferenceSession.run` only wraps that call in a promise. One session per (transposeA, transposeB) serves every
- * shape (see onnx.ts). Outputs are written straight into a buffer the caller owns.
+ * shape (see onnx/builder.ts). Outputs are written straight into a buffer the caller owns.
  */
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 
-import { matMulModel } from './onnx.js';
-import { loadFailureReason, readPackageJson, resolvePackageDir } from './optional.js';
+import { ORT_PATH_ENV } from '../flags.js';
+import { matMulModel } from '../onnx/builder.js';
+import { loadFailureReason, readPackageJson, resolvePackageDir } from '../optional_packages.js';
 
 export const ORT_PACKAGE = 'onnxruntime-node';
-/** Env var: extra folder to find onnxruntime-node in (the package folder, or one it resolves from). */
-export const ORT_PATH_ENV = 'T5CLS_ORT_PATH';
 
 interface OrtTensorLike {
   readonly dims: readonly number[];

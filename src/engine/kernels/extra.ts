@@ -12,9 +12,8 @@
  */
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 
-import { tf } from '../tf.js';
-import { replaceKernel, restoreKernel, stockKernel } from './registry.js';
-import { storageFor, type WasmBackendLike } from './storage.js';
+import { tf } from '../../tf.js';
+import { replaceKernel, restoreKernel, stockKernel, storageFor, type WasmBackendLike } from '../tfjs_internals.js';
 
 export const unsortedSegmentSum: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, segmentIds } = inputs as { x: TensorInfo; segmentIds: TensorInfo };
