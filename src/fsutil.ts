@@ -7,12 +7,22 @@ import * as path from 'node:path';
  * the temp file is removed.
  */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  writeFileAtomicWith(file, (fd) => writeAll(fd, typeof data === 'string' ? Buffer.from(data, 'utf-8') : data));
+}
+
+/** Writes every byte of `data` at the file's current position (one writeSync may write fewer). */
+export function writeAll(fd: number, data: Uint8Array): void {
+  for (let done = 0; done < data.byteLength; ) done += fs.writeSync(fd, data, done, data.byteLength - done);
+}
+
+/** `writeFileAtomic` for content written piece by piece by `write(fd)`, so that it need never be held whole. */
+export function writeFileAtomicWith(file: string, write: (fd: number) => void): void {
   const dir = path.dirname(path.resolve(file));
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   let fd: number | undefined;
   try {
     fd = fs.openSync(tmp, 'w');
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf-8') : data);
+    write(fd);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;

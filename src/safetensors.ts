@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from './tf.js';
 import { FormatError } from './errors.js';
-import { writeFileAtomic } from './fsutil.js';
+import { writeAll, writeFileAtomicWith } from './fsutil.js';
 
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -153,8 +153,28 @@ export function decodeTensorBytes(bytes: Uint8Array, dtype: SafetensorsDtype): F
   }
 }
 
-/** Reads every tensor of a safetensors file as float32/int32 arrays, validating the header first. */
-export function readSafetensorsFile(file: string): { tensors: Map<string, RawTensor>; metadata: Record<string, string> } {
+/**
+ * A tensor of a safetensors file whose data is read (and converted to float32/int32) only when `read` is called,
+ * so that a caller can hold one tensor at a time instead of the whole file.
+ */
+export interface LazyTensor {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  read(): Float32Array | Int32Array;
+}
+
+function readFileRange(file: string, fd: number, offset: number, length: number): Uint8Array {
+  const buf = Buffer.allocUnsafe(length);
+  let done = 0;
+  while (done < length) {
+    const n = fs.readSync(fd, buf, done, length - done, offset + done);
+    if (n === 0) throw new FormatError(`${file}: not a valid safetensors file: unexpected end of file`);
+    done += n;
+  }
+  return buf;
+}
+
+function withFile<T>(file: string, use: (fd: number) => T): T {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -162,27 +182,38 @@ export function readSafetensorsFile(file: string): { tensors: Map<string, RawTen
     throw new FormatError(`${file}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   try {
-    const size = fs.fstatSync(fd).size;
-    const readAt = (offset: number, length: number): Uint8Array => {
-      const buf = Buffer.allocUnsafe(length);
-      let done = 0;
-      while (done < length) {
-        const n = fs.readSync(fd, buf, done, length - done, offset + done);
-        if (n === 0) throw new FormatError(`${file}: not a valid safetensors file: unexpected end of file`);
-        done += n;
-      }
-      return buf;
-    };
-    const header = parseHeader(readAt, size, file);
+    return use(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The tensors of a safetensors file with their data left on disk; the header is read and validated now. */
+export function openSafetensorsFile(file: string): { tensors: Map<string, LazyTensor>; metadata: Record<string, string> } {
+  const header = withFile(file, (fd) => parseHeader((o, l) => readFileRange(file, fd, o, l), fs.fstatSync(fd).size, file));
+  const tensors = new Map<string, LazyTensor>();
+  for (const [name, e] of header.entries) {
+    tensors.set(name, {
+      dtype: e.dtype,
+      shape: e.shape,
+      read: () => withFile(file, (fd) => decodeTensorBytes(readFileRange(file, fd, header.dataStart + e.begin, e.end - e.begin), e.dtype)),
+    });
+  }
+  return { tensors, metadata: header.metadata };
+}
+
+/** Reads every tensor of a safetensors file as float32/int32 arrays, validating the header first. */
+export function readSafetensorsFile(file: string): { tensors: Map<string, RawTensor>; metadata: Record<string, string> } {
+  return withFile(file, (fd) => {
+    const readAt = (offset: number, length: number) => readFileRange(file, fd, offset, length);
+    const header = parseHeader(readAt, fs.fstatSync(fd).size, file);
     const tensors = new Map<string, RawTensor>();
     for (const [name, e] of header.entries) {
       const bytes = readAt(header.dataStart + e.begin, e.end - e.begin);
       tensors.set(name, { dtype: e.dtype, shape: e.shape, data: decodeTensorBytes(bytes, e.dtype) });
     }
     return { tensors, metadata: header.metadata };
-  } finally {
-    fs.closeSync(fd);
-  }
+  });
 }
 
 /** Parses a safetensors file held in memory. */
@@ -208,35 +239,57 @@ export function loadSafetensors(file: string): Record<string, tf.Tensor> {
 
 export type TensorLike = tf.Tensor | { shape: number[]; data: Float32Array | Int32Array };
 
-/** Serialises tensors (float32 → F32, int32 → I32) in HF's layout: keys sorted, `__metadata__` first. */
-export function encodeSafetensors(
-  tensors: Map<string, TensorLike> | Record<string, TensorLike>,
-  metadata: Record<string, string> = { format: 'pt' },
-): Uint8Array {
+interface PlannedFile {
+  header: Uint8Array;
+  tensors: { bytes: () => Uint8Array }[];
+  dataBytes: number;
+}
+
+/**
+ * The header of a safetensors file for `tensors` in HF's layout (keys sorted, `__metadata__` first, data 8-byte
+ * aligned), and a reader of each tensor's bytes in file order; nothing is copied until a reader is called.
+ */
+function planFile(tensors: Map<string, TensorLike> | Record<string, TensorLike>, metadata: Record<string, string>): PlannedFile {
   const entries = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const chunks: Uint8Array[] = [];
   const header: Record<string, unknown> = { __metadata__: metadata };
+  const readers: { bytes: () => Uint8Array }[] = [];
   let offset = 0;
   for (const [name, t] of entries) {
-    const data = t instanceof tf.Tensor ? t.dataSync() : t.data;
-    const dtype = data instanceof Int32Array ? 'I32' : 'F32';
-    const f = data instanceof Int32Array || data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
-    const bytes = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
-    header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes.byteLength] };
-    chunks.push(bytes);
-    offset += bytes.byteLength;
+    const isInt = t instanceof tf.Tensor ? t.dtype === 'int32' : t.data instanceof Int32Array;
+    const size = tf.util.sizeFromShape(t.shape) * 4;
+    header[name] = { dtype: isInt ? 'I32' : 'F32', shape: [...t.shape], data_offsets: [offset, offset + size] };
+    readers.push({
+      bytes() {
+        const data = t instanceof tf.Tensor ? t.dataSync() : t.data;
+        const f = data instanceof Int32Array || data instanceof Float32Array ? data : isInt ? Int32Array.from(data as ArrayLike<number>) : Float32Array.from(data as ArrayLike<number>);
+        return new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+      },
+    });
+    offset += size;
   }
   let json = JSON.stringify(header);
   // Pad the header with spaces so the data starts 8-byte aligned, as the reference writer does.
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
   const headerBytes = Buffer.from(json, 'utf-8');
-  const out = new Uint8Array(8 + headerBytes.byteLength + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.byteLength), true);
-  out.set(headerBytes, 8);
-  let at = 8 + headerBytes.byteLength;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
+  const head = new Uint8Array(8 + headerBytes.byteLength);
+  new DataView(head.buffer).setBigUint64(0, BigInt(headerBytes.byteLength), true);
+  head.set(headerBytes, 8);
+  return { header: head, tensors: readers, dataBytes: offset };
+}
+
+/** Serialises tensors (float32 → F32, int32 → I32) in HF's layout: keys sorted, `__metadata__` first. */
+export function encodeSafetensors(
+  tensors: Map<string, TensorLike> | Record<string, TensorLike>,
+  metadata: Record<string, string> = { format: 'pt' },
+): Uint8Array {
+  const plan = planFile(tensors, metadata);
+  const out = new Uint8Array(plan.header.byteLength + plan.dataBytes);
+  out.set(plan.header, 0);
+  let at = plan.header.byteLength;
+  for (const t of plan.tensors) {
+    const bytes = t.bytes();
+    out.set(bytes, at);
+    at += bytes.byteLength;
   }
   return out;
 }
@@ -248,5 +301,10 @@ export function saveSafetensors(
   metadata: Record<string, string> = { format: 'pt' },
 ): void {
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  writeFileAtomic(file, encodeSafetensors(tensors, metadata));
+  // Tensor by tensor: a checkpoint is never held in memory a second time while it is written.
+  const plan = planFile(tensors, metadata);
+  writeFileAtomicWith(file, (fd) => {
+    writeAll(fd, plan.header);
+    for (const t of plan.tensors) writeAll(fd, t.bytes());
+  });
 }

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { tf } from '../src/tf.js';
-import { encodeSafetensors, loadSafetensors, readSafetensorsBytes, readSafetensorsFile, saveSafetensors } from '../src/safetensors.js';
+import { encodeSafetensors, loadSafetensors, openSafetensorsFile, readSafetensorsBytes, readSafetensorsFile, saveSafetensors } from '../src/safetensors.js';
 import { FormatError } from '../src/errors.js';
 import { fixtureDir } from './helpers/fixtures.js';
 
@@ -57,6 +57,48 @@ test('writes what the reference layout expects and reads it back', () => {
     const loaded = loadSafetensors(file);
     assert.deepEqual(loaded['b.weight'].arraySync(), [[1, 2], [3, 4]]);
     assert.equal(fs.readdirSync(dir).length, 1, 'no temp files left');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a file written tensor by tensor is byte for byte the encoded file, ints included', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-st-'));
+  try {
+    const file = path.join(dir, 'x.safetensors');
+    const tensors = {
+      'z.weight': tf.tensor2d([[1.5, -2], [3, 4e-9]]),
+      ids: tf.tensor1d([7, -1, 3], 'int32'),
+      'a.raw': { shape: [3], data: new Float32Array([0.5, 0.25, -8]) },
+    };
+    saveSafetensors(file, tensors, { format: 'pt', note: 'x' });
+    assert.deepEqual(new Uint8Array(fs.readFileSync(file)), encodeSafetensors(tensors, { format: 'pt', note: 'x' }));
+    const back = readSafetensorsFile(file).tensors;
+    assert.equal(back.get('ids')!.dtype, 'I32');
+    assert.deepEqual([...back.get('ids')!.data], [7, -1, 3]);
+    assert.deepEqual([...back.get('a.raw')!.data], [0.5, 0.25, -8]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('opening a file reads the header now and each tensor only when asked, as readSafetensorsFile reads it', () => {
+  const file = path.join(fixtureDir('t5-tiny'), 'state_dict_all_keys.safetensors');
+  const eager = readSafetensorsFile(file);
+  const lazy = openSafetensorsFile(file);
+  assert.deepEqual(lazy.metadata, eager.metadata);
+  assert.deepEqual([...lazy.tensors.keys()].sort(), [...eager.tensors.keys()].sort());
+  for (const [name, t] of eager.tensors) {
+    const l = lazy.tensors.get(name)!;
+    assert.deepEqual([l.dtype, l.shape], [t.dtype, t.shape], name);
+    assert.deepEqual(l.read(), t.data, name);
+  }
+  // A header is checked on opening; the data of a file cut short only when its tensor is read.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-st-'));
+  try {
+    const cut = path.join(dir, 'cut.safetensors');
+    fs.writeFileSync(cut, fs.readFileSync(file).subarray(0, 100));
+    assert.throws(() => openSafetensorsFile(cut), /cut\.safetensors: not a valid safetensors file/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

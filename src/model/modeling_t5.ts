@@ -12,7 +12,7 @@ import { sequenceCrossEntropy } from './loss.js';
 import { decoderGraph, encoderGraph, type NativeGraph } from './native_graphs.js';
 import { nativeGraphAvailable, runNativeGraph, withNativeGraphFallback } from '../engine/ort/graph_kernel.js';
 import { loadCheckpointTensors, resolveStateDict } from './weights.js';
-import type { RawTensor } from '../safetensors.js';
+import type { LazyTensor, RawTensor } from '../safetensors.js';
 import { FormatError } from '../errors.js';
 import { saveSafetensors } from '../safetensors.js';
 import { writeJsonAtomic } from '../fsutil.js';
@@ -53,8 +53,11 @@ interface KeyValue {
 export interface T5InitOptions {
   /** Seed of the random initialisation (HF's `_init_weights` distributions). */
   seed?: number;
-  /** Initial values by HF parameter name (every parameter), instead of a random initialisation. */
-  weights?: Map<string, RawTensor>;
+  /**
+   * Initial values by HF parameter name (every parameter), instead of a random initialisation: arrays, or tensors
+   * of a file read one at a time (each is read, copied into its variable and let go before the next).
+   */
+  weights?: Map<string, RawTensor | LazyTensor>;
 }
 
 let nextModelId = 0;
@@ -79,7 +82,7 @@ export class T5ForConditionalGeneration {
     for (const [name, shape, std] of parameterShapes(config)) {
       const given = options.weights?.get(name);
       const init = given
-        ? tf.tensor(given.data, shape, 'float32')
+        ? tf.tensor('read' in given ? given.read() : given.data, shape, 'float32')
         : std === 'ones'
           ? tf.ones(shape)
           : tf.randomNormal(shape, 0, std, 'float32', seed++);

@@ -5,15 +5,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FormatError } from '../errors.js';
-import { readSafetensorsFile, type RawTensor } from '../safetensors.js';
+import { openSafetensorsFile, type LazyTensor, type SafetensorsDtype } from '../safetensors.js';
 
 /** Keys HF itself drops on load (an old T5 layout kept a bias table in cross-attention). */
 const IGNORED_ON_LOAD = /^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$/;
 
-/** Reads `model.safetensors`, or every shard listed in `model.safetensors.index.json`, of a model folder. */
-export function loadCheckpointTensors(dir: string): Map<string, RawTensor> {
+/**
+ * The tensors of `model.safetensors`, or of every shard listed in `model.safetensors.index.json`, of a model
+ * folder: headers are read and checked now, each tensor's data when it is read (one at a time, so that loading
+ * never holds the checkpoint twice).
+ */
+export function loadCheckpointTensors(dir: string): Map<string, LazyTensor> {
   const single = path.join(dir, 'model.safetensors');
-  if (fs.existsSync(single)) return readSafetensorsFile(single).tensors;
+  if (fs.existsSync(single)) return openSafetensorsFile(single).tensors;
   const index = path.join(dir, 'model.safetensors.index.json');
   if (fs.existsSync(index)) {
     let weightMap: Record<string, string>;
@@ -23,12 +27,12 @@ export function loadCheckpointTensors(dir: string): Map<string, RawTensor> {
       throw new FormatError(`${index}: not valid JSON (${(e as Error).message})`);
     }
     if (!weightMap || typeof weightMap !== 'object') throw new FormatError(`${index}: missing "weight_map"`);
-    const out = new Map<string, RawTensor>();
+    const out = new Map<string, LazyTensor>();
     for (const shard of new Set(Object.values(weightMap))) {
       if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\') || shard.startsWith('.')) {
         throw new FormatError(`${index}: invalid shard file name ${JSON.stringify(shard)}`);
       }
-      for (const [k, v] of readSafetensorsFile(path.join(dir, shard)).tensors) out.set(k, v);
+      for (const [k, v] of openSafetensorsFile(path.join(dir, shard)).tensors) out.set(k, v);
     }
     return out;
   }
@@ -37,6 +41,8 @@ export function loadCheckpointTensors(dir: string): Map<string, RawTensor> {
     : '';
   throw new FormatError(`${dir}: no model weights found; expected model.safetensors or model.safetensors.index.json${hint}`);
 }
+
+const FLOAT_DTYPES: ReadonlySet<SafetensorsDtype> = new Set(['F64', 'F32', 'F16', 'BF16']);
 
 /** The checkpoint keys that may hold a model parameter, first match wins. */
 function sourceKeys(name: string, tied: boolean): string[] {
@@ -51,13 +57,13 @@ function sourceKeys(name: string, tied: boolean): string[] {
  * Matches checkpoint tensors to the parameters a config defines, checking names and shapes before anything is
  * allocated: a mismatch names the tensor and both shapes, missing tensors are listed, unexpected ones reported.
  */
-export function resolveStateDict(
+export function resolveStateDict<T extends { dtype: SafetensorsDtype; shape: number[] }>(
   expected: [name: string, shape: number[]][],
   tieWordEmbeddings: boolean,
-  tensors: Map<string, RawTensor>,
+  tensors: Map<string, T>,
   source: string,
-): { values: Map<string, RawTensor>; unexpected: string[] } {
-  const values = new Map<string, RawTensor>();
+): { values: Map<string, T>; unexpected: string[] } {
+  const values = new Map<string, T>();
   const used = new Set<string>();
   const missing: string[] = [];
   for (const [name, shape] of expected) {
@@ -69,7 +75,7 @@ export function resolveStateDict(
       continue;
     }
     const t = tensors.get(key)!;
-    if (!(t.data instanceof Float32Array)) throw new FormatError(`${source}: tensor "${key}" has dtype ${t.dtype}; expected a floating-point type`);
+    if (!FLOAT_DTYPES.has(t.dtype)) throw new FormatError(`${source}: tensor "${key}" has dtype ${t.dtype}; expected a floating-point type`);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       throw new FormatError(`${source}: tensor "${key}" has shape [${t.shape.join(', ')}] but the config expects [${shape.join(', ')}]`);
     }
