@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 
 import { tf } from '../src/tf.js';
 import { initBackend } from '../src/engine/init.js';
+import { restoreCpuKernels } from '../src/engine/cpu/register_all_kernels.js';
 import { restoreExtraKernels, unsortedSegmentSum } from '../src/engine/kernels/extra.js';
 import { restoreMatMulKernels } from '../src/engine/kernels/matmul.js';
 import { planMatMul } from '../src/engine/matmul_plan.js';
@@ -51,6 +52,7 @@ function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rto
 async function stockCpu(): Promise<void> {
   restoreMatMulKernels('cpu');
   restoreExtraKernels('cpu');
+  restoreCpuKernels();
   await tf.setBackend('cpu');
 }
 

@@ -5,6 +5,8 @@
  * - `T5CLS_FUSED_KERNELS=0`: no fused kernels, in-place optimizer steps or lean backward pass (`fusedKernels`).
  * - `T5CLS_WASM_GEMM=0`: the wasm backend's own matmul (XNNPACK) instead of ours (`wasmGemm`).
  * - `T5CLS_NATIVE_GRAPHS=0`: inference on tfjs kernels instead of whole ONNX Runtime graphs (`nativeGraphs`).
+ * - `T5CLS_CPU_KERNELS=0`: the cpu backend's stock arithmetic, softmax and activation kernels instead of the cpu
+ *   engine's (`cpuKernels`).
  * - `T5CLS_ORT_PATH`: extra folders (path-delimiter separated) to find onnxruntime-node in (`ORT_PATH_ENV`).
  *
  * The mutable objects are the switches the code reads; tests flip their `enabled` to check both paths.
@@ -36,3 +38,9 @@ export const nativeGraphs = { enabled: process.env[NATIVE_GRAPHS_ENV] !== '0' };
 
 /** Env var: extra folder to find onnxruntime-node in (the package folder, or one it resolves from). */
 export const ORT_PATH_ENV = 'T5CLS_ORT_PATH';
+
+/** Env var: `0` keeps the cpu backend's stock kernels where the cpu engine has its own (engine/cpu). */
+export const CPU_KERNELS_ENV = 'T5CLS_CPU_KERNELS';
+
+/** Whether the cpu engine's kernels replace the stock cpu ones when the cpu backend starts. */
+export const cpuKernels = { enabled: process.env[CPU_KERNELS_ENV] !== '0' };

@@ -34,6 +34,8 @@ export function hostStorage(): TensorStorage | undefined {
  * and `ins[k]` its current value (the same array when in place); then come the read-only `inputs`, in `ins` after
  * the targets. `scratch` holds temporary float32 buffers of the sizes asked for, in the same memory (freed after).
  * `memory` is the wasm heap's WebAssembly.Memory on wasm (for SIMD kernels), else undefined.
+ * `owned[k]` says that target k's memory is the caller's alone (optimizer state that never leaves it but through a
+ * clone): on cpu it is then written in place too, unless a clone shares it.
  * Returns false, doing nothing, when the backend is not cpu/wasm, fused kernels are off, or some tensor is not
  * float32 or lives on another backend; the caller then takes the tensor-op path.
  */
@@ -42,6 +44,7 @@ export function updateInPlace(
   inputs: readonly tf.Tensor[],
   update: (outs: Float32Array[], ins: Float32Array[], memory: WebAssembly.Memory | undefined, scratch: Float32Array[]) => void,
   scratchSizes: readonly number[] = [],
+  owned: readonly boolean[] = [],
 ): boolean {
   const storage = hostStorage();
   if (!storage) return false;
@@ -50,7 +53,9 @@ export function updateInPlace(
   for (const t of [...targets, ...inputs]) {
     if (t.dtype !== 'float32' || t.isDisposed || engine.state.tensorInfo.get(t.dataId)?.backend !== backend) return false;
   }
-  const inPlace = targets.map((t) => storage.backendName === 'wasm' && (backend as RefCounting).refCount(t.dataId) === 1);
+  const inPlace = targets.map(
+    (t, k) => (storage.backendName === 'wasm' || owned[k] === true) && (backend as RefCounting).refCount(t.dataId) === 1,
+  );
   // Allocate first: on wasm an allocation may grow the heap and detach views taken before it.
   const fresh = targets.map((t, k) => (inPlace[k] ? undefined : storage.alloc([...t.shape], 'float32').info));
   const scratchInfo = scratchSizes.map((n) => storage.alloc([n], 'float32').info);
@@ -64,7 +69,7 @@ export function updateInPlace(
     throw e;
   } finally {
     targets.forEach((t, k) => {
-      if (inPlace[k]) renewWasmId(backend as WasmIds, t.dataId);
+      if (inPlace[k] && storage.backendName === 'wasm') renewWasmId(backend as WasmIds, t.dataId);
     });
     for (const info of scratchInfo) storage.dispose(info);
   }

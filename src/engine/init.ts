@@ -10,7 +10,8 @@ import * as os from 'node:os';
 
 import { T5clsError, UsageError } from '../errors.js';
 import { tf } from '../tf.js';
-import { NATIVE_MATMUL_ENV, ORT_PATH_ENV } from './flags.js';
+import { cpuKernels, NATIVE_MATMUL_ENV, ORT_PATH_ENV } from './flags.js';
+import { registerCpuKernels, restoreCpuKernels } from './cpu/register_all_kernels.js';
 import { installCopyAvoidingKernels, installExtraKernels } from './kernels/extra.js';
 import { FUSED_KERNELS, installFusedKernels } from './kernels/fused.js';
 import { installLeanGradients } from './kernels/lean_gradients.js';
@@ -26,7 +27,7 @@ import {
   type TfjsNodeLoad,
   type TfjsNodePackage,
 } from './tensorflow/tfjs_node.js';
-import { activateWasm, wasmPackageVersion, wasmSupport, WASM_MAX_THREADS, type WasmBuild } from './wasm/activate.js';
+import { activateWasm, wasmPackageVersion, wasmSupport, WASM_MAX_THREADS, WASM_TENSOR_BYTES, type WasmBuild } from './wasm/activate.js';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export type DeviceChoice = 'auto' | 'cuda' | 'cpu';
@@ -47,6 +48,11 @@ export interface InitBackendOptions {
   wasmBuild?: WasmBuild;
   /** Extra folders to find the optional native packages in, besides t5cls's own node_modules. */
   modulePaths?: string[];
+  /**
+   * Bytes the job's tensors need at their peak (`estimateMemory(...).tensorBytes`). `auto` leaves wasm out when its
+   * heap cannot hold them and takes the cpu engine, whose tensors have no such ceiling; `--backend wasm` refuses.
+   */
+  tensorBytes?: number;
 }
 
 export interface BackendInfo {
@@ -91,6 +97,8 @@ function nativeMatmulWanted(opt: boolean | undefined): boolean {
   return process.env[NATIVE_MATMUL_ENV] !== '0';
 }
 
+const gb = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
+
 function defaultThreads(): number {
   return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 }
@@ -127,7 +135,16 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: InitBack
       }
     }
   }
-  if (!info && (choice === 'auto' || choice === 'wasm')) {
+  const wasmTooSmall = opts.tensorBytes !== undefined && opts.tensorBytes > WASM_TENSOR_BYTES;
+  if (choice === 'wasm' && wasmTooSmall) {
+    throw new UsageError(
+      `--backend wasm cannot hold this job: its tensors need about ${gb(opts.tensorBytes!)} and the wasm heap holds ` +
+        `${gb(WASM_TENSOR_BYTES)} of tensors at most (4 GiB in all); use --backend auto or cpu`,
+    );
+  }
+  if (!info && choice === 'auto' && wasmTooSmall) {
+    skipped.push(`wasm left out: the job's tensors need about ${gb(opts.tensorBytes!)}, more than its heap holds`);
+  } else if (!info && (choice === 'auto' || choice === 'wasm')) {
     try {
       info = await startEmbedded('wasm', threads, opts, skipped);
     } catch (e) {
@@ -222,6 +239,8 @@ async function startEmbedded(
   }
 
   const kernels = installExtraKernels(name);
+  if (name === 'cpu' && cpuKernels.enabled) kernels.push(...registerCpuKernels(ort));
+  else if (name === 'cpu') restoreCpuKernels();
   installFusedKernels(name);
   const fusedKernels = [...FUSED_KERNELS, ...installCopyAvoidingKernels(name)];
   const mode: MatMulMode = installMatMulKernels(name, ort, poolThreads);

@@ -115,13 +115,13 @@ export function defaultLearningRate(useAdafactor: boolean): number {
 export function makeOptimizer(o: TrainOptions): { optimizer: Adafactor | AdamW; baseLr: number | undefined } {
   if (o.useAdafactorSchedule) {
     if (o.learningRate !== undefined) throw new T5clsError('--learning-rate cannot be combined with --use-adafactor-schedule (Adafactor sets its own rate)', 2);
-    return { optimizer: new Adafactor({ lr: null, scaleParameter: true, relativeStep: true, warmupInit: true, weightDecay: o.weightDecay }), baseLr: undefined };
+    return { optimizer: new Adafactor({ lr: null, scaleParameter: true, relativeStep: true, warmupInit: true, weightDecay: o.weightDecay, inPlaceParameters: true }), baseLr: undefined };
   }
   const lr = o.learningRate ?? defaultLearningRate(o.useAdafactor);
   if (o.useAdafactor) {
-    return { optimizer: new Adafactor({ lr, scaleParameter: false, relativeStep: false, warmupInit: false, weightDecay: o.weightDecay }), baseLr: lr };
+    return { optimizer: new Adafactor({ lr, scaleParameter: false, relativeStep: false, warmupInit: false, weightDecay: o.weightDecay, inPlaceParameters: true }), baseLr: lr };
   }
-  return { optimizer: new AdamW({ lr, weightDecay: o.weightDecay }), baseLr: lr };
+  return { optimizer: new AdamW({ lr, weightDecay: o.weightDecay, inPlaceParameters: true }), baseLr: lr };
 }
 
 /** Linear warm-up from 0 to the base rate over `warmup` steps, constant afterwards. */

@@ -13,6 +13,8 @@
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 
 import { tf } from '../../tf.js';
+import { cpuEngineOrt, ORT_MIN_ELEMENTS } from '../cpu/kernels/elementwise.js';
+import { ortTranspose } from '../ort/elementwise.js';
 import { replaceKernel, restoreKernel, stockKernel, storageFor, type WasmBackendLike } from '../tfjs_internals.js';
 
 export const unsortedSegmentSum: KernelFunc = ({ inputs, backend, attrs }) => {
@@ -75,6 +77,14 @@ function runTranspose(stock: KernelFunc, copyRuns: boolean): KernelFunc {
       return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
     }
     const run = tf.util.sizeFromShape(x.shape.slice(rank - kept));
+    const ort = cpuEngineOrt.ort;
+    if (copyRuns && ort && x.dtype === 'float32' && tf.util.sizeFromShape(x.shape) >= ORT_MIN_ELEMENTS.value) {
+      // The cpu engine's large tensors: ONNX Runtime's transpose, on two threads.
+      const storage = storageFor(args.backend);
+      const out = storage.alloc(perm.map((p) => x.shape[p]!), 'float32');
+      ortTranspose(ort, storage.read(x) as Float32Array, x.shape, perm, out.data as Float32Array);
+      return out.info;
+    }
     // The stock wasm kernel is quicker than this loop; the stock cpu kernel is much slower.
     if (run < 8 || !copyRuns) return stock(args);
     const storage = storageFor(args.backend);

@@ -22,6 +22,12 @@ export type WasmBuild = 'threaded-simd' | 'simd' | 'plain';
 
 export const WASM_MAX_THREADS = 8;
 
+/**
+ * The most tensor memory a job may need to run on wasm: its heap is a wasm32 memory (4 GiB at most), and what
+ * the tensors need at their peak must fit beside freed blocks the allocator cannot merge.
+ */
+export const WASM_TENSOR_BYTES = 3 * 2 ** 30;
+
 const WASM_FILES: Record<WasmBuild, { factory: string; binary: string }> = {
   'threaded-simd': {
     factory: 'tfjs-backend-wasm-threaded-simd.js',

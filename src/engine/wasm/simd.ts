@@ -398,12 +398,14 @@ export function dropoutKernelFor(memory: WebAssembly.Memory | undefined): Compil
 }
 
 /**
- * Runs an element-wise kernel over `n` elements: the wasm kernel for the first multiple of 4 when every array is a
- * view of `memory` (4-byte aligned, as tfjs allocates), then `tail(from)` in JavaScript for the rest; just
- * `tail(0)` when there is no kernel.
+ * Runs element-wise kernel `spec` over `n` elements: the wasm kernel for the first multiple of 4, then `tail(from)`
+ * in JavaScript for the rest. When every array is a view of `memory` (the wasm backend's heap, 4-byte aligned as
+ * tfjs allocates) the kernel works on them where they are; otherwise (the cpu backend's own arrays) a chunk at a
+ * time is copied into a private wasm memory, computed there and copied back, which is still several times faster
+ * than the JavaScript loop. Just `tail(0)` when this runtime cannot compile the kernel.
  */
 export function runElementwise(
-  kernel: CompiledKernel | undefined,
+  spec: ElementwiseSpec,
   memory: WebAssembly.Memory | undefined,
   outs: readonly Float32Array[],
   ins: readonly Float32Array[],
@@ -412,12 +414,48 @@ export function runElementwise(
   tail: (from: number) => void,
 ): void {
   const n4 = n & ~3;
-  if (kernel && memory && n4 > 0 && [...outs, ...ins].every((a) => a.buffer === memory.buffer)) {
+  if (n4 === 0) return tail(0);
+  if (memory && [...outs, ...ins].every((a) => a.buffer === memory.buffer)) {
+    const kernel = kernelFor(spec, memory);
+    if (!kernel) return tail(0);
     kernel(...outs.map((a) => a.byteOffset), ...ins.map((a) => a.byteOffset), n4 * 4, ...scalars);
-    if (n4 < n) tail(n4);
-    return;
+  } else if (!runStaged(spec, outs, ins, scalars, n4)) {
+    return tail(0);
   }
-  tail(0);
+  if (n4 < n) tail(n4);
+}
+
+/** Elements per array in one staged chunk: small enough that a chunk of every array stays in cache. */
+const STAGE_CHUNK = 1 << 14;
+let stage: WebAssembly.Memory | undefined;
+
+/**
+ * A private wasm memory of at least `bytes`, for running these kernels on copies of arrays that live outside any
+ * wasm heap (the cpu backend). One memory serves every caller, one at a time; it grows and never shrinks.
+ */
+export function stagingMemory(bytes: number): WebAssembly.Memory {
+  stage ??= new WebAssembly.Memory({ initial: 1 });
+  if (stage.buffer.byteLength < bytes) stage.grow(Math.ceil((bytes - stage.buffer.byteLength) / 65536));
+  return stage;
+}
+
+function runStaged(spec: ElementwiseSpec, outs: readonly Float32Array[], ins: readonly Float32Array[], scalars: readonly number[], n4: number): boolean {
+  const slots = outs.length + ins.length;
+  const stage = stagingMemory(slots * STAGE_CHUNK * 4);
+  const kernel = kernelFor(spec, stage);
+  if (!kernel) return false;
+  const heap = new Float32Array(stage.buffer);
+  const slot = (k: number) => heap.subarray(k * STAGE_CHUNK, (k + 1) * STAGE_CHUNK);
+  const outOffsets = outs.map((_, j) => j * STAGE_CHUNK * 4);
+  const inOffsets = ins.map((_, i) => (outs.length + i) * STAGE_CHUNK * 4);
+  for (let from = 0; from < n4; from += STAGE_CHUNK) {
+    const len = Math.min(STAGE_CHUNK, n4 - from);
+    // Every input is copied in before any output is copied back, so outputs may be inputs (updates in place).
+    ins.forEach((a, i) => slot(outs.length + i).set(a.subarray(from, from + len)));
+    kernel(...outOffsets, ...inOffsets, len * 4, ...scalars);
+    outs.forEach((a, j) => a.set(slot(j).subarray(0, len), from));
+  }
+  return true;
 }
 
 const compiled = new WeakMap<WebAssembly.Memory, Map<ElementwiseSpec, CompiledKernel | undefined>>();

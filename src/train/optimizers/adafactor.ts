@@ -11,9 +11,10 @@ import { tf } from '../../tf.js';
 import { gradientPairs, groupState, type NamedTensor } from './shared.js';
 import { FormatError, UsageError } from '../../errors.js';
 import { updateInPlace } from '../../engine/host_update.js';
-import { kernelFor, SUM_OF_SQUARES, type ElementwiseSpec } from '../../engine/wasm/simd.js';
+import { kernelFor, stagingMemory, SUM_OF_SQUARES, type ElementwiseSpec } from '../../engine/wasm/simd.js';
 
 const f32 = Math.fround;
+
 
 export interface AdafactorOptions {
   /** External learning rate; must be left out (null) with `relativeStep`. */
@@ -28,6 +29,8 @@ export interface AdafactorOptions {
   scaleParameter?: boolean;
   relativeStep?: boolean;
   warmupInit?: boolean;
+  /** As AdamW's: parameters may be updated in their own memory on the cpu backend too (the trainer sets it). */
+  inPlaceParameters?: boolean;
 }
 
 
@@ -65,6 +68,7 @@ export class Adafactor extends tf.Optimizer {
   readonly scaleParameter: boolean;
   readonly relativeStep: boolean;
   readonly warmupInit: boolean;
+  readonly inPlaceParameters: boolean;
 
   /** Per variable name, in the order the variables were first updated. */
   private state = new Map<string, ParamState>();
@@ -80,6 +84,7 @@ export class Adafactor extends tf.Optimizer {
     this.scaleParameter = options.scaleParameter ?? true;
     this.relativeStep = options.relativeStep ?? true;
     this.warmupInit = options.warmupInit ?? false;
+    this.inPlaceParameters = options.inPlaceParameters ?? false;
     if (this.lr !== null && this.relativeStep) {
       throw new UsageError('Cannot combine manual `lr` and `relative_step=True` options');
     }
@@ -216,6 +221,15 @@ export class Adafactor extends tf.Optimizer {
         if (memory && scratch.length === 3 && factoredSimd(memory, pOut, pIn, g, rows, cols, e1, keep, take, rowIn, colIn, rowOut, colOut, rFactor, scratch, sqrtNumel, this.clipThreshold, step, m)) {
           return;
         }
+        if (!memory && cols % 4 === 0) {
+          // The cpu backend: the same SIMD kernels on copies in a private wasm memory.
+          const staged = stageFactored(pIn, g, rowOut.length / rows, cols, m?.in);
+          if (factoredSimd(staged.memory, staged.p, staged.p, staged.g, rows, cols, e1, keep, take, rowIn, colIn, rowOut, colOut, rFactor, staged.scratch, sqrtNumel, this.clipThreshold, step, staged.m)) {
+            pOut.set(staged.p);
+            if (m) m.out.set(staged.m!.out);
+            return;
+          }
+        }
         const cFactor = new Float32Array(colOut.length);
         factoredSecondMoments(g, rows, cols, e1, keep, take, rowIn, colIn, rowOut, colOut, rFactor, cFactor);
         step.clip = clipFactor(factoredUpdateSumSq(g, rows, cols, rFactor, cFactor), sqrtNumel, this.clipThreshold);
@@ -225,7 +239,7 @@ export class Adafactor extends tf.Optimizer {
         step.clip = clipFactor(unfactoredSecondMoment(g, e1, keep, take, vIn, vOut), sqrtNumel, this.clipThreshold);
         unfactoredApply(pOut, pIn, g, vOut, step, m);
       }
-    }, scratchSizes);
+    }, scratchSizes, targets.map((_, k) => k > 0 || this.inPlaceParameters));
     if (fused) return;
 
     tf.tidy(() => {
@@ -457,6 +471,23 @@ function applyKernel(decay: boolean, beta1: boolean): ElementwiseSpec {
     applyKernels.set(key, spec);
   }
   return spec;
+}
+
+/**
+ * Copies of a parameter, its gradient (and first moment) in the staging wasm memory, with the factored step's
+ * scratch after them, for `factoredSimd` on arrays that live outside any wasm heap.
+ */
+function stageFactored(p: Float32Array, g: Float32Array, batches: number, cols: number, m: Float32Array | undefined) {
+  const n = p.length;
+  const sizes = [n, n, m ? n : 0, batches * cols, cols, 16];
+  const memory = stagingMemory(4 * sizes.reduce((a, b) => a + b, 0));
+  const heap = new Float32Array(memory.buffer);
+  let at = 0;
+  const [sp, sg, sm, cFactor, colBlock, sums] = sizes.map((len) => heap.subarray(at, (at += len))) as Float32Array[];
+  sp!.set(p);
+  sg!.set(g);
+  if (m) sm!.set(m);
+  return { memory, p: sp!, g: sg!, m: m ? { out: sm!, in: sm! } : undefined, scratch: [cFactor!, colBlock!, sums!] };
 }
 
 /** The factored step with SIMD kernels row by row; false (nothing done) when they cannot run here. */

@@ -11,7 +11,7 @@ import { tf } from '../../tf.js';
 import { gradientPairs, groupState, type NamedTensor } from './shared.js';
 import { FormatError, UsageError } from '../../errors.js';
 import { updateInPlace } from '../../engine/host_update.js';
-import { kernelFor, runElementwise, type ElementwiseSpec, type Vec } from '../../engine/wasm/simd.js';
+import { runElementwise, type ElementwiseSpec, type Vec } from '../../engine/wasm/simd.js';
 
 const f32 = Math.fround;
 
@@ -20,6 +20,12 @@ export interface AdamWOptions {
   betas?: [number, number];
   eps?: number;
   weightDecay?: number;
+  /**
+   * The caller keeps no array it read from a parameter (`dataSync()` on the cpu backend hands out the tensor's own
+   * memory) across a step, so parameters may be updated in their own memory there too (on wasm they always are).
+   * Saves a fresh parameter-sized array per step; the trainer sets it.
+   */
+  inPlaceParameters?: boolean;
 }
 
 
@@ -47,6 +53,7 @@ export class AdamW extends tf.Optimizer {
   readonly betas: [number, number];
   readonly eps: number;
   readonly weightDecay: number;
+  readonly inPlaceParameters: boolean;
 
   /** Per variable name, in the order the variables were first updated. */
   private state = new Map<string, ParamState>();
@@ -57,6 +64,7 @@ export class AdamW extends tf.Optimizer {
     this.betas = options.betas ?? [0.9, 0.999];
     this.eps = options.eps ?? 1e-8;
     this.weightDecay = options.weightDecay ?? 1e-2;
+    this.inPlaceParameters = options.inPlaceParameters ?? false;
     // torch's checks and messages.
     if (!(this.lr >= 0)) throw new UsageError(`Invalid learning rate: ${this.lr}`);
     if (!(this.eps >= 0)) throw new UsageError(`Invalid epsilon value: ${this.eps}`);
@@ -110,10 +118,11 @@ export class AdamW extends tf.Optimizer {
       const [pOut, mOut, vOut] = outs as [Float32Array, Float32Array, Float32Array];
       const [pIn, mIn, vIn, g] = ins as [Float32Array, Float32Array, Float32Array, Float32Array];
       const scalars = [decay, b1, c1, b2, c2, bc2, eps, negStep];
-      runElementwise(kernelFor(ADAMW_KERNEL, memory), memory, outs, ins, scalars, pOut.length, (from) =>
+      runElementwise(ADAMW_KERNEL, memory, outs, ins, scalars, pOut.length, (from) =>
         adamwElements(from, pOut, mOut, vOut, pIn, mIn, vIn, g, decay, b1, c1, b2, c2, bc2, eps, negStep),
       );
-    });
+      // The moments are this optimizer's own: written in place on every embedded backend.
+    }, [], [this.inPlaceParameters, true, true]);
     if (fused) return;
 
     tf.tidy(() => {

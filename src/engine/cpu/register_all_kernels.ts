@@ -1,0 +1,36 @@
+/**
+ * The cpu engine: the stock cpu backend (tensors in JavaScript typed arrays, so no 4 GiB heap ceiling, which is why
+ * large T5s train here) with these kernels in place of its slow general ones. Matrix products and inference graphs
+ * come from ONNX Runtime (engine/ort), T5's fused kernels from engine/kernels, as on wasm.
+ */
+import type { KernelConfig } from '@tensorflow/tfjs';
+
+import { replaceKernel, restoreKernel } from '../tfjs_internals.js';
+import type { OrtMatMul } from '../ort/runtime.js';
+import { addConfig } from './kernels/add.js';
+import { cpuEngineOrt } from './kernels/elementwise.js';
+import { multiplyConfig } from './kernels/multiply.js';
+import { realDivConfig } from './kernels/real_div.js';
+import { reluConfig } from './kernels/relu.js';
+import { softmaxConfig } from './kernels/softmax.js';
+import { stepConfig } from './kernels/step.js';
+import { subConfig } from './kernels/sub.js';
+import { tanhConfig } from './kernels/tanh.js';
+
+const CPU_KERNELS: KernelConfig[] = [addConfig, subConfig, multiplyConfig, realDivConfig, softmaxConfig, reluConfig, stepConfig, tanhConfig];
+
+/**
+ * Registers the cpu engine's kernels on the cpu backend; returns their names. With `ort`, large tensors' arithmetic
+ * and transposes run in ONNX Runtime.
+ */
+export function registerCpuKernels(ort?: OrtMatMul): string[] {
+  cpuEngineOrt.ort = ort;
+  for (const k of CPU_KERNELS) replaceKernel(k.kernelName, 'cpu', 'cpu-engine', k.kernelFunc);
+  return CPU_KERNELS.map((k) => k.kernelName);
+}
+
+/** Puts the stock cpu kernels back. */
+export function restoreCpuKernels(): void {
+  cpuEngineOrt.ort = undefined;
+  for (const k of CPU_KERNELS) restoreKernel(k.kernelName, 'cpu');
+}
