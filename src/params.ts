@@ -28,7 +28,7 @@ export const ParamsSchema = z.object({
   // model and data
   model: str().default('t5-small').describe('Hub model id (t5-small, google/flan-t5-small, …) or a local model folder'),
   init: z.enum(['pretrained', 'random']).default('pretrained').describe('start from the checkpoint\'s weights or from a random initialisation'),
-  modelConfig: str().default('small').describe('with --init random: a config.json file or a named shape (tiny, small)'),
+  modelConfig: str().default('small').describe('with --init random: a config.json file or a named shape (tiny, small, base, large)'),
   tokenizer: str().optional().describe('tokenizer folder with spiece.model (default: the model\'s)'),
   prefixText: z.string().default('tweet_eval emotion sentence: ').describe('text put before every input'),
   dataDir: str().optional().describe('folder with train/validation/test.json (default: where load-dataset wrote)'),

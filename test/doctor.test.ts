@@ -78,6 +78,9 @@ test('doctor: the report, exit code 0, tfjs-node-gpu not installed', async () =>
   assert.match(out, /GPU \(@tensorflow\/tfjs-node-gpu\): not installed/);
   assert.match(out, /CUDA 11\.2 and cuDNN 8\.1.*npm install @tensorflow\/tfjs-node-gpu@4\.22\.0.*downloads libtensorflow/);
   assert.match(out, /ready: training can run/);
+  assert.match(out, /what fine-tunes here \(estimated peak memory, batch × 64 tokens; [\d.]+ GiB usable\):/);
+  assert.match(out, /^  t5-small +61M  batch 16  AdamW +[\d.]+ GiB yes \(wasm\) +Adafactor +[\d.]+ GiB yes \(wasm\)$/m);
+  assert.match(out, /^  t5-large +738M  batch 8 +AdamW +[\d.]+ GiB (yes \(cpu\)|no) +Adafactor/m);
   for (const name of ['tensorflow-gpu', 'tensorflow', 'onnxruntime', 'wasm', 'cpu']) assert.match(out, new RegExp(`^  (yes|no ) +${name} `, 'm'));
 });
 
@@ -95,6 +98,15 @@ test('doctor --json: the summary as one JSON document', async () => {
   // t5-small has 60,506,624 parameters (HF's num_parameters()); float32 weights + grads + two AdamW moments.
   assert.equal(j.t5Small.parameters, 60_506_624);
   assert.equal(j.t5Small.adamwBytes, 60_506_624 * 16);
+  // Sizes people fine-tune, with the published parameter counts; past the wasm heap the cpu engine takes over.
+  const sizes = Object.fromEntries(j.sizes.map((z: { model: string }) => [z.model, z]));
+  assert.deepEqual(Object.keys(sizes), ['t5-small', 't5-base', 'flan-t5-base', 't5-large', 't5-3b']);
+  assert.equal(sizes['flan-t5-base'].parameters, 247_577_856);
+  assert.equal(sizes['t5-large'].parameters, 737_668_096);
+  assert.equal(sizes['t5-small'].adamw.engine, 'wasm');
+  assert.equal(sizes['t5-large'].adamw.engine, 'cpu');
+  assert.ok(sizes['t5-large'].adafactor.totalBytes < sizes['t5-large'].adamw.totalBytes - 2 * 2.9e9);
+  assert.equal(sizes['t5-small'].adamw.fits, true);
   assert.deepEqual(j.backends.map((b: { name: string }) => b.name), ['tensorflow-gpu', 'tensorflow', 'onnxruntime', 'wasm', 'cpu']);
   assert.equal(j.backend.requested, 'auto');
   assert.ok(['wasm', 'cpu', 'tensorflow'].includes(j.backend.info.name));

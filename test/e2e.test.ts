@@ -188,3 +188,23 @@ test('train --model t5-small downloads the model through the Hub cache and fine-
   assert.notEqual(missing.code, 0);
   assert.match(missing.stderr, /no-such-model/);
 });
+
+test('a job this machine cannot hold stops before allocating, with the estimate and what would fit', { timeout: 120_000 }, async () => {
+  if (!fs.existsSync(path.join(work, 'datasets'))) assert.equal((await cli(['load-dataset'])).code, 0);
+  // t5-11b's shape: 11B parameters; with AdamW some 180 GB, more than any machine these tests run on.
+  const config = path.join(work, 't5-11b', 'config.json');
+  fs.mkdirSync(path.dirname(config), { recursive: true });
+  fs.writeFileSync(config, JSON.stringify({ d_model: 1024, d_kv: 128, d_ff: 65536, num_layers: 24, num_heads: 128 }));
+  const t0 = Date.now();
+  const run = await cli(['train', '--init', 'random', '--model-config', config, '--tokenizer', TOKENIZER_DIR, '--epochs', '1', '--runs-dir', 'r11b']);
+  assert.equal(run.code, 2, run.stderr);
+  const lines = run.stderr.trim().split('\n');
+  assert.match(
+    lines[lines.length - 1]!,
+    /^t5cls: error: training t5-11b-scratch \(11\.3B parameters\) with AdamW at batch 16 needs about \d+\.\d GB \(weights 45\.\d GB, gradients 45\.\d GB, optimizer state 90\.\d GB, activations \d+\.\d GB\) but this machine has \d+\.\d GB; what would fit: .*a GPU \(--device cuda with @tensorflow\/tfjs-node-gpu\)$/,
+  );
+  // Refused from the config alone: no backend started, no run folder claimed, no weights allocated.
+  assert.ok(Date.now() - t0 < 60_000);
+  assert.ok(!run.stderr.includes('backend:'), run.stderr);
+  assert.ok(!fs.existsSync(path.join(work, 'r11b')));
+});

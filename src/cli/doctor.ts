@@ -17,6 +17,9 @@ import { benchmarkMatMul, type MatMulBench } from '../engine/bench.js';
 import { NAMED_CONFIGS, T5Config } from '../model/config.js';
 import { parameterShapes, T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import { Adafactor } from '../train/optimizers/index.js';
+import { estimateMemory, parameterCount, USABLE_SHARE, type OptimizerName } from '../model/memory_estimate.js';
+import { machineMemoryBytes } from '../engine/machine_memory.js';
+import { WASM_TENSOR_BYTES } from '../engine/wasm/activate.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string; engines?: { node?: string } };
 
@@ -40,6 +43,33 @@ export interface GpuStatus {
   nvidiaDriver: string | null;
 }
 
+export interface TrainableSize {
+  model: string;
+  parameters: number;
+  batchSize: number;
+  adamw: { totalBytes: number; fits: boolean; engine: 'wasm' | 'cpu' };
+  adafactor: { totalBytes: number; fits: boolean; engine: 'wasm' | 'cpu' };
+}
+
+/** The shapes people fine-tune, at the batch sizes of the tutorial t5cls follows. */
+const SIZES: [string, T5Config, number][] = [
+  ['t5-small', new T5Config({ ...NAMED_CONFIGS.small }), 16],
+  ['t5-base', new T5Config({ ...NAMED_CONFIGS.base }), 16],
+  ['flan-t5-base', new T5Config({ ...NAMED_CONFIGS.base, d_ff: 2048, feed_forward_proj: 'gated-gelu', tie_word_embeddings: false }), 16],
+  ['t5-large', new T5Config({ ...NAMED_CONFIGS.large }), 8],
+  ['t5-3b', new T5Config({ d_model: 1024, d_kv: 128, d_ff: 16384, num_layers: 24, num_heads: 32 }), 8],
+];
+
+function trainableSizes(availableBytes: number): TrainableSize[] {
+  return SIZES.map(([model, config, batchSize]) => {
+    const fit = (optimizer: OptimizerName) => {
+      const e = estimateMemory(config, { batchSize, sourceLength: 64, targetLength: 4, optimizer });
+      return { totalBytes: e.totalBytes, fits: e.totalBytes <= availableBytes * USABLE_SHARE, engine: e.tensorBytes > WASM_TENSOR_BYTES ? ('cpu' as const) : ('wasm' as const) };
+    };
+    return { model, parameters: parameterCount(config), batchSize, adamw: fit('adamw'), adafactor: fit('adafactor') };
+  });
+}
+
 export interface DoctorReport {
   ok: boolean;
   t5cls: string;
@@ -55,6 +85,11 @@ export interface DoctorReport {
   gpu: GpuStatus;
   speed: MatMulBench | { error: string } | null;
   training: { ok: boolean; losses: number[]; ms: number; error: string | null } | null;
+  /**
+   * Which T5 sizes fine-tune on this machine with each optimizer (batch × 64 input tokens × 4 label tokens): the
+   * estimated peak memory, whether it fits, and the engine `auto` would take (wasm, or cpu past wasm's 4 GiB heap).
+   */
+  sizes: TrainableSize[];
   /** Things that stop training (ok is false when there is one). */
   problems: string[];
   /** Things worth knowing that do not stop training. */
@@ -123,6 +158,7 @@ export async function diagnose(opts: DoctorOptions = {}): Promise<DoctorReport> 
     system,
     memory,
     t5Small,
+    sizes: trainableSizes(machineMemoryBytes()),
     backends,
     backend: { requested, device, info, error: backendError },
     threads: info?.threads ?? null,
@@ -319,6 +355,11 @@ export function formatDoctorReport(r: DoctorReport): string {
   row('system', `${r.system.platform} ${r.system.arch}, ${r.system.cores} core${r.system.cores === 1 ? '' : 's'} (${r.system.cpu})`);
   row('memory', `${gib(r.memory.freeBytes)} free of ${gib(r.memory.totalBytes)}${r.memory.limitBytes !== null ? `, limit ${gib(r.memory.limitBytes)} (cgroup)` : ''}`);
   row('', `t5-small (${(r.t5Small.parameters / 1e6).toFixed(1)}M parameters) keeps ${gib(r.t5Small.adamwBytes)} of weights, gradients and optimizer state with AdamW, ${gib(r.t5Small.adafactorBytes)} with Adafactor, plus activations`);
+  lines.push('', `what fine-tunes here (estimated peak memory, batch × 64 tokens; ${gib(USABLE_SHARE * (r.memory.limitBytes ?? r.memory.totalBytes))} usable):`);
+  const fitText = (f: TrainableSize['adamw']) => `${gib(f.totalBytes).padStart(9)} ${f.fits ? `yes (${f.engine})` : 'no'}`.padEnd(22);
+  for (const z of r.sizes) {
+    lines.push(`  ${z.model.padEnd(13)} ${`${(z.parameters / 1e6).toFixed(0)}M`.padStart(6)}  batch ${String(z.batchSize).padEnd(3)} AdamW ${fitText(z.adamw)} Adafactor ${fitText(z.adafactor)}`.trimEnd());
+  }
   lines.push('', 'backends (auto tries tensorflow-gpu, tensorflow, then wasm, then cpu; onnxruntime speeds up wasm and cpu):');
   const nameWidth = Math.max(...r.backends.map((b) => b.name.length));
   const pkgWidth = Math.max(...r.backends.map((b) => `${b.package}${b.version ? ` ${b.version}` : ''}`.length));

@@ -9,7 +9,9 @@ import { Classifier, missingClassesError, type DecodeMode, type Prediction } fro
 import { Progress } from '../progress.js';
 import { initBackend } from '../engine/init.js';
 import { FormatError, UsageError } from '../errors.js';
-import { resolveCheckpoint, sayer } from './shared.js';
+import { inferenceTensorBytes, resolveCheckpoint, sayer } from './shared.js';
+import { T5Tokenizer } from '../tokenizer/index.js';
+import { encodeInput } from '../data/batches.js';
 import type { ParamName, Params } from '../params.js';
 
 export type OutputFormat = 'text' | 'json' | 'tsv';
@@ -32,14 +34,14 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
     throw missingClassesError(dir);
   }
   say(`checkpoint: ${dir}`);
-  await initBackend(p.backend, { threads: p.threads, device: p.device, log: say });
-  const classifier = await Classifier.fromPretrained(dir, {
-    classesMap,
-    prefixText: given.has('prefixText') || !meta ? p.prefixText : undefined,
-    maxSourceLength: given.has('maxSourceLength') || !meta ? p.maxSourceLength : undefined,
-    tokenizer: p.tokenizer ? path.resolve(p.tokenizer) : undefined,
-    onWarning: say,
-  });
+  const prefixText = given.has('prefixText') || !meta ? p.prefixText : meta.prefixText;
+  const maxSourceLength = given.has('maxSourceLength') || !meta ? p.maxSourceLength : meta.maxSourceLength;
+  const tokenizer = await T5Tokenizer.fromPretrained(path.resolve(p.tokenizer ?? dir));
+  // The longest of the first texts stands for the rest (class names are a few tokens; 8 is room enough).
+  const inputs = input.texts.slice(0, 4 * MIN_CHUNK).map((t) => encodeInput(tokenizer, t, prefixText, maxSourceLength));
+  const tensorBytes = inferenceTensorBytes(dir, p.evalBatchSize, inputs, [new Array<number>(8).fill(0)]);
+  await initBackend(p.backend, { threads: p.threads, device: p.device, log: say, tensorBytes });
+  const classifier = await Classifier.fromPretrained(dir, { classesMap, prefixText, maxSourceLength, tokenizer, onWarning: say });
 
   const decode: DecodeMode = p.decode;
   const format = p.format as OutputFormat;

@@ -8,6 +8,8 @@ import { T5clsError, UsageError } from '../errors.js';
 import { assertSafeName, findLatestBestCheckpoint, readCheckpointMeta, type CheckpointMeta } from '../train/checkpoint.js';
 import { Progress } from '../progress.js';
 import type { Params } from '../params.js';
+import { T5Config } from '../model/config.js';
+import { checkJobMemory } from './job_memory.js';
 
 /** Prints a line on stderr unless --quiet (stdout is kept for results). */
 export function sayer(quiet: boolean): (line: string) => void {
@@ -120,4 +122,15 @@ export function resolveCheckpoint(p: Pick<Params, 'weights' | 'weightsName' | 's
   }
   if (!fs.existsSync(dir)) throw new UsageError(`checkpoint ${dir}: no such folder`);
   return { dir, meta: readCheckpointMeta(dir) };
+}
+
+/**
+ * What evaluating a checkpoint needs (its weights, a batch's activations for the longest input and class name);
+ * throws, in one line, when this machine cannot hold it.
+ */
+export function inferenceTensorBytes(checkpointDir: string, batchSize: number, inputs: number[][], targets: number[][]): number {
+  const config = T5Config.fromFile(path.join(checkpointDir, 'config.json'));
+  const longest = (rows: number[][]) => Math.max(1, ...rows.map((r) => r.length));
+  const job = { batchSize: Math.min(batchSize, Math.max(1, inputs.length)), sourceLength: longest(inputs), targetLength: longest(targets) };
+  return checkJobMemory(config, job, path.basename(checkpointDir)).tensorBytes;
 }

@@ -12,7 +12,7 @@ import { Progress } from '../progress.js';
 import { initBackend } from '../engine/init.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fsutil.js';
 import { UsageError } from '../errors.js';
-import { loadSplits, resolveCheckpoint, resolveDataDir, sayer } from './shared.js';
+import { inferenceTensorBytes, loadSplits, resolveCheckpoint, resolveDataDir, sayer } from './shared.js';
 import { readClassesMap } from '../data/index.js';
 import { writeRunReport } from '../report/index.js';
 
@@ -27,12 +27,12 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const { classNames, splits } = loadSplits(dataDir, classesMap, [p.split]);
   let examples = splits[p.split];
   if (p.maxEvalExamples !== undefined) examples = examples.slice(0, p.maxEvalExamples);
-  await initBackend(p.backend, { threads: p.threads, device: p.device, log: say });
   const tokenizer = await T5Tokenizer.fromPretrained(p.tokenizer ? path.resolve(p.tokenizer) : dir);
-  const model = T5ForConditionalGeneration.fromPretrained(dir, { onWarning: say });
-
   const inputs = encodeExamples(tokenizer, examples, prefix, maxSourceLength).map((e) => e.inputIds);
   const classTokens = encodeClassNames(tokenizer, classNames);
+  const tensorBytes = inferenceTensorBytes(dir, p.evalBatchSize, inputs, classTokens);
+  await initBackend(p.backend, { threads: p.threads, device: p.device, log: say, tensorBytes });
+  const model = T5ForConditionalGeneration.fromPretrained(dir, { onWarning: say });
   const bar = new Progress({ label: `${p.split} (${p.decode})`, total: inputs.length, quiet: p.quiet });
   let done = 0;
   const onProgress = (d: number) => {

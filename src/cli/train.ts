@@ -15,9 +15,27 @@ import { loadTrainState, resolveResumeTarget, runStateDir, TOKENIZER_DIR, type L
 import { tf } from '../tf.js';
 import { UsageError } from '../errors.js';
 import { initBackend } from '../engine/init.js';
+import { encodeClassNames, encodeExamples, type Example } from '../data/batches.js';
+import { estimateMemory } from '../model/memory_estimate.js';
+import { checkJobMemory } from './job_memory.js';
 import { loadSplits, resolveDataDir } from './shared.js';
 import { claimRunName, resolveModelDir, sayer } from './shared.js';
 import { assertSafeName } from '../train/checkpoint.js';
+
+/**
+ * What the training job's tensors need at their peak (training steps, or validation beside the optimizer state);
+ * throws, in one line, when this machine cannot hold it.
+ */
+function trainingTensorBytes(config: T5Config, modelName: string, p: Params, tokenizer: T5Tokenizer, train: Example[], classNames: string[]): number {
+  const sourceLength = Math.max(1, ...encodeExamples(tokenizer, train, p.prefixText, p.maxSourceLength).map((e) => e.inputIds.length));
+  const targetLength = Math.max(1, ...encodeClassNames(tokenizer, classNames).map((ids) => ids.length));
+  const optimizer = p.useAdafactor || p.useAdafactorSchedule ? 'adafactor' : 'adamw';
+  const training = checkJobMemory(config, { batchSize: p.batchSize, sourceLength, targetLength, optimizer }, modelName, {
+    accumulation: p.gradientAccumulationSteps,
+  });
+  const validation = estimateMemory(config, { batchSize: p.evalBatchSize, sourceLength, targetLength });
+  return Math.max(training.tensorBytes, validation.tensorBytes + training.optimizerBytes);
+}
 
 /** Options that may differ when a run is resumed; every other one is the run's own. */
 const RESUME_OPTIONS: ParamName[] = ['resume', 'epochs', 'saveEverySteps', 'runsDir', 'backend', 'device', 'threads', 'quiet', 'verbose'];
@@ -33,10 +51,12 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   if (p.maxTrainExamples !== undefined) train = train.slice(0, p.maxTrainExamples);
   if (p.maxEvalExamples !== undefined) validation = validation.slice(0, p.maxEvalExamples);
 
-  const backend = await initBackend(p.backend, { threads: p.threads, device: p.device, log: say });
-  let model: T5ForConditionalGeneration;
+  // The model's shape and the job's lengths first: they decide whether this machine can hold the job, and which
+  // engine (wasm's heap holds 4 GiB at most); nothing large is allocated before that.
   let tokenizer: T5Tokenizer;
+  let config: T5Config;
   let modelName: string;
+  let modelDir: string | undefined;
   if (p.init === 'random') {
     const tokenizerDir = p.tokenizer ? path.resolve(p.tokenizer) : await resolveModelDir(p.model, p.revision, say, { tokenizerOnly: true });
     tokenizer = await T5Tokenizer.fromPretrained(tokenizerDir);
@@ -51,14 +71,21 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
       fields = T5Config.fromFile(file).toJSON();
       modelName = `${path.basename(path.dirname(file))}-scratch`;
     }
-    const config = new T5Config({ ...fields, vocab_size: vocab }, p.modelConfig);
-    model = new T5ForConditionalGeneration(config, { seed: p.seed });
-    say(`initialised a random T5 (${p.modelConfig}: d_model ${config.d_model}, ${config.num_layers}+${config.num_decoder_layers} layers, vocab ${vocab})`);
+    config = new T5Config({ ...fields, vocab_size: vocab }, p.modelConfig);
   } else {
-    const modelDir = await resolveModelDir(p.model, p.revision, say);
+    modelDir = await resolveModelDir(p.model, p.revision, say);
     tokenizer = await T5Tokenizer.fromPretrained(p.tokenizer ? path.resolve(p.tokenizer) : modelDir);
-    model = T5ForConditionalGeneration.fromPretrained(modelDir, { onWarning: say });
+    config = T5Config.fromFile(path.join(modelDir, 'config.json'));
     modelName = path.basename(p.model.replace(/[/\\]+$/, ''));
+  }
+  const tensorBytes = trainingTensorBytes(config, modelName, p, tokenizer, train, classNames);
+  const backend = await initBackend(p.backend, { threads: p.threads, device: p.device, log: say, tensorBytes });
+  let model: T5ForConditionalGeneration;
+  if (modelDir === undefined) {
+    model = new T5ForConditionalGeneration(config, { seed: p.seed });
+    say(`initialised a random T5 (${p.modelConfig}: d_model ${config.d_model}, ${config.num_layers}+${config.num_decoder_layers} layers, vocab ${config.vocab_size})`);
+  } else {
+    model = T5ForConditionalGeneration.fromPretrained(modelDir, { onWarning: say });
   }
   assertSafeName(modelName, 'model name');
 

@@ -162,4 +162,6 @@ function stripUndefined<T extends Record<string, unknown>>(o: T): T {
 export const NAMED_CONFIGS: Record<string, Partial<T5ConfigFields>> = {
   tiny: { d_model: 64, d_kv: 16, d_ff: 256, num_layers: 2, num_decoder_layers: 2, num_heads: 4, relative_attention_num_buckets: 32, relative_attention_max_distance: 128 },
   small: { d_model: 512, d_kv: 64, d_ff: 2048, num_layers: 6, num_decoder_layers: 6, num_heads: 8 },
+  base: { d_model: 768, d_kv: 64, d_ff: 3072, num_layers: 12, num_decoder_layers: 12, num_heads: 12 },
+  large: { d_model: 1024, d_kv: 64, d_ff: 4096, num_layers: 24, num_decoder_layers: 24, num_heads: 16 },
 };

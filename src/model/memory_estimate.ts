@@ -1,0 +1,147 @@
+/**
+ * How much memory a T5 job needs, from its config and batch shape alone (nothing is allocated): weights,
+ * gradients, optimizer state and the activations a training step keeps for its backward pass. Used to pick an
+ * engine that can hold the job and to refuse, in one line, a job this machine cannot hold.
+ *
+ * Activations are counted per layer from the tensors the forward pass saves (float32), as this project's T5
+ * computes them; the figures were checked against measured peak memory (see scripts/bench.ts).
+ */
+import type { T5Config } from './config.js';
+
+export type OptimizerName = 'adamw' | 'adafactor';
+
+export interface JobShape {
+  batchSize: number;
+  /** Encoder tokens per example. */
+  sourceLength: number;
+  /** Decoder tokens per example (label tokens + EOS). */
+  targetLength: number;
+  /** Training with this optimizer; undefined for inference only. */
+  optimizer?: OptimizerName;
+}
+
+export interface MemoryEstimate {
+  parameters: number;
+  weightBytes: number;
+  gradientBytes: number;
+  optimizerBytes: number;
+  activationBytes: number;
+  /** Everything above: what the tensors need at the peak of a step. */
+  tensorBytes: number;
+  /** tensorBytes plus the runtime itself (Node.js, TensorFlow.js, ONNX Runtime) and allocator slack. */
+  totalBytes: number;
+}
+
+const F32 = 4;
+/** Node.js, tfjs, ONNX Runtime and their code and buffers, measured on an idle process with everything loaded. */
+export const RUNTIME_BYTES = 400 * 2 ** 20;
+/** Freed tensors whose memory has not been returned yet, and allocator rounding: a share of what the tensors need. */
+const SLACK = 0.1;
+
+/** Every parameter's shape, as `parameterShapes` lays them out (counted here without allocating). */
+export function parameterCount(c: T5Config): number {
+  const attention = 4 * c.innerDim * c.d_model;
+  const ff = (c.isGatedAct ? 3 : 2) * c.d_ff * c.d_model;
+  const bias = c.relative_attention_num_buckets * c.num_heads;
+  const encoder = c.num_layers * (attention + ff + 2 * c.d_model) + bias + c.d_model;
+  const decoder = c.num_decoder_layers * (2 * attention + ff + 3 * c.d_model) + bias + c.d_model;
+  const head = c.tie_word_embeddings ? 0 : c.vocab_size * c.d_model;
+  return c.vocab_size * c.d_model + encoder + decoder + head;
+}
+
+/** Adafactor's state: factored row and column moments for matrices, a full moment for vectors, an RMS scalar each. */
+function adafactorStateElements(c: T5Config): number {
+  const matrices: [number, number, number][] = []; // [count, rows, cols]
+  const attention = (n: number) => {
+    matrices.push([3 * n, c.innerDim, c.d_model], [n, c.d_model, c.innerDim]);
+  };
+  const ff = (n: number) => {
+    matrices.push([(c.isGatedAct ? 2 : 1) * n, c.d_ff, c.d_model], [n, c.d_model, c.d_ff]);
+  };
+  attention(c.num_layers + 2 * c.num_decoder_layers);
+  ff(c.num_layers + c.num_decoder_layers);
+  matrices.push([c.tie_word_embeddings ? 1 : 2, c.vocab_size, c.d_model], [2, c.relative_attention_num_buckets, c.num_heads]);
+  const vectors = 2 * c.num_layers + 3 * c.num_decoder_layers + 2;
+  let n = vectors * (c.d_model + 1);
+  for (const [count, rows, cols] of matrices) n += count * (rows + cols + 1);
+  return n;
+}
+
+/**
+ * Float32 elements one training step keeps for its backward pass (per layer: the normed inputs, projections,
+ * attention scores and weights with their dropout masks, feed-forward activations with theirs), plus the LM
+ * head's logits and their gradient.
+ */
+function activationElements(c: T5Config, job: JobShape): number {
+  const b = job.batchSize;
+  const s = job.sourceLength;
+  const t = job.targetLength;
+  const training = job.optimizer !== undefined;
+  const ffWidth = (c.isGatedAct ? 4 : 3) * c.d_ff;
+  // Per token: residual stream copies, norms and dropout masks (d_model wide); q, k, v, context (inner wide).
+  const selfAttention = (keys: number) => 6 * c.d_model + 5 * c.innerDim + 3 * c.num_heads * keys;
+  const encoderLayer = b * s * (selfAttention(s) + ffWidth + 4 * c.d_model);
+  const decoderLayer = b * t * (selfAttention(t) + selfAttention(s) + ffWidth + 6 * c.d_model) + 2 * b * s * c.innerDim;
+  const logits = 3 * b * t * c.vocab_size;
+  if (!training) {
+    // Inference keeps one layer's temporaries at a time, the encoder output and the cross-attention keys/values.
+    return Math.max(encoderLayer, decoderLayer) + b * s * c.d_model + 2 * c.num_decoder_layers * b * s * c.innerDim + logits;
+  }
+  return c.num_layers * encoderLayer + c.num_decoder_layers * decoderLayer + logits;
+}
+
+export function estimateMemory(c: T5Config, job: JobShape): MemoryEstimate {
+  const parameters = parameterCount(c);
+  const weightBytes = parameters * F32;
+  const gradientBytes = job.optimizer ? weightBytes : 0;
+  const optimizerBytes =
+    job.optimizer === 'adamw' ? 2 * weightBytes : job.optimizer === 'adafactor' ? adafactorStateElements(c) * F32 : 0;
+  const activationBytes = activationElements(c, job) * F32;
+  const tensorBytes = weightBytes + gradientBytes + optimizerBytes + activationBytes;
+  return {
+    parameters,
+    weightBytes,
+    gradientBytes,
+    optimizerBytes,
+    activationBytes,
+    tensorBytes,
+    totalBytes: Math.round(tensorBytes * (1 + SLACK) + RUNTIME_BYTES),
+  };
+}
+
+/** "3.2 GB" (decimal gigabytes, as `free -h`-style tools and the issue tracker's tables print them). */
+export function formatBytes(bytes: number): string {
+  return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(1)} GB` : `${Math.round(bytes / 1e6)} MB`;
+}
+
+/** Of the machine's memory, what a job may plan to use: the rest is the system's and other programs'. */
+export const USABLE_SHARE = 0.9;
+
+export interface FitAdvice {
+  /** Options that make a training job fit, each with the memory it would need, best first. */
+  alternatives: { options: string; totalBytes: number }[];
+}
+
+/**
+ * Ways to make a training job fit in `availableBytes`: Adafactor instead of AdamW (its second moments are
+ * factored), and smaller batches with gradient accumulation keeping the same effective batch.
+ */
+export function fitAdvice(c: T5Config, job: JobShape, accumulation: number, availableBytes: number): FitAdvice {
+  const alternatives: FitAdvice['alternatives'] = [];
+  const fits = (j: JobShape) => estimateMemory(c, j).totalBytes <= availableBytes * USABLE_SHARE;
+  const optimizers: OptimizerName[] = job.optimizer === 'adamw' ? ['adamw', 'adafactor'] : [job.optimizer ?? 'adafactor'];
+  for (const optimizer of optimizers) {
+    for (let split = 1; split <= job.batchSize; split *= 2) {
+      if (split > 1 && job.batchSize % split !== 0) break;
+      const shape = { ...job, optimizer, batchSize: job.batchSize / split };
+      if (!fits(shape)) continue;
+      const options = [
+        optimizer !== job.optimizer ? '--use-adafactor' : '',
+        split > 1 ? `--batch-size ${shape.batchSize} --gradient-accumulation-steps ${accumulation * split}` : '',
+      ].filter(Boolean).join(' ');
+      if (options) alternatives.push({ options, totalBytes: estimateMemory(c, shape).totalBytes });
+      break;
+    }
+  }
+  return { alternatives };
+}
