@@ -1,12 +1,16 @@
 /**
  * Speed and memory benchmark (not a test; CI never runs it).
  *
- *   npm run bench -- [--backend auto|wasm|cpu|tensorflow] [--threads N] [--steps N] [--json]
+ *   npm run bench -- [--model-config tiny|small|base|large|path/to/config.json] [--batch-size N]
+ *                    [--modes adamw,adafactor,generate,rank] [--steps N] [--backend auto|wasm|cpu|tensorflow]
+ *                    [--threads N] [--json]
  *   npm run bench -- --job emotion [--json]
  *
- * Default mode: a T5 with t5-small's shape (random, initialised as HF does); training batch 16 × 64 input tokens ×
- * 4 label tokens with AdamW and with Adafactor, then evaluation of batch 64 × 64 tokens by greedy generation
- * (2 new tokens) and by rank classification over 4 class names. The first 2 steps of each are warm-up.
+ * Default: a T5 of the given shape (t5-small's by default; random, initialised as HF does); training batch N (16)
+ * × 64 input tokens × 4 label tokens with AdamW and with Adafactor, then evaluation of batch 4N × 64 tokens by
+ * greedy generation (2 new tokens) and by rank classification over 4 class names. The first 2 steps of each are
+ * warm-up. The engine is the one `auto` would give a job of that shape. With a single mode, peak_rss_mb is that
+ * mode's alone (each optimizer in its own process, as the PyTorch reference figures are measured).
  * `--job emotion`: one AdamW epoch over the first 512 TweetEval emotion tweets plus validation on all val tweets.
  */
 import * as fs from 'node:fs';
@@ -15,7 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { tf } from '../src/tf.js';
 import { initBackend, type BackendChoice } from '../src/engine/init.js';
-import { T5Config } from '../src/model/config.js';
+import { NAMED_CONFIGS, T5Config } from '../src/model/config.js';
+import { estimateMemory, parameterCount } from '../src/model/memory_estimate.js';
 import { T5ForConditionalGeneration } from '../src/model/modeling_t5.js';
 import { Adafactor, AdamW } from '../src/train/optimizers/index.js';
 import { T5Tokenizer } from '../src/tokenizer/index.js';
@@ -29,12 +34,16 @@ const TOKENIZER_DIR = path.join(SHARED, 'models/t5-small-tokenizer');
 const EMOTION = path.join(SHARED, 'data/tweeteval/emotion');
 const CLASS_NAMES = ['anger', 'joy', 'optimism', 'sadness'];
 
+const MODES_DEFAULT = 'adamw,adafactor,generate,rank';
 const { values: args } = parseArgs({
   options: {
     backend: { type: 'string', default: 'auto' },
     threads: { type: 'string' },
     steps: { type: 'string', default: '5' },
     job: { type: 'string' },
+    'model-config': { type: 'string', default: 'small' },
+    'batch-size': { type: 'string', default: '16' },
+    modes: { type: 'string', default: MODES_DEFAULT },
     json: { type: 'boolean', default: false },
   },
 });
@@ -56,70 +65,107 @@ function trainStep(model: T5ForConditionalGeneration, opt: tf.Optimizer, batch: 
   return loss;
 }
 
-function t5SmallModel(seed: number): T5ForConditionalGeneration {
-  return new T5ForConditionalGeneration(T5Config.fromFile(path.join(TOKENIZER_DIR, 'config.json')), { seed });
+const NAMED_SHAPES = Object.keys(NAMED_CONFIGS).join('|');
+
+/** --model-config: a named shape (tiny, small, base, large) or a config.json file. */
+function benchConfig(): T5Config {
+  const name = args['model-config']!;
+  if (NAMED_CONFIGS[name]) return new T5Config({ ...NAMED_CONFIGS[name] }, name);
+  if (!fs.existsSync(name)) throw new Error(`--model-config: "${name}" is neither a named shape (${NAMED_SHAPES}) nor a config.json file`);
+  return T5Config.fromFile(name);
 }
 
-async function fixedShape(backendName: string, threads: number) {
+const MODES = ['adamw', 'adafactor', 'generate', 'rank'] as const;
+type Mode = (typeof MODES)[number];
+
+function benchModes(): Mode[] {
+  const modes = args.modes!.split(',').map((m) => m.trim());
+  for (const m of modes) if (!(MODES as readonly string[]).includes(m)) throw new Error(`--modes: unknown mode "${m}" (expected ${MODES.join(', ')})`);
+  return modes as Mode[];
+}
+
+/** Training batches × 64 input tokens × 4 label tokens; evaluation batches of 4× as many inputs. */
+function jobShapes(batch: number) {
+  return {
+    train: { batchSize: batch, sourceLength: 64, targetLength: 4 },
+    eval: { batchSize: 4 * batch, sourceLength: 64, targetLength: 4 },
+  };
+}
+
+async function fixedShape(config: T5Config, modes: Mode[], batch: number, backendName: string, threads: number) {
   const steps = Number(args.steps);
   const rng = new Rng(1);
   const tokenizer = await T5Tokenizer.fromPretrained(TOKENIZER_DIR);
   const classTokens = encodeClassNames(tokenizer, CLASS_NAMES);
-  const randomInput = (n: number) => Array.from({ length: n }, () => [...Array.from({ length: 63 }, () => 3 + rng.int(31000)), 1]);
-  const trainExamples = () => randomInput(16).map((ids) => ({ inputIds: ids, label: rng.int(4) }));
-  const labelTokens = Array.from({ length: 4 }, () => [3 + rng.int(31000), 3 + rng.int(31000), 3 + rng.int(31000), 1]);
-  const result: Record<string, number | string> = { backend: backendName, threads };
-
+  const vocab = Math.min(config.vocab_size, 32000);
+  const randomInput = (n: number) => Array.from({ length: n }, () => [...Array.from({ length: 63 }, () => 3 + rng.int(vocab - 3)), 1]);
+  const trainExamples = () => randomInput(batch).map((ids) => ({ inputIds: ids, label: rng.int(4) }));
+  const labelTokens = Array.from({ length: 4 }, () => [3 + rng.int(vocab - 3), 3 + rng.int(vocab - 3), 3 + rng.int(vocab - 3), 1]);
+  const result: Record<string, number | string> = { backend: backendName, threads, params: parameterCount(config) };
   let tensorsFirst = 0;
   let tensorsLast = 0;
-  for (const [name, makeOpt] of [
-    ['adamw', () => new AdamW({ lr: 1e-4 })],
-    ['adafactor', () => new Adafactor({ lr: 1e-3, scaleParameter: false, relativeStep: false, warmupInit: false })],
-  ] as const) {
-    const model = t5SmallModel(0);
-    const opt = makeOpt();
+  // Tensors alive after the first timed step and after the last, of the first mode run (a leak shows as growth).
+  const count = (first: boolean, last: boolean, mode: Mode) => {
+    if (mode !== modes[0]) return;
+    if (first) tensorsFirst = tf.memory().numTensors;
+    if (last) tensorsLast = tf.memory().numTensors;
+  };
+
+  for (const name of modes.filter((m) => m === 'adamw' || m === 'adafactor')) {
+    const model = new T5ForConditionalGeneration(config, { seed: 0 });
+    const opt =
+      name === 'adamw'
+        ? new AdamW({ lr: 1e-4, inPlaceParameters: true })
+        : new Adafactor({ lr: 1e-3, scaleParameter: false, relativeStep: false, warmupInit: false, inPlaceParameters: true });
     let timed = 0;
     for (let s = 0; s < steps + 2; s++) {
-      const batch = trainBatch(trainExamples(), labelTokens, 0);
+      const batchTensors = trainBatch(trainExamples(), labelTokens, 0);
       const t0 = performance.now();
-      trainStep(model, opt, batch);
+      trainStep(model, opt, batchTensors);
       const dt = performance.now() - t0;
-      disposeBatch(batch);
+      disposeBatch(batchTensors);
       if (s >= 2) timed += dt;
-      if (s === 2 && name === 'adamw') tensorsFirst = tf.memory().numTensors;
-      if (s === steps + 1 && name === 'adamw') tensorsLast = tf.memory().numTensors;
+      count(s === 2, s === steps + 1, name);
       log(`train ${name} step ${s + 1}${s < 2 ? ' (warm-up)' : ''}: ${(dt / 1000).toFixed(2)} s`);
     }
-    result[`train_${name}_ex_s`] = (16 * steps) / (timed / 1000);
+    result[`train_${name}_ex_s`] = (batch * steps) / (timed / 1000);
     opt.dispose();
     model.dispose();
   }
 
-  const model = t5SmallModel(0);
-  for (const mode of ['generate', 'rank'] as const) {
+  const evalModes = modes.filter((m) => m === 'generate' || m === 'rank');
+  const model = evalModes.length ? new T5ForConditionalGeneration(config, { seed: 0 }) : undefined;
+  const evalBatch = 4 * batch;
+  for (const mode of evalModes) {
     let timed = 0;
-    for (let s = 0; s < Math.max(2, Math.ceil(steps / 2)) + 2; s++) {
-      const inputs = randomInput(64);
+    const batches = Math.max(2, Math.ceil(steps / 2));
+    for (let s = 0; s < batches + 2; s++) {
+      const inputs = randomInput(evalBatch);
       const t0 = performance.now();
       if (mode === 'generate') {
-        const { ids, mask } = { ids: tf.tensor2d(inputs, undefined, 'int32'), mask: tf.ones([64, 64], 'int32') };
-        model.generate({ inputIds: ids, attentionMask: mask, maxNewTokens: 2, suppressTokens: [1] });
+        const ids = tf.tensor2d(inputs, undefined, 'int32');
+        const mask = tf.ones([evalBatch, 64], 'int32');
+        model!.generate({ inputIds: ids, attentionMask: mask, maxNewTokens: 2, suppressTokens: [1] });
         tf.dispose([ids, mask]);
       } else {
-        predictRank(model, inputs, CLASS_NAMES, classTokens, 64);
+        predictRank(model!, inputs, CLASS_NAMES, classTokens, evalBatch);
       }
       const dt = performance.now() - t0;
       if (s >= 2) timed += dt;
+      count(s === 2, s === batches + 1, mode);
       log(`eval ${mode} batch ${s + 1}${s < 2 ? ' (warm-up)' : ''}: ${(dt / 1000).toFixed(2)} s`);
     }
-    const batches = Math.max(2, Math.ceil(steps / 2));
-    result[`eval_${mode}_ex_s`] = (64 * batches) / (timed / 1000);
+    result[`eval_${mode}_ex_s`] = (evalBatch * batches) / (timed / 1000);
   }
-  model.dispose();
+  model?.dispose();
   result.peak_rss_mb = peakRssMb();
   result.tensors_first = tensorsFirst;
   result.tensors_last = tensorsLast;
   return result;
+}
+
+function t5SmallModel(seed: number): T5ForConditionalGeneration {
+  return new T5ForConditionalGeneration(T5Config.fromFile(path.join(TOKENIZER_DIR, 'config.json')), { seed });
 }
 
 function readTweetEval(split: 'train' | 'val'): Example[] {
@@ -172,7 +218,16 @@ async function emotionJob(backendName: string, threads: number) {
 }
 
 if (args.job !== undefined && args.job !== 'emotion') throw new Error(`unknown --job ${args.job} (expected emotion)`);
-const info = await initBackend(args.backend as BackendChoice, { threads: args.threads ? Number(args.threads) : undefined, log });
-const out = args.job === 'emotion' ? await emotionJob(info.description, info.threads) : await fixedShape(info.description, info.threads);
+const config = benchConfig();
+const modes = benchModes();
+const batch = Number(args['batch-size']);
+if (!Number.isInteger(batch) || batch < 1) throw new Error(`--batch-size: expected a whole number >= 1, got ${args['batch-size']}`);
+// The engine a user's job of this shape would get: auto leaves wasm out when its heap cannot hold the tensors.
+const shapes = jobShapes(batch);
+const tensorBytes = Math.max(
+  ...modes.map((m) => estimateMemory(config, m === 'adamw' || m === 'adafactor' ? { ...shapes.train, optimizer: m } : shapes.eval).tensorBytes),
+);
+const info = await initBackend(args.backend as BackendChoice, { threads: args.threads ? Number(args.threads) : undefined, log, tensorBytes });
+const out = args.job === 'emotion' ? await emotionJob(info.description, info.threads) : await fixedShape(config, modes, batch, info.description, info.threads);
 if (args.json) console.log(JSON.stringify(out));
 else console.log(Object.entries(out).map(([k, v]) => `${k}: ${typeof v === 'number' ? Number(v.toFixed(2)) : v}`).join('\n'));

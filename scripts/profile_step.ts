@@ -9,17 +9,17 @@ import { parseArgs } from 'node:util';
 import { tf } from '../src/tf.js';
 import { printProfile } from './profile_report.js';
 import { initBackend, type BackendChoice } from '../src/engine/init.js';
-import { T5Config } from '../src/model/config.js';
+import { T5Config, NAMED_CONFIGS } from '../src/model/config.js';
 import { T5ForConditionalGeneration } from '../src/model/modeling_t5.js';
 import { Adafactor, AdamW } from '../src/train/optimizers/index.js';
 
-const { values: args } = parseArgs({ options: { backend: { type: 'string', default: 'auto' }, optimizer: { type: 'string', default: 'adamw' } } });
+const { values: args } = parseArgs({ options: { backend: { type: 'string', default: 'auto' }, optimizer: { type: 'string', default: 'adamw' }, config: { type: 'string', default: 'small' }, batch: { type: 'string', default: '16' } } });
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 await initBackend(args.backend as BackendChoice, { log: console.error });
-const model = new T5ForConditionalGeneration(T5Config.fromFile(path.resolve(ROOT, '../shared/models/t5-small-tokenizer/config.json')), { seed: 0 });
-const opt = args.optimizer === 'adamw' ? new AdamW({ lr: 1e-4 }) : new Adafactor({ lr: 1e-3, scaleParameter: false, relativeStep: false, warmupInit: false });
-const ids = tf.randomUniform([16, 64], 3, 32000, 'int32');
-const labels = tf.randomUniform([16, 4], 3, 32000, 'int32');
+const model = new T5ForConditionalGeneration(new T5Config({ ...NAMED_CONFIGS[args.config!] }), { seed: 0 });
+const opt = args.optimizer === 'adamw' ? new AdamW({ lr: 1e-4, inPlaceParameters: true }) : new Adafactor({ lr: 1e-3, scaleParameter: false, relativeStep: false, warmupInit: false, inPlaceParameters: true });
+const ids = tf.randomUniform([Number(args.batch), 64], 3, 32000, 'int32');
+const labels = tf.randomUniform([Number(args.batch), 4], 3, 32000, 'int32');
 const params = [...model.namedParameters().values()];
 const step = (withOpt: boolean) => {
   const { value, grads } = tf.variableGrads(() => model.forward({ inputIds: ids, labels, training: true }).loss!, params);
