@@ -303,10 +303,18 @@ test('--resume refuses changed training options and finished runs', { timeout: 6
   const cwd = path.join(work, 'a');
   const changed = await cli(cwd, ['train', '--resume', 'latest', '--learning-rate', '1']);
   assert.equal(changed.code, 2);
-  assert.match(changed.stderr, /--resume continues a run with the options it was started with; --learning-rate cannot be changed/);
+  assert.match(changed.stderr, /--resume continues a run with the options it was started with; --learning-rate was 0\.01 in that run, not 1 \(options that may change: /);
   const finished = await cli(cwd, ['train', '--resume', 'latest']);
   assert.equal(finished.code, 2);
   assert.match(finished.stderr, /the run t5-tiny-scratch_\S+ has finished \(2 epochs, 12 steps\); nothing to resume/);
+  // The command that started the run with --resume appended: its options are the run's own, so they pass (and the
+  // finished run is what stops it); a changed one among them is named with both values.
+  const again = await cli(cwd, [...trainArgs(RUN_A), '--resume', 'latest']);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /has finished \(2 epochs, 12 steps\); nothing to resume/);
+  const oneChanged = await cli(cwd, [...trainArgs(RUN_A), '--seed', '4', '--resume', 'latest']);
+  assert.match(oneChanged.stderr, /--seed was 3 in that run, not 4/);
+  assert.doesNotMatch(oneChanged.stderr, /--batch-size|--learning-rate was/);
   const missing = await cli(cwd, ['train', '--resume', 'no-such-run']);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /--resume no-such-run: no such folder/);

@@ -156,15 +156,26 @@ async function trainAndReport(job: TrainJob, say: (line: string) => void): Promi
   }
 }
 
+/** Options naming files or folders: the same place given another way (relative, absolute) is the same value. */
+const PATH_OPTIONS: ReadonlySet<ParamName> = new Set(['dataDir', 'classesMap', 'saveWeightsPath', 'logsDir', 'tokenizer']);
+
+function sameOptionValue(name: ParamName, now: unknown, recorded: unknown): boolean {
+  if (PATH_OPTIONS.has(name) && typeof now === 'string' && typeof recorded === 'string') return path.resolve(now) === path.resolve(recorded);
+  return JSON.stringify(now) === JSON.stringify(recorded);
+}
+
 async function resume(p: Params, given: Set<ParamName>, say: (line: string) => void): Promise<void> {
-  const fixed = [...given].filter((name) => !RESUME_OPTIONS.includes(name));
-  if (fixed.length) {
-    throw new UsageError(
-      `--resume continues a run with the options it was started with; ${fixed.map((n) => `--${kebab(n)}`).join(', ')} cannot be changed (allowed: ${RESUME_OPTIONS.filter((n) => n !== 'resume').map((n) => `--${kebab(n)}`).join(', ')})`,
-    );
-  }
   const loaded = loadTrainState(resolveResumeTarget(p.resume!, path.resolve(p.runsDir)));
   try {
+    // The command that started the run, with --resume added, is accepted: only values that differ are refused.
+    const recorded = loaded.state.record as Record<string, unknown>;
+    const changed = [...given].filter((name) => !RESUME_OPTIONS.includes(name) && !sameOptionValue(name, p[name], recorded[name]));
+    if (changed.length) {
+      const show = (v: unknown) => (v === undefined ? 'not set' : JSON.stringify(v));
+      throw new UsageError(
+        `--resume continues a run with the options it was started with; ${changed.map((n) => `--${kebab(n)} was ${show(recorded[n])} in that run, not ${show(p[n])}`).join('; ')} (options that may change: ${RESUME_OPTIONS.filter((n) => n !== 'resume').map((n) => `--${kebab(n)}`).join(', ')})`,
+      );
+    }
     await resumeRun(loaded, p, given, say);
   } finally {
     tf.dispose([...loaded.optimizer.values()]);
