@@ -302,6 +302,11 @@ export async function hubRequest(
     } catch (e) {
       if (!(e instanceof NetworkError)) throw e;
       lastNetwork = e;
+      // A host name that does not resolve will not resolve a second later (offline, or a wrong HF_ENDPOINT):
+      // answer at once. Time-outs, dropped connections and refusals are retried.
+      if (e.code === 'ENOTFOUND') {
+        throw new HubUnreachableError(new URL(url).origin === new URL(http.endpoint).origin ? http.endpoint : new URL(url).origin, e.message, opts.offlineHint);
+      }
       if (attempt >= http.retry.attempts) break;
       http.log?.(`Hub request failed (${e.message}); retrying (${attempt}/${http.retry.attempts - 1})`);
       await sleep(backoffDelay(http.retry, attempt));
