@@ -1,5 +1,6 @@
 /**
- * Bad model folders get one clear line each, and a fuzz run (bounded in time) over safetensors files, configs and
+ * Bad model folders get one clear line each, and a fuzz run (a fixed number of seeded cases, so that the outcome
+ * does not depend on the machine's speed) over safetensors files, configs and
  * data files: every outcome is a clean error or a correct load, never a hang, a crash or unbounded memory.
  */
 import { test } from 'node:test';
@@ -101,12 +102,11 @@ function mutate(bytes: Uint8Array, rng: Rng, focus: number): Uint8Array {
   return Uint8Array.from(out);
 }
 
-function fuzz(label: string, seconds: number, iterations: number, run: (i: number) => void): { ok: number; errors: number } {
-  const deadline = Date.now() + seconds * 1000;
+function fuzz(label: string, iterations: number, run: (i: number) => void): { ok: number; errors: number } {
   const rss0 = process.memoryUsage().rss;
   let ok = 0;
   let errors = 0;
-  for (let i = 0; i < iterations && Date.now() < deadline; i++) {
+  for (let i = 0; i < iterations; i++) {
     try {
       run(i);
       ok++;
@@ -121,34 +121,34 @@ function fuzz(label: string, seconds: number, iterations: number, run: (i: numbe
   return { ok, errors };
 }
 
-test('fuzz: mutated safetensors files load correctly or fail cleanly', { timeout: 60_000 }, () => {
+test('fuzz: mutated safetensors files load correctly or fail cleanly', { timeout: 600_000 }, () => {
   const good = fs.readFileSync(path.join(TINY, 'model.safetensors'));
   const headerEnd = 8 + Number(good.readBigUInt64LE(0));
   const rng = new Rng(2024);
-  const r = fuzz('safetensors', 20, 3000, () => {
+  const r = fuzz('safetensors', 600, () => {
     const { tensors } = readSafetensorsBytes(mutate(good, rng, headerEnd), 'fuzz.safetensors');
     for (const t of tensors.values()) assert.equal(t.data.length, t.shape.reduce((a, b) => a * b, 1));
   });
-  assert.ok(r.errors > 100 && r.ok + r.errors >= 1000, JSON.stringify(r));
+  assert.ok(r.errors > 60 && r.ok > 0, JSON.stringify(r));
 });
 
-test('fuzz: mutated configs load a model or fail cleanly', { timeout: 60_000 }, () => {
+test('fuzz: mutated configs load a model or fail cleanly', { timeout: 600_000 }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-fuzz-'));
   try {
     fs.copyFileSync(path.join(TINY, 'model.safetensors'), path.join(dir, 'model.safetensors'));
     const config = fs.readFileSync(path.join(TINY, 'config.json'));
     const rng = new Rng(7);
-    const r = fuzz('config', 15, 1500, () => {
+    const r = fuzz('config', 400, () => {
       fs.writeFileSync(path.join(dir, 'config.json'), mutate(config, rng, config.length));
       T5ForConditionalGeneration.fromPretrained(dir).dispose();
     });
-    assert.ok(r.errors > 100, JSON.stringify(r));
+    assert.ok(r.errors > 40, JSON.stringify(r));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('fuzz: mutated data files are read correctly or fail cleanly', { timeout: 60_000 }, () => {
+test('fuzz: mutated data files are read correctly or fail cleanly', { timeout: 600_000 }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-fuzz-'));
   try {
     const records = [
@@ -161,7 +161,7 @@ test('fuzz: mutated data files are read correctly or fail cleanly', { timeout: 6
     const file = path.join(dir, 'train.json');
     const map = { anger: 0, joy: 1, optimism: 2, sadness: 3 };
     const rng = new Rng(11);
-    const r = fuzz('data', 10, 3000, () => {
+    const r = fuzz('data', 1000, () => {
       fs.writeFileSync(file, mutate(good, rng, good.length));
       for (const ex of readSplit(file, map)) {
         assert.equal(typeof ex.text, 'string');
