@@ -13,6 +13,7 @@ import { ORT_MIN_ELEMENTS } from '../src/engine/cpu/kernels/elementwise.js';
 import { installCopyAvoidingKernels, restoreExtraKernels } from '../src/engine/kernels/extra.js';
 import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
 import { broadcastPlan } from '../src/engine/cpu/broadcast_binary.js';
+import { arrayPoolOf } from '../src/engine/cpu/array_pool.js';
 import { replacementOf } from '../src/engine/tfjs_internals.js';
 import { WASM_TENSOR_BYTES } from '../src/engine/wasm/activate.js';
 import { UsageError } from '../src/errors.js';
@@ -191,5 +192,44 @@ describe('choosing the engine by what the job needs', () => {
       initBackend('wasm', { tensorBytes: 5e9, threads: 1 }),
       (e: Error) => e instanceof UsageError && /^--backend wasm cannot hold this job: its tensors need about 5\.0 GB/.test(e.message),
     );
+  });
+});
+
+describe('reusing the arrays of freed tensors', () => {
+  const N = 1 << 16;
+
+  test('arrays nothing can see are reused; dataSync results, caller arrays and slices of live tensors never are', async () => {
+    await initBackend('cpu', { threads: 1 });
+    const pool = arrayPoolOf(tf.backend())!;
+    assert.ok(pool, 'the cpu engine pools arrays');
+    const a = tf.tensor1d(values(N, 1));
+    const b = tf.tensor1d(values(N, 2));
+    // A result read with dataSync: its array belongs to the caller from then on.
+    const read = tf.add(a, b);
+    const seen = read.dataSync();
+    const seenCopy = seen.slice();
+    read.dispose();
+    // The caller's own array given to tf.tensor.
+    const own = values(N, 3);
+    const ownCopy = own.slice();
+    tf.tensor1d(own).dispose();
+    // A slice shares its input's buffer on the cpu backend: the input freed first must not be reused.
+    const parent = tf.mul(a, b);
+    const slice = tf.slice(parent, [0], [N / 2]);
+    const sliceCopy = slice.dataSync().slice();
+    parent.dispose();
+    // An intermediate nobody saw: freed, then reused by the next output of its size.
+    const hits = pool.hits;
+    tf.sub(a, b).dispose();
+    const reused = tf.sub(b, a);
+    assert.ok(pool.hits > hits, 'a freed intermediate was reused');
+    for (let i = 0; i < 8; i++) tf.dispose([tf.add(a, b), tf.mul(a, a), tf.div(a, b)]);
+    assert.deepEqual(seen, seenCopy);
+    assert.deepEqual(own, ownCopy);
+    assert.deepEqual(slice.dataSync(), sliceCopy);
+    // And what a reused array now holds is the new result.
+    const want = values(N, 2).map((v, i) => v - values(N, 1)[i]!);
+    assert.deepEqual(reused.dataSync(), want);
+    tf.dispose([a, b, slice, reused]);
   });
 });

@@ -12,6 +12,7 @@ import { T5clsError, UsageError } from '../errors.js';
 import { tf } from '../tf.js';
 import { cpuKernels, NATIVE_MATMUL_ENV, ORT_PATH_ENV } from './flags.js';
 import { registerCpuKernels, restoreCpuKernels } from './cpu/register_all_kernels.js';
+import { installArrayPool, uninstallArrayPool } from './cpu/array_pool.js';
 import { installCopyAvoidingKernels, installExtraKernels } from './kernels/extra.js';
 import { FUSED_KERNELS, installFusedKernels } from './kernels/fused.js';
 import { installLeanGradients } from './kernels/lean_gradients.js';
@@ -239,8 +240,13 @@ async function startEmbedded(
   }
 
   const kernels = installExtraKernels(name);
-  if (name === 'cpu' && cpuKernels.enabled) kernels.push(...registerCpuKernels(ort));
-  else if (name === 'cpu') restoreCpuKernels();
+  if (name === 'cpu' && cpuKernels.enabled) {
+    kernels.push(...registerCpuKernels(ort));
+    installArrayPool(tf.backend());
+  } else if (name === 'cpu') {
+    restoreCpuKernels();
+    uninstallArrayPool(tf.backend());
+  }
   installFusedKernels(name);
   const fusedKernels = [...FUSED_KERNELS, ...installCopyAvoidingKernels(name)];
   const mode: MatMulMode = installMatMulKernels(name, ort, poolThreads);

@@ -33,8 +33,8 @@ type Numeric = Float32Array | Int32Array | Uint8Array;
 
 /**
  * Uniform float32/int32/bool access for a kernel: `read` gives the tensor's memory (a view, no copy), `alloc`
- * makes an output and gives its memory. On wasm, any `alloc` may grow the heap and detach earlier views, so
- * allocate outputs first and read inputs after.
+ * makes an output and gives its memory, not zeroed (write every element). On wasm, any `alloc` may grow the heap
+ * and detach earlier views, so allocate outputs first and read inputs after.
  */
 export interface TensorStorage {
   readonly backendName: 'cpu' | 'wasm';
@@ -72,12 +72,20 @@ export function storageFor(backend: unknown): TensorStorage {
       throw new Error(`tensor of dtype ${t.dtype} has no numeric storage on the cpu backend`);
     },
     alloc(shape, dtype) {
-      const data = tf.util.getTypedArrayFromDType(dtype as 'float32', tf.util.sizeFromShape(shape)) as Numeric;
+      const n = tf.util.sizeFromShape(shape);
+      const reused = dtype === 'float32' ? cpuArrayPools.get(backend as object)?.take(n) : undefined;
+      const data = reused ?? (tf.util.getTypedArrayFromDType(dtype as 'float32', n) as Numeric);
       return { info: b.makeTensorInfo(shape, dtype, data), data };
     },
     dispose: (t) => b.disposeIntermediateTensorInfo(t),
   };
 }
+
+/**
+ * Arrays of freed tensors that a cpu backend instance may hand out again (engine/cpu/array_pool.ts): a reused array
+ * has stale contents, so an output taken from `alloc` must be written whole.
+ */
+export const cpuArrayPools = new WeakMap<object, { take(n: number): Float32Array | undefined }>();
 
 /** 'wasm' or 'cpu' for those backends' instances, else undefined. */
 export function backendNameOf(backend: unknown): 'cpu' | 'wasm' | undefined {
