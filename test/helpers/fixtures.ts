@@ -8,7 +8,7 @@ export const SHARED = path.resolve(REPO_ROOT, '../shared');
 export const FIXTURES = path.join(SHARED, 'fixtures');
 export const TOKENIZER_DIR = path.join(SHARED, 'models/t5-small-tokenizer');
 export const TWEETEVAL = path.join(SHARED, 'data/tweeteval');
-export const MODEL_FIXTURES = ['t5-tiny', 't5-tiny-v11'] as const;
+export const MODEL_FIXTURES = ['t5-tiny', 't5-tiny-v11', 't5-tiny-long'] as const;
 
 export function fixtureDir(name: string): string {
   return path.join(FIXTURES, name);

@@ -221,18 +221,12 @@ export class Adafactor extends tf.Optimizer {
         if (memory && scratch.length === 3 && factoredSimd(memory, pOut, pIn, g, rows, cols, e1, keep, take, rowIn, colIn, rowOut, colOut, rFactor, scratch, sqrtNumel, this.clipThreshold, step, m)) {
           return;
         }
-        if (!memory && cols % 4 === 0) {
-          // The cpu backend: the same SIMD kernels on copies in a private wasm memory.
-          const staged = stageFactored(pIn, g, rowOut.length / rows, cols, m?.in);
-          if (factoredSimd(staged.memory, staged.p, staged.p, staged.g, rows, cols, e1, keep, take, rowIn, colIn, rowOut, colOut, rFactor, staged.scratch, sqrtNumel, this.clipThreshold, step, staged.m)) {
-            pOut.set(staged.p);
-            if (m) m.out.set(staged.m!.out);
-            return;
-          }
-        }
         const cFactor = new Float32Array(colOut.length);
         factoredSecondMoments(g, rows, cols, e1, keep, take, rowIn, colIn, rowOut, colOut, rFactor, cFactor);
         step.clip = clipFactor(factoredUpdateSumSq(g, rows, cols, rFactor, cFactor), sqrtNumel, this.clipThreshold);
+        // The cpu backend: the sums above in float64 (as torch accumulates on the CPU), the element-wise update in
+        // the SIMD kernel on copies in a private wasm memory (the same float32 operations as factoredApply).
+        if (!memory && cols % 4 === 0 && stagedApply(pOut, pIn, g, rows, cols, rFactor, cFactor, step, m)) return;
         factoredApply(pOut, pIn, g, rows, cols, rFactor, cFactor, step, m);
       } else {
         const [vOut, vIn] = [outs[2]!, ins[2]!];
@@ -473,21 +467,57 @@ function applyKernel(decay: boolean, beta1: boolean): ElementwiseSpec {
   return spec;
 }
 
+/** Elements of each array staged at a time by `stagedApply`. */
+const STAGED_ELEMENTS = 1 << 16;
+
 /**
- * Copies of a parameter, its gradient (and first moment) in the staging wasm memory, with the factored step's
- * scratch after them, for `factoredSimd` on arrays that live outside any wasm heap.
+ * factoredApply through the SIMD apply kernel, for arrays outside any wasm heap: blocks of rows of the parameter,
+ * gradient (and first moment) are copied into the staging memory, updated there and copied back. False (nothing
+ * done) when the kernel cannot run here.
  */
-function stageFactored(p: Float32Array, g: Float32Array, batches: number, cols: number, m: Float32Array | undefined) {
-  const n = p.length;
-  const sizes = [n, n, m ? n : 0, batches * cols, cols, 16];
-  const memory = stagingMemory(4 * sizes.reduce((a, b) => a + b, 0));
+function stagedApply(
+  pOut: Float32Array,
+  pIn: Float32Array,
+  g: Float32Array,
+  rows: number,
+  cols: number,
+  rFactor: Float32Array,
+  cFactor: Float32Array,
+  step: AdafactorElementStep,
+  m: { out: Float32Array; in: Float32Array } | undefined,
+): boolean {
+  const blockRows = Math.max(1, Math.floor(STAGED_ELEMENTS / cols));
+  const span = blockRows * cols;
+  const memory = stagingMemory(4 * (cols + span * (m ? 3 : 2)));
+  const apply = kernelFor(applyKernel(step.decay !== undefined, step.beta1 !== undefined), memory);
+  if (!apply) return false;
   const heap = new Float32Array(memory.buffer);
-  let at = 0;
-  const [sp, sg, sm, cFactor, colBlock, sums] = sizes.map((len) => heap.subarray(at, (at += len))) as Float32Array[];
-  sp!.set(p);
-  sg!.set(g);
-  if (m) sm!.set(m);
-  return { memory, p: sp!, g: sg!, m: m ? { out: sm!, in: sm! } : undefined, scratch: [cFactor!, colBlock!, sums!] };
+  const cf = heap.subarray(0, cols);
+  const [sp, sg, sm] = [0, 1, 2].map((k) => heap.subarray(cols + k * span, cols + (k + 1) * span)) as Float32Array[];
+  const rowBytes = 4 * cols;
+  const tail = [...(step.decay !== undefined ? [step.decay] : []), ...(step.beta1 ?? [])];
+  const totalRows = rFactor.length;
+  for (let first = 0; first < totalRows; first += blockRows) {
+    const n = Math.min(blockRows, totalRows - first);
+    const from = first * cols;
+    const to = from + n * cols;
+    sp!.set(pIn.subarray(from, to));
+    sg!.set(g.subarray(from, to));
+    if (m) sm!.set(m.in.subarray(from, to));
+    for (let r = 0; r < n; r++) {
+      const row = first + r;
+      // Each batch of `rows` rows has its own column factors.
+      if (r === 0 || row % rows === 0) cf.set(cFactor.subarray(Math.floor(row / rows) * cols, Math.floor(row / rows) * cols + cols));
+      const off = 4 * r * cols;
+      const ptrs = m
+        ? [sp!.byteOffset + off, sm!.byteOffset + off, sp!.byteOffset + off, sg!.byteOffset + off, cf.byteOffset, sm!.byteOffset + off]
+        : [sp!.byteOffset + off, sp!.byteOffset + off, sg!.byteOffset + off, cf.byteOffset];
+      apply(...ptrs, rowBytes, rFactor[row]!, step.clip, step.lr, ...tail);
+    }
+    pOut.set(sp!.subarray(0, n * cols), from);
+    if (m) m.out.set(sm!.subarray(0, n * cols), from);
+  }
+  return true;
 }
 
 /** The factored step with SIMD kernels row by row; false (nothing done) when they cannot run here. */
