@@ -200,11 +200,21 @@ for (const backend of BACKENDS) {
         const c: OptCase = { shapes: SHAPES, make: () => new Adafactor(options) };
         const a = await runOptimizer(c, true);
         const b = await runOptimizer(c, false);
-        a.params.forEach((p, i) => assertClose(p, b.params[i]!, 1e-6, `param ${i}`));
+        // The movement of each parameter, compared relative to how far the steps moved it (a few ulps of the value
+        // for rounding): a learning rate off by any sizeable factor fails even when the movement is tiny.
+        a.params.forEach((p, i) => {
+          const p0 = values(size(SHAPES[i]!), 100 + i, 0.5);
+          const moved = b.params[i]!.map((v, j) => v - p0[j]!);
+          const most = Math.max(...moved.map(Math.abs));
+          assert.ok(most > 0, `param ${i} moved`);
+          for (let j = 0; j < p.length; j++) {
+            const tol = 4 * 2 ** -23 * Math.abs(p0[j]!) + 0.01 * most;
+            if (!(Math.abs(p[j]! - p0[j]! - moved[j]!) <= tol)) {
+              assert.fail(`param ${i}[${j}]: moved by ${p[j]! - p0[j]!}, the tensor ops by ${moved[j]} (tolerance ${tol})`);
+            }
+          }
+        });
         for (const [k, v] of b.state) assertClose(a.state.get(k)!, v, 1e-5, k);
-        // The step moved every parameter.
-        const p0 = values(48, 100, 0.5);
-        assert.ok(a.params[0]!.some((v, i) => v !== p0[i]));
       });
     }
 

@@ -221,11 +221,14 @@ describe('retries and interrupted downloads', () => {
 
   test('a stalled body times out and resumes', async () => {
     hub.knobs.stallMidBody.push({ match: 'model.safetensors' });
-    const dir = await downloadModel('google-t5/t5-small', opts(tmp(), { files: ['config.json', 'model.safetensors'], timeoutMs: 300 }));
+    // The stall never ends, so the time-out fires however slow the machine; a generous one keeps the healthy
+    // requests clear of it on a busy machine.
+    const dir = await downloadModel('google-t5/t5-small', opts(tmp(), { files: ['config.json', 'model.safetensors'], timeoutMs: 2000 }));
     assert.ok(fs.readFileSync(path.join(dir, 'model.safetensors')).equals(WEIGHTS));
     const gets = cdnGets('model.safetensors');
-    assert.equal(gets.length, 2);
-    assert.match(String(gets[1]!.headers.range), /^bytes=\d+-$/);
+    assert.ok(gets.length >= 2, `${gets.length} requests`);
+    // The first request stalled; every later one resumed from the bytes already written.
+    for (const g of gets.slice(1)) assert.match(String(g.headers.range), /^bytes=[1-9]\d*-$/);
   });
 
   test('an .incomplete blob left by an interrupted run is resumed from where it stopped', async () => {
