@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -8,9 +8,24 @@ import { T5ForConditionalGeneration, T5Config, tokenNll } from '../src/model/ind
 import { RECOMPUTE_MAX_NEW_TOKENS } from '../src/model/modeling_t5.js';
 import { readSafetensorsFile } from '../src/safetensors.js';
 import { nativeGraphs } from '../src/engine/flags.js';
+import { nativeGraphAvailable, nativeGraphRuns } from '../src/engine/ort/graph_kernel.js';
 import { testBackends, useBackend } from './helpers/backends.js';
 import { fixtureDir, flatten, maxAbs, maxAbsDiff, MODEL_FIXTURES, readJson } from './helpers/fixtures.js';
 
+
+/**
+ * For a "native graphs" variant: skipped, saying why, where no graph can run (so that it never silently repeats the
+ * plain test). The check it returns asserts that a graph ran, or with graphs off that none did.
+ */
+function expectGraphs(t: TestContext, graphs: boolean): () => void {
+  const before = nativeGraphRuns.count;
+  const available = graphs && nativeGraphAvailable();
+  if (graphs && !available) t.skip('no native graphs on this backend (onnxruntime-node not loaded)');
+  return () => {
+    if (available) assert.ok(nativeGraphRuns.count > before, 'a native graph ran');
+    if (!graphs) assert.equal(nativeGraphRuns.count, before, 'no native graph ran with graphs off');
+  };
+}
 
 for (const backend of testBackends()) {
   for (const name of MODEL_FIXTURES) {
@@ -19,9 +34,10 @@ for (const backend of testBackends()) {
     const inputs = fx.inputs;
 
     for (const graphs of [true, false]) {
-      test(`[${backend}${graphs ? '' : ', no native graphs'}] ${name}: logits, loss and token NLL match HF`, async () => {
+      test(`[${backend}${graphs ? '' : ', no native graphs'}] ${name}: logits, loss and token NLL match HF`, async (t) => {
         await useBackend(backend);
         nativeGraphs.enabled = graphs;
+        const checkGraphs = expectGraphs(t, graphs);
         const model = T5ForConditionalGeneration.fromPretrained(dir);
         try {
           tf.tidy(() => {
@@ -36,6 +52,7 @@ for (const backend of testBackends()) {
             const explicit = model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, decoderInputIds: inputs.decoder_input_ids });
             assert.equal(maxAbsDiff(explicit.logits.dataSync(), out.logits.dataSync()), 0);
           });
+          checkGraphs();
         } finally {
           nativeGraphs.enabled = true;
           model.dispose();
@@ -70,9 +87,10 @@ for (const backend of testBackends()) {
     });
 
     for (const graphs of [true, false]) {
-      test(`[${backend}${graphs ? '' : ', no native graphs'}] ${name}: greedy generation matches HF, with and without suppressed tokens`, async () => {
+      test(`[${backend}${graphs ? '' : ', no native graphs'}] ${name}: greedy generation matches HF, with and without suppressed tokens`, async (t) => {
         await useBackend(backend);
         nativeGraphs.enabled = graphs;
+        const checkGraphs = expectGraphs(t, graphs);
         const model = T5ForConditionalGeneration.fromPretrained(dir);
         try {
           const before = tf.memory().numTensors;
@@ -82,6 +100,7 @@ for (const backend of testBackends()) {
           const seqs2 = model.generate({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, maxNewTokens: g2.kwargs.max_new_tokens, suppressTokens: g2.kwargs.suppress_tokens });
           assert.deepEqual(seqs2, g2.sequences);
           assert.equal(tf.memory().numTensors, before, 'generate leaks tensors');
+          checkGraphs();
         } finally {
           nativeGraphs.enabled = true;
           model.dispose();
@@ -91,10 +110,11 @@ for (const backend of testBackends()) {
 
     for (const graphs of [true, false]) {
       // With native graphs, a few new tokens are decoded by recomputing the prefix; without, through the cache.
-      test(`[${backend}${graphs ? '' : ', no native graphs'}] ${name}: generation equals step-by-step decoding of the whole prefix`, async () => {
+      test(`[${backend}${graphs ? '' : ', no native graphs'}] ${name}: generation equals step-by-step decoding of the whole prefix`, async (t) => {
         nativeGraphs.enabled = graphs;
         try {
           await useBackend(backend);
+          const checkGraphs = expectGraphs(t, graphs);
           const model = T5ForConditionalGeneration.fromPretrained(dir);
           // Up to RECOMPUTE_MAX_NEW_TOKENS new tokens and beyond (always the cache there).
           for (const steps of [6, RECOMPUTE_MAX_NEW_TOKENS + 2]) {
@@ -111,6 +131,7 @@ for (const backend of testBackends()) {
             }
             assert.deepEqual(generated, seqs, `${steps} new tokens`);
           }
+          checkGraphs();
           model.dispose();
         } finally {
           nativeGraphs.enabled = true;

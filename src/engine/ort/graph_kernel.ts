@@ -94,6 +94,9 @@ export function withNativeGraphFallback<T>(what: string, f: () => T): T | undefi
   }
 }
 
+/** Native graphs run so far (lets tests and diagnostics see that the graph path, not the tfjs ops, ran). */
+export const nativeGraphRuns = { count: 0 };
+
 /** Runs `graph` on `inputs` (float32, in the order of `graph.inputs`); outputs get `outputShapes`. */
 export function runNativeGraph(graph: GraphDefinition, inputs: tf.Tensor[], outputShapes: number[][]): tf.Tensor[] {
   if (inputs.length !== graph.inputs.length) throw new Error(`${graph.key}: expected ${graph.inputs.length} inputs, got ${inputs.length}`);
@@ -101,5 +104,6 @@ export function runNativeGraph(graph: GraphDefinition, inputs: tf.Tensor[], outp
   if (!definitions.has(graph.key)) definitions.set(graph.key, graph);
   const named: Record<string, tf.Tensor> = {};
   inputs.forEach((t, i) => (named[`i${i}`] = t));
+  nativeGraphRuns.count++;
   return tf.engine().runKernel(GRAPH_KERNEL, named as never, { key: graph.key, outputShapes } as never) as unknown as tf.Tensor[];
 }
