@@ -14,7 +14,7 @@ import { restoreMatMulKernels } from '../src/engine/kernels/matmul.js';
 import { planMatMul } from '../src/engine/matmul_plan.js';
 import { NATIVE_MIN_MACS } from '../src/engine/ort/matmul.js';
 import { WASM_GEMM_MIN } from '../src/engine/wasm/matmul.js';
-import { wasmGemm } from '../src/engine/flags.js';
+import { fusedKernels, wasmGemm } from '../src/engine/flags.js';
 import { disposeWasmGemm, packB, wasmGemmFor } from '../src/engine/wasm/gemm.js';
 import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
 import { replacementOf, wasmMemoryOf } from '../src/engine/tfjs_internals.js';
@@ -467,7 +467,14 @@ describe('T5-shaped forward + backward: every training op, cpu vs wasm', () => {
   let reference: { loss: number; grads: Record<string, Float32Array> };
   before(async () => {
     await stockCpu();
-    reference = trainStep();
+    // tfjs's own backward pass too: with fused kernels off, our lean backward pass steps aside.
+    const saved = fusedKernels.enabled;
+    fusedKernels.enabled = false;
+    try {
+      reference = trainStep();
+    } finally {
+      fusedKernels.enabled = saved;
+    }
   });
 
   test('the reference is a real loss with non-zero gradients everywhere', () => {
