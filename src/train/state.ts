@@ -25,7 +25,7 @@ import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import type { Example } from '../data/batches.js';
 import type { RngState } from './sampler.js';
 import type { SavableTokenizer } from './checkpoint.js';
-import type { EpochResult, TrainOptions } from './trainer.js';
+import type { EpochResult, TrainOptions } from './types.js';
 
 export const STATE_DIR = 'state';
 export const STATE_FILE = 'state.json';

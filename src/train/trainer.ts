@@ -30,27 +30,9 @@ import {
   type TrainStateFile,
 } from './state.js';
 import { T5clsError, UsageError } from '../errors.js';
+import type { EpochResult, TrainOptions } from './types.js';
 
-export interface TrainOptions {
-  epochs: number;
-  batchSize: number;
-  evalBatchSize: number;
-  learningRate?: number;
-  lrWarmupSteps: number;
-  weightDecay: number;
-  useAdafactor: boolean;
-  useAdafactorSchedule: boolean;
-  useWeightedRandomSampler: boolean;
-  gradientAccumulationSteps: number;
-  earlyStoppingPatience?: number;
-  maxSteps?: number;
-  /** Also write the resumable state every N optimizer steps (it is always written at the end of an epoch). */
-  saveEverySteps?: number;
-  seed: number;
-  prefixText: string;
-  maxSourceLength: number;
-  quiet: boolean;
-}
+export type { EpochResult, TrainOptions } from './types.js';
 
 export interface TrainJob {
   model: T5ForConditionalGeneration;
@@ -73,18 +55,6 @@ export interface TrainJob {
   /** A saved state to continue from (the caller keeps and disposes its optimizer tensors). */
   resume?: LoadedTrainState;
   say: (line: string) => void;
-}
-
-export interface EpochResult {
-  epoch: number;
-  learning_rate: number;
-  train_loss: number;
-  train_accuracy: number;
-  dev_accuracy: number;
-  dev_macro_f1: number;
-  dev_micro_f1: number;
-  dev_weighted_f1: number;
-  dev_invalid: number;
 }
 
 export interface TrainResult {
