@@ -10,11 +10,12 @@ import * as path from 'node:path';
 import { tf } from '../src/tf.js';
 import { initBackend } from '../src/engine/init.js';
 import { NAMED_CONFIGS, T5Config } from '../src/model/config.js';
-import { estimateMemory, fitAdvice, parameterCount } from '../src/model/memory_estimate.js';
+import { assertBackendHolds, estimateMemory, fitAdvice, parameterCount } from '../src/model/memory_estimate.js';
 import { parameterShapes, T5ForConditionalGeneration } from '../src/model/modeling_t5.js';
 import { Adafactor, AdamW } from '../src/train/optimizers/index.js';
 import { checkJobMemory } from '../src/cli/job_memory.js';
-import { UsageError } from '../src/errors.js';
+import { T5clsError, UsageError } from '../src/errors.js';
+import { reportError } from '../src/cli/main.js';
 import { fixtureDir } from './helpers/fixtures.js';
 
 const named = (name: string, extra: Record<string, unknown> = {}) => new T5Config({ ...NAMED_CONFIGS[name], ...extra }, name);
@@ -112,5 +113,35 @@ describe('jobs that do not fit', () => {
       () => checkJobMemory(T5_3B, { batchSize: 16, sourceLength: 64, targetLength: 4, optimizer: 'adamw' }, 't5-3b', { availableBytes: 24e9 }),
       (e: Error) => /^training t5-3b \(2\.9B parameters\) with AdamW at batch 16 needs about \d+\.\d GB .* but this machine has 24\.0 GB; what would fit: a GPU \(--device cuda with @tensorflow\/tfjs-node-gpu\)$/.test(e.message),
     );
+  });
+});
+
+describe('models the wasm heap cannot hold', () => {
+  test('a library user on wasm gets one line before anything is allocated; the cpu engine takes it', async () => {
+    await initBackend('wasm', { threads: 1 });
+    const before = tf.memory().numBytes;
+    assert.throws(
+      () => new T5ForConditionalGeneration(T5_3B),
+      (e: Error) => e instanceof T5clsError && /^a T5 of 2852M parameters needs 11\.4 GB for its weights, more than the wasm backend's heap holds/.test(e.message),
+    );
+    assert.equal(tf.memory().numBytes, before);
+    assert.doesNotThrow(() => assertBackendHolds(T5_3B, 'cpu'));
+    assert.doesNotThrow(() => assertBackendHolds(named('base'), 'wasm'));
+  });
+
+  test('a wasm heap that runs out mid-job is reported with what to do, not as a bare wasm error', () => {
+    const lines: string[] = [];
+    const saved = console.error;
+    console.error = (line: string) => lines.push(line);
+    try {
+      assert.equal(reportError(new WebAssembly.RuntimeError('memory access out of bounds'), false), 1);
+      assert.equal(reportError(new Error('Aborted(OOM)'), false), 1);
+    } finally {
+      console.error = saved;
+    }
+    for (const line of lines) {
+      assert.match(line, /^t5cls: error: the wasm backend ran out of memory \(its heap holds 4 GiB at most; .*\); run again with --backend cpu/);
+    }
+    assert.equal(lines.length, 2);
   });
 });

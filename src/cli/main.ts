@@ -104,6 +104,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** A WebAssembly heap that could not grow: the wasm backend's allocation failures as tfjs-wasm reports them. */
+function outOfWasmMemory(e: Error | undefined): boolean {
+  const text = String(e?.message ?? '');
+  return (e instanceof WebAssembly.RuntimeError || /^Aborted\(/.test(text)) && /memory access out of bounds|Aborted\(|out of memory/i.test(text);
+}
+
 /** Prints an error as one line (the stack with --verbose) and returns the exit code. */
 export function reportError(e: unknown, verbose: boolean): number {
   if (e instanceof CommanderError) {
@@ -117,6 +123,15 @@ export function reportError(e: unknown, verbose: boolean): number {
     return e.exitCode;
   }
   const err = e as Error;
+  if (outOfWasmMemory(err)) {
+    // The estimate let the job onto wasm, but its heap (4 GiB at most) ran out: say what to do instead.
+    console.error(
+      `t5cls: error: the wasm backend ran out of memory (its heap holds 4 GiB at most; ${err.message}); run again with ` +
+        '--backend cpu, whose tensors have no such ceiling, or with a smaller --batch-size',
+    );
+    if (verbose && err?.stack) console.error(err.stack);
+    return 1;
+  }
   console.error(`t5cls: error: ${err?.message ?? String(e)}`);
   if (verbose && err?.stack) console.error(err.stack);
   else console.error('(run again with --verbose for the stack trace)');

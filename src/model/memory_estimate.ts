@@ -7,6 +7,8 @@
  * computes them; the figures were checked against measured peak memory (see scripts/bench.ts).
  */
 import type { T5Config } from './config.js';
+import { T5clsError } from '../errors.js';
+import { WASM_TENSOR_BYTES } from '../engine/wasm/activate.js';
 
 export type OptimizerName = 'adamw' | 'adafactor';
 
@@ -144,4 +146,17 @@ export function fitAdvice(c: T5Config, job: JobShape, accumulation: number, avai
     }
   }
   return { alternatives };
+}
+
+/**
+ * Refuses, in one line, a model whose weights alone exceed the wasm backend's heap when that backend is active (a
+ * library user who started it without the job's size), instead of a failed allocation deep inside wasm.
+ */
+export function assertBackendHolds(c: T5Config, backendName: string): void {
+  const weightBytes = 4 * parameterCount(c);
+  if (backendName !== 'wasm' || weightBytes <= WASM_TENSOR_BYTES) return;
+  throw new T5clsError(
+    `a T5 of ${(parameterCount(c) / 1e6).toFixed(0)}M parameters needs ${formatBytes(weightBytes)} for its weights, more ` +
+      `than the wasm backend's heap holds: start the backend with initBackend('cpu') or initBackend('auto', { tensorBytes })`,
+  );
 }

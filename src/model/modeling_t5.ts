@@ -14,6 +14,7 @@ import { nativeGraphAvailable, runNativeGraph, withNativeGraphFallback } from '.
 import { loadCheckpointTensors, resolveStateDict } from './weights.js';
 import type { LazyTensor, RawTensor } from '../safetensors.js';
 import { FormatError } from '../errors.js';
+import { assertBackendHolds } from './memory_estimate.js';
 import { saveSafetensors } from '../safetensors.js';
 import { writeJsonAtomic } from '../fsutil.js';
 
@@ -76,6 +77,7 @@ export class T5ForConditionalGeneration {
   private decoderGraphDef?: NativeGraph;
 
   constructor(config: T5Config, options: T5InitOptions = {}) {
+    assertBackendHolds(config, tf.getBackend());
     this.config = config;
     this.scope = `t5cls_${nextModelId++}`;
     let seed = options.seed ?? 0;
