@@ -224,10 +224,12 @@ const batch = Number(args['batch-size']);
 if (!Number.isInteger(batch) || batch < 1) throw new Error(`--batch-size: expected a whole number >= 1, got ${args['batch-size']}`);
 // The engine a user's job of this shape would get: auto leaves wasm out when its heap cannot hold the tensors.
 const shapes = jobShapes(batch);
-const tensorBytes = Math.max(
-  ...modes.map((m) => estimateMemory(config, m === 'adamw' || m === 'adafactor' ? { ...shapes.train, optimizer: m } : shapes.eval).tensorBytes),
-);
+const estimates = modes.map((m) => estimateMemory(config, m === 'adamw' || m === 'adafactor' ? { ...shapes.train, optimizer: m } : shapes.eval));
+const tensorBytes = Math.max(...estimates.map((e) => e.tensorBytes));
 const info = await initBackend(args.backend as BackendChoice, { threads: args.threads ? Number(args.threads) : undefined, log, tensorBytes });
-const out = args.job === 'emotion' ? await emotionJob(info.description, info.threads) : await fixedShape(config, modes, batch, info.description, info.threads);
+const out: Record<string, number | string> =
+  args.job === 'emotion' ? await emotionJob(info.description, info.threads) : await fixedShape(config, modes, batch, info.description, info.threads);
+// What t5cls's memory estimate said beforehand (the engine choice and the refusal of jobs that cannot fit use it).
+if (args.job === undefined) out.estimated_peak_mb = Math.max(...estimates.map((e) => e.totalBytes)) / 2 ** 20;
 if (args.json) console.log(JSON.stringify(out));
 else console.log(Object.entries(out).map(([k, v]) => `${k}: ${typeof v === 'number' ? Number(v.toFixed(2)) : v}`).join('\n'));
