@@ -46,7 +46,7 @@ describe('initBackend', () => {
     assert.equal(info.matmul, 'js');
     assert.equal(info.nativeMatmul, false);
     assert.equal(info.device, 'cpu');
-    assert.deepEqual(info.kernels, ['UnsortedSegmentSum', 'Add', 'Sub', 'Multiply', 'RealDiv', 'Softmax', 'Relu', 'Step', 'Tanh']);
+    assert.deepEqual(info.kernels, ['UnsortedSegmentSum', 'Add', 'Sub', 'Multiply', 'RealDiv', 'Softmax', 'Relu', 'Step', 'Tanh', 'T5clsReluGrad']);
     assert.equal(lines.length, 1);
     assert.match(lines[0]!, /^backend: cpu \(JavaScript\), JavaScript matmul/);
     assert.deepEqual(matMulValues(), MATMUL_EXPECTED);

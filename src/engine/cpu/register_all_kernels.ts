@@ -16,6 +16,8 @@ import { softmaxConfig } from './kernels/softmax.js';
 import { stepConfig } from './kernels/step.js';
 import { subConfig } from './kernels/sub.js';
 import { tanhConfig } from './kernels/tanh.js';
+import { reluGradConfig, reluGradientConfig } from './kernels/relu_grad.js';
+import { tf } from '../../tf.js';
 
 const CPU_KERNELS: KernelConfig[] = [addConfig, subConfig, multiplyConfig, realDivConfig, softmaxConfig, reluConfig, stepConfig, tanhConfig];
 
@@ -26,11 +28,15 @@ const CPU_KERNELS: KernelConfig[] = [addConfig, subConfig, multiplyConfig, realD
 export function registerCpuKernels(ort?: OrtMatMul): string[] {
   cpuEngineOrt.ort = ort;
   for (const k of CPU_KERNELS) replaceKernel(k.kernelName, 'cpu', 'cpu-engine', k.kernelFunc);
-  return CPU_KERNELS.map((k) => k.kernelName);
+  if (!tf.getKernel(reluGradConfig.kernelName, 'cpu')) tf.registerKernel(reluGradConfig);
+  // Relu's gradient takes the one-pass kernel where a backend registers it, tfjs's own formula elsewhere.
+  tf.registerGradient(reluGradientConfig);
+  return [...CPU_KERNELS.map((k) => k.kernelName), reluGradConfig.kernelName];
 }
 
 /** Puts the stock cpu kernels back. */
 export function restoreCpuKernels(): void {
   cpuEngineOrt.ort = undefined;
   for (const k of CPU_KERNELS) restoreKernel(k.kernelName, 'cpu');
+  if (tf.getKernel(reluGradConfig.kernelName, 'cpu')) tf.unregisterKernel(reluGradConfig.kernelName, 'cpu');
 }
