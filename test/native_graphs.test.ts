@@ -34,7 +34,7 @@ async function encoderPass(model: T5ForConditionalGeneration, ids: number[][], m
         const decoderIds = ids.map((row) => [0, ...row.slice(0, 3).map((t) => (t * 7) % vocab)]);
         const causal = model.decode(tf.tensor2d(decoderIds, undefined, 'int32'), m, cross);
         const tree = [0, 5 % vocab, 9 % vocab, 11 % vocab, 1];
-        const treeLogits = model.decode(tf.tensor2d(ids.map(() => tree), undefined, 'int32'), m, cross, false, undefined, false, [-1, 0, 1, 0, 3]);
+        const treeLogits = model.decode(tf.tensor2d(ids.map(() => tree), undefined, 'int32'), m, cross, { tree: [-1, 0, 1, 0, 3] });
         return [encoded, ...cross.flatMap((kv) => [kv.key, kv.value]), causal, treeLogits].map((t) => t.dataSync() as Float32Array);
       });
     });

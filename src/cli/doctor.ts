@@ -15,7 +15,8 @@ import { CUDA_REQUIREMENT, TFJS_NODE, TFJS_NODE_GPU } from '../engine/tensorflow
 import { readPackageJson, resolvePackageDir } from '../engine/optional_packages.js';
 import { benchmarkMatMul, type MatMulBench } from '../engine/bench.js';
 import { NAMED_CONFIGS, T5Config } from '../model/config.js';
-import { parameterShapes, T5ForConditionalGeneration } from '../model/modeling_t5.js';
+import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
+import { parameterShapes } from '../model/parameters.js';
 import { Adafactor } from '../train/optimizers/index.js';
 import { estimateMemory, parameterCount, USABLE_SHARE, type OptimizerName } from '../model/memory_estimate.js';
 import { machineMemoryBytes } from '../engine/machine_memory.js';

@@ -111,7 +111,7 @@ export function predictRank(
       const { ids, mask } = padRows(batch.map((i) => inputs[i]), model.config.pad_token_id);
       const { cross } = model.encodeForDecoding(ids, mask);
       const decoderInput = tf.tensor2d(Array.from({ length: b }, () => tree.tokens), [b, n], 'int32');
-      const logits = model.decode(decoderInput, mask, cross, false, undefined, false, tree.parents);
+      const logits = model.decode(decoderInput, mask, cross, { tree: tree.parents });
       const rows: number[] = [];
       const tokens: number[] = [];
       for (let j = 0; j < b; j++) {

@@ -1,4 +1,5 @@
 export { T5Config, NAMED_CONFIGS, type T5ConfigFields } from './config.js';
-export { T5ForConditionalGeneration, shiftRight, parameterShapes, type ForwardArgs, type ForwardOutput, type GenerateArgs } from './modeling_t5.js';
+export { T5ForConditionalGeneration, shiftRight, type DecodeOptions, type ForwardArgs, type ForwardOutput, type GenerateArgs } from './modeling_t5.js';
+export { parameterShapes } from './parameters.js';
 export { tokenNll, sequenceCrossEntropy, IGNORE_INDEX } from './loss.js';
 export { loadCheckpointTensors } from './weights.js';

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../tf.js';
 import { T5Config } from './config.js';
+import { parameterShapes } from './parameters.js';
 import { activation, causalMask, dropout, linear, paddingMask, relativeBuckets, rmsNorm, treeAttention } from './layers.js';
 import { sequenceCrossEntropy } from './loss.js';
 import { decoderGraph, encoderGraph, type NativeGraph } from './native_graphs.js';
@@ -49,6 +50,17 @@ export interface GenerateArgs {
 interface KeyValue {
   key: tf.Tensor4D;
   value: tf.Tensor4D;
+}
+
+export interface DecodeOptions {
+  /** Dropout on (training) or off. Default false. */
+  training?: boolean;
+  /** Per decoder layer, the self-attention keys/values of the positions before these (extended in place). */
+  selfCache?: (KeyValue | undefined)[];
+  /** The LM head for the last position only. */
+  lastPositionOnly?: boolean;
+  /** `tree[i]`: the position before position i (-1 for the first), when the positions form a prefix tree. */
+  tree?: number[];
 }
 
 export interface T5InitOptions {
@@ -267,15 +279,8 @@ export class T5ForConditionalGeneration {
    * precedes position i (-1 for the first), each position sees itself and the positions on its path, and its
    * position in the sequence is its depth (this scores several continuations of a common prefix in one pass).
    */
-  decode(
-    decoderInputIds: tf.Tensor,
-    encoderMask: tf.Tensor,
-    cross: KeyValue[],
-    training = false,
-    selfCache?: (KeyValue | undefined)[],
-    lastPositionOnly = false,
-    tree?: number[],
-  ): tf.Tensor3D {
+  decode(decoderInputIds: tf.Tensor, encoderMask: tf.Tensor, cross: KeyValue[], options: DecodeOptions = {}): tf.Tensor3D {
+    const { training = false, selfCache, lastPositionOnly = false, tree } = options;
     const c = this.config;
     const length = decoderInputIds.shape[1]!;
     if (!training && !selfCache && nativeGraphAvailable()) {
@@ -341,7 +346,7 @@ export class T5ForConditionalGeneration {
     else if (labels) decoderInputIds = shiftRight(labels, c.decoder_start_token_id, c.pad_token_id);
     else throw new Error('forward needs decoderInputIds or labels');
     const { cross } = this.encodeForDecoding(inputIds, attentionMask, training);
-    const logits = this.decode(decoderInputIds, attentionMask, cross, training);
+    const logits = this.decode(decoderInputIds, attentionMask, cross, { training });
     return labels ? { logits, loss: sequenceCrossEntropy(logits, labels) } : { logits };
   }
 
@@ -381,7 +386,7 @@ export class T5ForConditionalGeneration {
           } else {
             const stepIds = tf.tensor2d(sequences.map((s) => [s[s.length - 1]]), [batch, 1], 'int32');
             const newCache = [...cache];
-            logits = tf.reshape(this.decode(stepIds, attentionMask, crossKv, false, newCache), [batch, c.vocab_size]);
+            logits = tf.reshape(this.decode(stepIds, attentionMask, crossKv, { selfCache: newCache }), [batch, c.vocab_size]);
             for (const kv of newCache) {
               tf.keep(kv!.key);
               tf.keep(kv!.value);
@@ -449,49 +454,4 @@ export function shiftRight(labels: tf.Tensor, startId: number, padId: number): t
     const shifted = tf.concat([start, tf.slice(labels, [0, 0], [b, l - 1])], 1);
     return tf.where(tf.equal(shifted, -100), tf.fill(shifted.shape, padId, 'int32'), shifted);
   });
-}
-
-/**
- * Every parameter of a T5 in HF `named_parameters()` order, with its shape and HF's initialisation
- * (`T5PreTrainedModel._init_weights`): the standard deviation of a normal, or 'ones' for layer norms.
- */
-export function parameterShapes(c: T5Config): [string, number[], number | 'ones'][] {
-  const f = c.initializer_factor;
-  const out: [string, number[], number | 'ones'][] = [['shared.weight', [c.vocab_size, c.d_model], f * 1.0]];
-  const attention = (prefix: string, relative: boolean) => {
-    out.push([`${prefix}.q.weight`, [c.innerDim, c.d_model], f * (c.d_model * c.d_kv) ** -0.5]);
-    out.push([`${prefix}.k.weight`, [c.innerDim, c.d_model], f * c.d_model ** -0.5]);
-    out.push([`${prefix}.v.weight`, [c.innerDim, c.d_model], f * c.d_model ** -0.5]);
-    out.push([`${prefix}.o.weight`, [c.d_model, c.innerDim], f * c.innerDim ** -0.5]);
-    if (relative) out.push([`${prefix}.relative_attention_bias.weight`, [c.relative_attention_num_buckets, c.num_heads], f * c.d_model ** -0.5]);
-  };
-  const ff = (prefix: string) => {
-    if (c.isGatedAct) {
-      out.push([`${prefix}.wi_0.weight`, [c.d_ff, c.d_model], f * c.d_model ** -0.5]);
-      out.push([`${prefix}.wi_1.weight`, [c.d_ff, c.d_model], f * c.d_model ** -0.5]);
-    } else {
-      out.push([`${prefix}.wi.weight`, [c.d_ff, c.d_model], f * c.d_model ** -0.5]);
-    }
-    out.push([`${prefix}.wo.weight`, [c.d_model, c.d_ff], f * c.d_ff ** -0.5]);
-  };
-  for (let i = 0; i < c.num_layers; i++) {
-    const pre = `encoder.block.${i}.layer`;
-    attention(`${pre}.0.SelfAttention`, i === 0);
-    out.push([`${pre}.0.layer_norm.weight`, [c.d_model], 'ones']);
-    ff(`${pre}.1.DenseReluDense`);
-    out.push([`${pre}.1.layer_norm.weight`, [c.d_model], 'ones']);
-  }
-  out.push(['encoder.final_layer_norm.weight', [c.d_model], 'ones']);
-  for (let i = 0; i < c.num_decoder_layers; i++) {
-    const pre = `decoder.block.${i}.layer`;
-    attention(`${pre}.0.SelfAttention`, i === 0);
-    out.push([`${pre}.0.layer_norm.weight`, [c.d_model], 'ones']);
-    attention(`${pre}.1.EncDecAttention`, false);
-    out.push([`${pre}.1.layer_norm.weight`, [c.d_model], 'ones']);
-    ff(`${pre}.2.DenseReluDense`);
-    out.push([`${pre}.2.layer_norm.weight`, [c.d_model], 'ones']);
-  }
-  out.push(['decoder.final_layer_norm.weight', [c.d_model], 'ones']);
-  if (!c.tie_word_embeddings) out.push(['lm_head.weight', [c.vocab_size, c.d_model], f * 1.0]);
-  return out;
 }
