@@ -16,7 +16,6 @@ import { readPackageJson, resolvePackageDir } from '../engine/optional_packages.
 import { benchmarkMatMul, type MatMulBench } from '../engine/bench.js';
 import { NAMED_CONFIGS, T5Config } from '../model/config.js';
 import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
-import { parameterShapes } from '../model/parameters.js';
 import { Adafactor } from '../train/optimizers/index.js';
 import { estimateMemory, parameterCount, USABLE_SHARE, type OptimizerName } from '../model/memory_estimate.js';
 import { machineMemoryBytes } from '../engine/machine_memory.js';
@@ -115,7 +114,7 @@ export async function diagnose(opts: DoctorOptions = {}): Promise<DoctorReport> 
   const limit = memoryLimit();
   const memory = { freeBytes: os.freemem(), totalBytes: os.totalmem(), limitBytes: limit };
 
-  const parameters = parameterShapes(new T5Config({ ...NAMED_CONFIGS.small })).reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0);
+  const parameters = parameterCount(new T5Config({ ...NAMED_CONFIGS.small }));
   // float32 weights and gradients, plus AdamW's two full-size moments; Adafactor's factored moments are tiny.
   const t5Small = { parameters, adamwBytes: parameters * 16, adafactorBytes: parameters * 8 };
   const available = Math.min(memory.freeBytes, limit ?? Infinity);

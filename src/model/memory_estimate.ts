@@ -7,6 +7,7 @@
  * computes them; the figures were checked against measured peak memory (see scripts/bench.ts).
  */
 import type { T5Config } from './config.js';
+import { parameterShapes } from './parameters.js';
 import { T5clsError } from '../errors.js';
 import { WASM_TENSOR_BYTES } from '../engine/wasm/activate.js';
 
@@ -40,33 +41,22 @@ export const RUNTIME_BYTES = 400 * 2 ** 20;
 /** Freed tensors whose memory has not been returned yet, and allocator rounding: a share of what the tensors need. */
 const SLACK = 0.1;
 
-/** Every parameter's shape, as `parameterShapes` lays them out (counted here without allocating). */
+const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Parameters of a T5 of this config: the sizes of the table the model is built from (nothing is allocated). */
 export function parameterCount(c: T5Config): number {
-  const attention = 4 * c.innerDim * c.d_model;
-  const ff = (c.isGatedAct ? 3 : 2) * c.d_ff * c.d_model;
-  const bias = c.relative_attention_num_buckets * c.num_heads;
-  const encoder = c.num_layers * (attention + ff + 2 * c.d_model) + bias + c.d_model;
-  const decoder = c.num_decoder_layers * (2 * attention + ff + 3 * c.d_model) + bias + c.d_model;
-  const head = c.tie_word_embeddings ? 0 : c.vocab_size * c.d_model;
-  return c.vocab_size * c.d_model + encoder + decoder + head;
+  return parameterShapes(c).reduce((n, [, shape]) => n + size(shape), 0);
 }
 
-/** Adafactor's state: factored row and column moments for matrices, a full moment for vectors, an RMS scalar each. */
+/**
+ * Adafactor's state per parameter: row and column moments for matrices (factored), a full moment for vectors, and
+ * an RMS scalar each.
+ */
 function adafactorStateElements(c: T5Config): number {
-  const matrices: [number, number, number][] = []; // [count, rows, cols]
-  const attention = (n: number) => {
-    matrices.push([3 * n, c.innerDim, c.d_model], [n, c.d_model, c.innerDim]);
-  };
-  const ff = (n: number) => {
-    matrices.push([(c.isGatedAct ? 2 : 1) * n, c.d_ff, c.d_model], [n, c.d_model, c.d_ff]);
-  };
-  attention(c.num_layers + 2 * c.num_decoder_layers);
-  ff(c.num_layers + c.num_decoder_layers);
-  matrices.push([c.tie_word_embeddings ? 1 : 2, c.vocab_size, c.d_model], [2, c.relative_attention_num_buckets, c.num_heads]);
-  const vectors = 2 * c.num_layers + 3 * c.num_decoder_layers + 2;
-  let n = vectors * (c.d_model + 1);
-  for (const [count, rows, cols] of matrices) n += count * (rows + cols + 1);
-  return n;
+  const moments = (shape: number[]) =>
+    // Rows [..., rows] and columns [..., cols] of a matrix (HF's exp_avg_sq_row / _col); a vector keeps a full one.
+    shape.length >= 2 ? size(shape.slice(0, -1)) + size(shape.slice(0, -2)) * shape[shape.length - 1]! : size(shape);
+  return parameterShapes(c).reduce((n, [, shape]) => n + moments(shape) + 1, 0);
 }
 
 /**
