@@ -101,6 +101,27 @@ function applyKernel(decay: boolean, beta1: boolean): ElementwiseSpec {
   return spec;
 }
 
+/**
+ * One row through the apply kernel: byte offsets of the row's parameter (out, in), gradient, column factors and
+ * first moment (out, in) on the kernel's memory.
+ */
+function applyRow(
+  apply: (...args: number[]) => void,
+  at: { pOut: number; pIn: number; g: number; cf: number; mOut?: number; mIn?: number },
+  rowBytes: number,
+  rFactor: number,
+  step: AdafactorElementStep,
+  tail: readonly number[],
+): void {
+  const ptrs = at.mOut !== undefined ? [at.pOut, at.mOut, at.pIn, at.g, at.cf, at.mIn!] : [at.pOut, at.pIn, at.g, at.cf];
+  apply(...ptrs, rowBytes, rFactor, step.clip, step.lr, ...tail);
+}
+
+/** The apply kernel's scalars after rFactor, clip and lr: [decay][, β1, 1-β1] (see applyKernel). */
+function applyTail(step: AdafactorElementStep): number[] {
+  return [...(step.decay !== undefined ? [step.decay] : []), ...(step.beta1 ?? [])];
+}
+
 /** Elements of each array staged at a time by `stagedApply`. */
 const STAGED_ELEMENTS = 1 << 16;
 
@@ -129,7 +150,7 @@ export function stagedApply(
   const cf = heap.subarray(0, cols);
   const [sp, sg, sm] = [0, 1, 2].map((k) => heap.subarray(cols + k * span, cols + (k + 1) * span)) as Float32Array[];
   const rowBytes = 4 * cols;
-  const tail = [...(step.decay !== undefined ? [step.decay] : []), ...(step.beta1 ?? [])];
+  const tail = applyTail(step);
   const totalRows = rFactor.length;
   for (let first = 0; first < totalRows; first += blockRows) {
     const n = Math.min(blockRows, totalRows - first);
@@ -143,10 +164,9 @@ export function stagedApply(
       // Each batch of `rows` rows has its own column factors.
       if (r === 0 || row % rows === 0) cf.set(cFactor.subarray(Math.floor(row / rows) * cols, Math.floor(row / rows) * cols + cols));
       const off = 4 * r * cols;
-      const ptrs = m
-        ? [sp!.byteOffset + off, sm!.byteOffset + off, sp!.byteOffset + off, sg!.byteOffset + off, cf.byteOffset, sm!.byteOffset + off]
-        : [sp!.byteOffset + off, sp!.byteOffset + off, sg!.byteOffset + off, cf.byteOffset];
-      apply(...ptrs, rowBytes, rFactor[row]!, step.clip, step.lr, ...tail);
+      const p = sp!.byteOffset + off;
+      const mAt = m ? sm!.byteOffset + off : undefined;
+      applyRow(apply, { pOut: p, pIn: p, g: sg!.byteOffset + off, cf: cf.byteOffset, mOut: mAt, mIn: mAt }, rowBytes, rFactor[row]!, step, tail);
     }
     pOut.set(sp!.subarray(0, n * cols), from);
     if (m) m.out.set(sm!.subarray(0, n * cols), from);
@@ -209,13 +229,14 @@ export function factoredSimd(
     }
   }
   step.clip = clipFactor(total, sqrtNumel, clipThreshold);
-  const tailScalars = [...(step.decay !== undefined ? [step.decay] : []), ...(step.beta1 ?? [])];
+  const tail = applyTail(step);
   for (let b = 0; b < batches; b++) {
     const cf = cFactor.byteOffset + 4 * b * cols;
     for (let r = 0; r < rows; r++) {
       const off = 4 * (b * rows + r) * cols;
-      const ptrs = m ? [pOut.byteOffset + off, m.out.byteOffset + off, pIn.byteOffset + off, g.byteOffset + off, cf, m.in.byteOffset + off] : [pOut.byteOffset + off, pIn.byteOffset + off, g.byteOffset + off, cf];
-      apply(...ptrs, rowBytes, rFactor[b * rows + r]!, step.clip, step.lr, ...tailScalars);
+      const at = { pOut: pOut.byteOffset + off, pIn: pIn.byteOffset + off, g: g.byteOffset + off, cf };
+      const mAt = m ? { mOut: m.out.byteOffset + off, mIn: m.in.byteOffset + off } : {};
+      applyRow(apply, { ...at, ...mAt }, rowBytes, rFactor[b * rows + r]!, step, tail);
     }
   }
   return true;
