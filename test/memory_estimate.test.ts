@@ -17,6 +17,7 @@ import { Adafactor, AdamW } from '../src/train/optimizers/index.js';
 import { checkJobMemory } from '../src/cli/job_memory.js';
 import { T5clsError, UsageError } from '../src/errors.js';
 import { reportError } from '../src/cli/main.js';
+import { longestRow } from '../src/data/batches.js';
 import { fixtureDir } from './helpers/fixtures.js';
 
 const named = (name: string, extra: Record<string, unknown> = {}) => new T5Config({ ...NAMED_CONFIGS[name], ...extra }, name);
@@ -145,4 +146,12 @@ describe('models the wasm heap cannot hold', () => {
     }
     assert.equal(lines.length, 2);
   });
+});
+
+test('the longest input of a large data set is found without overflowing the stack', () => {
+  // 300,000 rows: spreading them into Math.max throws "Maximum call stack size exceeded".
+  const rows = Array.from({ length: 300_000 }, (_, i) => new Array<number>(1 + (i % 97)).fill(5));
+  rows[123_456] = new Array<number>(512).fill(5);
+  assert.equal(longestRow(rows), 512);
+  assert.equal(longestRow([]), 1);
 });

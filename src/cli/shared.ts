@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { downloadModel } from '../hub/index.js';
 import { readClassesMap, readSplit } from '../data/index.js';
-import type { Example } from '../data/batches.js';
+import { longestRow, type Example } from '../data/batches.js';
 import { T5clsError, UsageError } from '../errors.js';
 import { assertSafeName, findLatestBestCheckpoint, readCheckpointMeta, type CheckpointMeta } from '../train/checkpoint.js';
 import { Progress } from '../progress.js';
@@ -130,7 +130,6 @@ export function resolveCheckpoint(p: Pick<Params, 'weights' | 'weightsName' | 's
  */
 export function inferenceTensorBytes(checkpointDir: string, batchSize: number, inputs: number[][], targets: number[][]): number {
   const config = T5Config.fromFile(path.join(checkpointDir, 'config.json'));
-  const longest = (rows: number[][]) => Math.max(1, ...rows.map((r) => r.length));
-  const job = { batchSize: Math.min(batchSize, Math.max(1, inputs.length)), sourceLength: longest(inputs), targetLength: longest(targets) };
+  const job = { batchSize: Math.min(batchSize, Math.max(1, inputs.length)), sourceLength: longestRow(inputs), targetLength: longestRow(targets) };
   return checkJobMemory(config, job, path.basename(checkpointDir)).tensorBytes;
 }

@@ -15,7 +15,7 @@ import { loadTrainState, resolveResumeTarget, runStateDir, TOKENIZER_DIR, type L
 import { tf } from '../tf.js';
 import { UsageError } from '../errors.js';
 import { initBackend } from '../engine/init.js';
-import { encodeClassNames, encodeExamples, type Example } from '../data/batches.js';
+import { encodeClassNames, encodeExamples, longestRow, type Example } from '../data/batches.js';
 import { estimateMemory } from '../model/memory_estimate.js';
 import { checkJobMemory } from './job_memory.js';
 import { loadSplits, resolveDataDir } from './shared.js';
@@ -27,8 +27,8 @@ import { assertSafeName } from '../train/checkpoint.js';
  * throws, in one line, when this machine cannot hold it.
  */
 function trainingTensorBytes(config: T5Config, modelName: string, p: Params, tokenizer: T5Tokenizer, train: Example[], classNames: string[]): number {
-  const sourceLength = Math.max(1, ...encodeExamples(tokenizer, train, p.prefixText, p.maxSourceLength).map((e) => e.inputIds.length));
-  const targetLength = Math.max(1, ...encodeClassNames(tokenizer, classNames).map((ids) => ids.length));
+  const sourceLength = longestRow(encodeExamples(tokenizer, train, p.prefixText, p.maxSourceLength).map((e) => e.inputIds));
+  const targetLength = longestRow(encodeClassNames(tokenizer, classNames));
   const optimizer = p.useAdafactor || p.useAdafactorSchedule ? 'adafactor' : 'adamw';
   const training = checkJobMemory(config, { batchSize: p.batchSize, sourceLength, targetLength, optimizer }, modelName, {
     accumulation: p.gradientAccumulationSteps,

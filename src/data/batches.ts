@@ -37,9 +37,16 @@ export function encodeClassNames(tokenizer: TokenizerLike, classNames: string[])
   return classNames.map((name) => tokenizer.encode(name));
 }
 
+/** Length of the longest row, at least 1 (a loop: spreading a whole data set into Math.max overflows the stack). */
+export function longestRow(rows: readonly { length: number }[]): number {
+  let longest = 1;
+  for (const r of rows) if (r.length > longest) longest = r.length;
+  return longest;
+}
+
 /** Pads rows to the longest one: [rows, longest] int32 ids and a 0/1 mask. */
 export function padRows(rows: number[][], padValue: number): { ids: tf.Tensor2D; mask: tf.Tensor2D } {
-  const longest = Math.max(1, ...rows.map((r) => r.length));
+  const longest = longestRow(rows);
   const ids = new Int32Array(rows.length * longest).fill(padValue);
   const mask = new Int32Array(rows.length * longest);
   rows.forEach((r, i) => {
