@@ -2,9 +2,10 @@
  * Choosing and starting the TensorFlow.js backend.
  *
  * auto: `@tensorflow/tfjs-node-gpu` when installed and loadable, else `@tensorflow/tfjs-node`, else wasm with our
- * kernels (UnsortedSegmentSum, zero-copy Identity, fast transposed matmul), else the pure-JS cpu backend. On wasm
- * and cpu, matrix products go to ONNX Runtime's native kernels when the optional `onnxruntime-node` package loads
- * (env T5CLS_NATIVE_MATMUL=0 turns that off); see kernels/matmul.ts.
+ * kernels (UnsortedSegmentSum, zero-copy Identity, fast transposed matmul) when the job's tensors fit its heap, else
+ * the cpu engine (tfjs's cpu backend with the kernels of engine/cpu). On wasm and cpu, matrix products go to ONNX
+ * Runtime's native kernels when the optional `onnxruntime-node` package loads (env T5CLS_NATIVE_MATMUL=0 turns that
+ * off); see kernels/matmul.ts.
  */
 import * as os from 'node:os';
 
