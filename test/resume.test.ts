@@ -22,6 +22,7 @@ import { T5ForConditionalGeneration, type ForwardArgs, type ForwardOutput } from
 import { T5Tokenizer } from '../src/tokenizer/index.js';
 import { Adafactor, AdamW } from '../src/train/optimizers/index.js';
 import { globalNorm, runTraining, type TrainOptions } from '../src/train/trainer.js';
+import { HOLD_ENV, stepHoldFromEnv } from '../src/train/hold.js';
 import {
   listSnapshots,
   loadTrainState,
@@ -43,9 +44,11 @@ interface Proc {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
 }
 
-function start(cwd: string, args: string[]): Proc {
+/** Runs the CLI in `cwd`; `holdAfterStep` makes the run wait at that step for a signal (src/train/hold.ts). */
+function start(cwd: string, args: string[], holdAfterStep?: string): Proc {
   fs.mkdirSync(cwd, { recursive: true });
-  const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = holdAfterStep === undefined ? process.env : { ...process.env, [HOLD_ENV]: holdAfterStep };
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
@@ -103,6 +106,9 @@ async function waitFor<T>(proc: Proc, what: string, probe: () => T | undefined, 
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+const waitForHold = (proc: Proc, step: number) =>
+  waitFor(proc, `the hold at step ${step}`, () => (proc.stderr().includes(`holding after step ${step} `) ? true : undefined));
 
 interface RunOutcome {
   log: ParsedRunLog;
@@ -199,17 +205,15 @@ test('an uninterrupted run keeps one state, written every N steps and after ever
 
 test('SIGKILL mid-epoch, then --resume <run name>: same weights and log as the uninterrupted run', { timeout: 120_000 }, async () => {
   const cwd = path.join(work, 'kill');
-  const proc = start(cwd, trainArgs(RUN_A));
-  await waitFor(proc, 'a state in the middle of epoch 1', () => {
-    const s = newestState(cwd)?.state;
-    return s && s.progress.epoch === 1 && s.progress.order !== null && s.progress.steps >= 2 ? s : undefined;
-  });
+  // Killed after step 3: the newest state is step 2's, in the middle of epoch 1.
+  const proc = start(cwd, trainArgs(RUN_A), '3');
+  await waitForHold(proc, 3);
   proc.child.kill('SIGKILL');
   const killed = await proc.done;
   assert.equal(killed.signal, 'SIGKILL');
   const at = newestState(cwd)!.state;
-  assert.ok(at.progress.order !== null && at.progress.nextBatch > 0 && at.progress.nextBatch < 6, `stopped mid-epoch: ${JSON.stringify(at.progress).slice(0, 200)}`);
-  assert.equal(at.progress.epoch, 1);
+  assert.deepEqual({ epoch: at.progress.epoch, steps: at.progress.steps, nextBatch: at.progress.nextBatch }, { epoch: 1, steps: 2, nextBatch: 2 });
+  assert.notEqual(at.progress.order, null);
 
   const resumed = await cli(cwd, ['train', '--resume', at.run.runName]);
   assert.equal(resumed.code, 0, resumed.stderr);
@@ -230,18 +234,16 @@ test('SIGKILL mid-epoch, then --resume <run name>: same weights and log as the u
 
 test('SIGTERM: finishes the step, saves, exits 143; --resume latest ends like the uninterrupted run', { timeout: 120_000 }, async () => {
   const cwd = path.join(work, 'term');
-  const proc = start(cwd, trainArgs(RUN_A));
-  await waitFor(proc, 'a state in epoch 2', () => {
-    const s = newestState(cwd)?.state;
-    return s && s.progress.epoch === 2 && s.progress.order !== null ? s : undefined;
-  });
+  // Step 8 is the second step of epoch 2.
+  const proc = start(cwd, trainArgs(RUN_A), '8');
+  await waitForHold(proc, 8);
   proc.child.kill('SIGTERM');
   const r = await proc.done;
   assert.equal(r.code, 143, r.stderr);
   assert.match(r.stderr, /stopped by SIGTERM after step \d+ \(epoch 2\); the state is saved in .*snapshot-\d+\. Resume with: t5cls train --resume \S+/);
   const at = newestState(cwd)!.state;
   assert.equal(at.reason, 'interrupt');
-  assert.ok(at.progress.nextBatch < 6 && at.progress.steps > 6, JSON.stringify(at.progress).slice(0, 200));
+  assert.deepEqual({ epoch: at.progress.epoch, steps: at.progress.steps, nextBatch: at.progress.nextBatch }, { epoch: 2, steps: 8, nextBatch: 2 });
 
   const resumed = await cli(cwd, ['train', '--resume', 'latest']);
   assert.equal(resumed.code, 0, resumed.stderr);
@@ -255,11 +257,9 @@ test('Adafactor schedule, weighted sampler, accumulation: SIGINT exits 130 and t
   assert.equal(runB.state.progress.steps, 6);
 
   const cwd = path.join(work, 'int');
-  const proc = start(cwd, trainArgs(RUN_B));
-  await waitFor(proc, 'a state in epoch 2', () => {
-    const s = newestState(cwd)?.state;
-    return s && s.progress.epoch === 2 && s.progress.order !== null ? s : undefined;
-  });
+  // 3 steps per epoch: step 4 is the first of epoch 2.
+  const proc = start(cwd, trainArgs(RUN_B), '4');
+  await waitForHold(proc, 4);
   proc.child.kill('SIGINT');
   const r = await proc.done;
   assert.equal(r.code, 130, r.stderr);
@@ -267,7 +267,7 @@ test('Adafactor schedule, weighted sampler, accumulation: SIGINT exits 130 and t
   const command = /Resume with: t5cls (train --resume \S+)/.exec(r.stderr)![1].split(' ');
   const at = newestState(cwd)!.state;
   assert.equal(at.reason, 'interrupt');
-  assert.equal(at.progress.nextBatch % 2, 0, 'stopped between steps, not inside an accumulation');
+  assert.deepEqual({ epoch: at.progress.epoch, steps: at.progress.steps, nextBatch: at.progress.nextBatch }, { epoch: 2, steps: 4, nextBatch: 2 });
 
   const resumed = await cli(os.tmpdir(), command);
   assert.equal(resumed.code, 0, resumed.stderr);
@@ -276,12 +276,9 @@ test('Adafactor schedule, weighted sampler, accumulation: SIGINT exits 130 and t
 
 test('a second SIGINT ends the process at once; the state on disk still loads', { timeout: 120_000 }, async () => {
   const cwd = path.join(work, 'int2');
-  // 1 example per batch and 4 batches per step, so the step after the first SIGINT takes a while.
-  const proc = start(cwd, trainArgs(['--batch-size', '1', '--gradient-accumulation-steps', '4', '--save-every-steps', '1', '--learning-rate', '1e-3']));
-  const first = await waitFor(proc, 'a saved step', () => {
-    const s = newestState(cwd)?.state;
-    return s && s.progress.steps >= 1 ? s : undefined;
-  });
+  // The run is still busy at step 2 (it holds there, as a long step would) when the second SIGINT comes.
+  const proc = start(cwd, trainArgs(['--save-every-steps', '1', '--learning-rate', '1e-3']), '2:until-killed');
+  await waitForHold(proc, 2);
   proc.child.kill('SIGINT');
   await waitFor(proc, 'the SIGINT notice', () => (/SIGINT: finishing/.test(proc.stderr()) ? true : undefined));
   proc.child.kill('SIGINT');
@@ -290,7 +287,7 @@ test('a second SIGINT ends the process at once; the state on disk still loads', 
   assert.equal(r.signal, 'SIGINT', `killed by the second SIGINT (exit ${r.code}):\n${r.stderr}`);
   const loaded = loadTrainState(runDirOf(cwd)!);
   try {
-    assert.ok(loaded.state.progress.steps >= first.progress.steps);
+    assert.equal(loaded.state.progress.steps, 1);
     const weights = readSafetensorsFile(path.join(loaded.snapshotDir, 'model.safetensors')).tensors;
     assert.deepEqual(weights.get('shared.weight')!.shape, [32128, 64]);
   } finally {
@@ -321,10 +318,13 @@ test('--resume refuses changed training options and finished runs', { timeout: 6
 
 test('a failed state write names what failed and leaves the previous state intact', { timeout: 120_000 }, async () => {
   const cwd = path.join(work, 'blocked');
-  const proc = start(cwd, trainArgs(RUN_A));
-  const first = await waitFor(proc, 'the first state', () => newestState(cwd));
+  // Held after step 3 (step 2's state is saved); SIGTERM then makes it save step 3's state.
+  const proc = start(cwd, trainArgs(RUN_A), '3');
+  await waitForHold(proc, 3);
+  const first = newestState(cwd)!;
   // A file where the next snapshot folder must go: the rename into place fails (root ignores permissions).
   fs.writeFileSync(path.join(path.dirname(first.dir), 'snapshot-000002'), 'in the way');
+  proc.child.kill('SIGTERM');
   const r = await proc.done;
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /could not save the training state \S+snapshot-000002: ENOTDIR.*; the previous state \S+snapshot-000001 is intact/);
@@ -475,4 +475,13 @@ test('a non-finite gradient with a finite loss stops training, naming the step, 
   }
   assert.ok(fs.existsSync(path.join(dir, 'weights/m-t-epoch1/model.safetensors')));
   model.dispose();
+});
+
+test(`${HOLD_ENV}: a step number, optionally ":until-killed"; anything else is refused naming the variable`, () => {
+  assert.equal(stepHoldFromEnv({}), undefined);
+  assert.deepEqual(stepHoldFromEnv({ [HOLD_ENV]: '12' }), { step: 12, untilKilled: false });
+  assert.deepEqual(stepHoldFromEnv({ [HOLD_ENV]: '3:until-killed' }), { step: 3, untilKilled: true });
+  for (const bad of ['0', 'x', '3:forever', '-1']) {
+    assert.throws(() => stepHoldFromEnv({ [HOLD_ENV]: bad }), new RegExp(`^UsageError: ${HOLD_ENV}="${bad}": expected a step number`));
+  }
 });

@@ -31,6 +31,7 @@ import {
 } from './state.js';
 import { T5clsError, UsageError } from '../errors.js';
 import type { EpochResult, TrainOptions } from './types.js';
+import { holdAtStep, stepHoldFromEnv } from './hold.js';
 
 export type { EpochResult, TrainOptions } from './types.js';
 
@@ -112,6 +113,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
   const rng = new Rng(o.seed);
   let p: TrainProgress;
   const stop = watchStopSignals(say);
+  const hold = stepHoldFromEnv();
   const log = new RunLog(job.logFile);
   let tb: SummaryWriter | undefined;
   let lastState: string | undefined;
@@ -244,6 +246,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (accumulated === undefined) {
           // After a step: stop if asked, save every N steps (the epoch's last step is saved after validation).
+          await holdAtStep(hold, p.steps, () => stop.signal !== undefined, say);
           if (stop.signal) {
             bar.done();
             await saveState('interrupt');
