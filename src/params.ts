@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 
-export type CommandName = 'load-dataset' | 'train' | 'test' | 'predict' | 'doctor' | 'report';
+export type CommandName = 'load-dataset' | 'train' | 'pretrain' | 'test' | 'predict' | 'doctor' | 'report';
 
 const int = (min: number) => z.coerce.number({ invalid_type_error: 'expected a number' }).int('expected an integer').min(min);
 const num = (min: number) => z.coerce.number({ invalid_type_error: 'expected a number' }).finite().min(min);
@@ -19,7 +19,10 @@ export const ParamsSchema = z.object({
   dataset: str().default('cardiffnlp/tweet_eval').describe('Hugging Face Hub data set id'),
   subset: str().default('emotion').describe('data set config (TweetEval task)'),
   revision: str().default('main').describe('Hub revision (branch, tag or commit) of the data set or model'),
-  from: str().optional().describe('read the data set from a local TweetEval folder or CSV/TSV/JSONL/JSON file(s) instead of the Hub'),
+  from: z
+    .union([str(), z.array(str()).min(1)])
+    .optional()
+    .describe('load-dataset: a local TweetEval folder or CSV/TSV/JSONL/JSON file(s) instead of the Hub; pretrain: text files or folders (repeat the flag for several)'),
   textColumn: str().default('text').describe('text column of CSV/TSV/JSONL/JSON sources'),
   labelColumn: str().default('label').describe('label column of CSV/TSV/JSONL/JSON sources (class names or ids)'),
   skipEmptyTexts: z.boolean().default(false).describe('leave out examples with an empty text instead of stopping with an error'),
@@ -57,6 +60,12 @@ export const ParamsSchema = z.object({
     .union([z.literal(true), str()])
     .optional()
     .describe('continue a stopped run from its saved state: its folder (<runs-dir>/<run>), its run name, or "latest"'),
+  // pretrain
+  noiseDensity: num(0).max(0.99).default(0.15).describe('pretrain: share of tokens replaced by sentinel spans'),
+  meanNoiseSpanLength: num(1).default(3).describe('pretrain: mean length of a corrupted span'),
+  steps: int(1).optional().describe('pretrain: optimizer steps to run (default: --epochs over the texts)'),
+  maxMinutes: num(0).optional().describe('pretrain: stop after the step that passes this many minutes'),
+  evalEverySteps: int(1).default(200).describe('pretrain: held-out denoising loss every N steps'),
   // evaluation
   weightsName: str().optional().describe('checkpoint folder name under --save-weights-path'),
   weights: str().optional().describe('checkpoint folder path'),
@@ -93,6 +102,11 @@ export const COMMAND_PARAMS: Record<CommandName, ParamName[]> = {
     'maxTrainExamples', 'maxEvalExamples', 'epochs', 'batchSize', 'evalBatchSize', 'learningRate', 'lrWarmupSteps',
     'weightDecay', 'useAdafactor', 'useAdafactorSchedule', 'useWeightedRandomSampler', 'gradientAccumulationSteps',
     'earlyStoppingPatience', 'seed', 'maxSteps', 'saveWeightsPath', 'logsDir', 'runsDir', 'saveEverySteps', 'resume', ...COMMON,
+  ],
+  pretrain: [
+    'from', 'textColumn', 'model', 'init', 'modelConfig', 'tokenizer', 'revision', 'maxSourceLength', 'noiseDensity',
+    'meanNoiseSpanLength', 'epochs', 'steps', 'maxMinutes', 'batchSize', 'evalBatchSize', 'learningRate', 'lrWarmupSteps',
+    'weightDecay', 'useAdafactor', 'evalEverySteps', 'seed', 'saveWeightsPath', 'logsDir', 'runsDir', ...COMMON,
   ],
   test: [
     'weightsName', 'weights', 'saveWeightsPath', 'dataDir', 'split', 'decode', 'prefixText', 'classesMap', 'tokenizer',

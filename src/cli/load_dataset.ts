@@ -4,14 +4,17 @@ import type { ParsedParams } from './options.js';
 import { loadDataset } from '../data/index.js';
 import { Progress } from '../progress.js';
 import { sayer } from './shared.js';
+import { UsageError } from '../errors.js';
 
 export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const say = sayer(p.quiet);
+  if (Array.isArray(p.from) && p.from.length > 1) throw new UsageError(`--from: load-dataset reads one source, got ${p.from.length} (${p.from.join(', ')})`);
+  const from = Array.isArray(p.from) ? p.from[0] : p.from;
   // A local source names its own output folder (datasets/<folder or file name>_processed) unless the user named a
   // data set or subset: a TweetEval task folder must not land in the default emotion folder.
   let out = p.out;
-  if (!out && p.from && !given.has('subset') && !given.has('dataset')) {
-    const base = path.basename(path.resolve(p.from)).replace(/\.(csv|tsv|jsonl|json)$/i, '');
+  if (!out && from && !given.has('subset') && !given.has('dataset')) {
+    const base = path.basename(path.resolve(from)).replace(/\.(csv|tsv|jsonl|json)$/i, '');
     out = path.join('datasets', `${base}_processed`);
   }
   let bar: Progress | undefined;
@@ -20,7 +23,7 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
     dataset: p.dataset,
     subset: p.subset,
     revision: p.revision,
-    from: p.from,
+    from,
     textColumn: p.textColumn,
     labelColumn: p.labelColumn,
     skipEmptyTexts: p.skipEmptyTexts,

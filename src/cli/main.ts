@@ -34,6 +34,13 @@ const COMMANDS: CommandSpec[] = [
     load: async () => (await import('./train.js')).run,
   },
   {
+    name: 'pretrain',
+    summary: "continue T5's own span-corruption pretraining on unlabeled text, before fine-tuning with train",
+    example: 't5cls pretrain --from tweets.txt --model t5-small   |   t5cls pretrain --from ../tweeteval/irony --init random --model-config tiny --tokenizer ./t5-small',
+    load: async () => (await import('./pretrain.js')).run,
+    defaults: { useAdafactor: true, epochs: 1 },
+  },
+  {
     name: 'test',
     summary: 'evaluate a saved checkpoint on the test split',
     example: 't5cls test --weights-name t5-small-Nov25_10-00-00-epoch3',

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { writeRunReport } from '../report/index.js';
 import type { ParsedParams } from './options.js';
 import { kebab, type ParamName, type Params } from '../params.js';
-import { T5Config, NAMED_CONFIGS } from '../model/config.js';
+import type { T5Config } from '../model/config.js';
 import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import { T5Tokenizer } from '../tokenizer/index.js';
 import { runTraining, type TrainJob, type TrainOptions } from '../train/trainer.js';
@@ -19,7 +19,8 @@ import { encodeClassNames, encodeExamples, longestRow, type Example } from '../d
 import { estimateMemory } from '../model/memory_estimate.js';
 import { checkJobMemory } from './job_memory.js';
 import { loadSplits, resolveDataDir } from './shared.js';
-import { claimRunName, resolveModelDir, sayer } from './shared.js';
+import { claimRunName, sayer } from './shared.js';
+import { createModel, resolveModelSource } from './model_source.js';
 import { assertSafeName } from '../train/checkpoint.js';
 
 /**
@@ -53,40 +54,10 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
 
   // The model's shape and the job's lengths first: they decide whether this machine can hold the job, and which
   // engine (wasm's heap holds 4 GiB at most); nothing large is allocated before that.
-  let tokenizer: T5Tokenizer;
-  let config: T5Config;
-  let modelName: string;
-  let modelDir: string | undefined;
-  if (p.init === 'random') {
-    const tokenizerDir = p.tokenizer ? path.resolve(p.tokenizer) : await resolveModelDir(p.model, p.revision, say, { tokenizerOnly: true });
-    tokenizer = await T5Tokenizer.fromPretrained(tokenizerDir);
-    const vocab = Math.ceil(tokenizer.vocabSize / 128) * 128;
-    let fields: Record<string, unknown>;
-    if (NAMED_CONFIGS[p.modelConfig]) {
-      fields = { ...NAMED_CONFIGS[p.modelConfig] };
-      modelName = `t5-${p.modelConfig}-scratch`;
-    } else {
-      const file = path.resolve(p.modelConfig);
-      if (!fs.existsSync(file)) throw new UsageError(`--model-config: "${p.modelConfig}" is neither a named shape (${Object.keys(NAMED_CONFIGS).join(', ')}) nor an existing config.json file`);
-      fields = T5Config.fromFile(file).toJSON();
-      modelName = `${path.basename(path.dirname(file))}-scratch`;
-    }
-    config = new T5Config({ ...fields, vocab_size: vocab }, p.modelConfig);
-  } else {
-    modelDir = await resolveModelDir(p.model, p.revision, say);
-    tokenizer = await T5Tokenizer.fromPretrained(p.tokenizer ? path.resolve(p.tokenizer) : modelDir);
-    config = T5Config.fromFile(path.join(modelDir, 'config.json'));
-    modelName = path.basename(p.model.replace(/[/\\]+$/, ''));
-  }
+  const { tokenizer, config, modelName, modelDir } = await resolveModelSource(p, say);
   const tensorBytes = trainingTensorBytes(config, modelName, p, tokenizer, train, classNames);
   const backend = await initBackend(p.backend, { threads: p.threads, device: p.device, log: say, tensorBytes });
-  let model: T5ForConditionalGeneration;
-  if (modelDir === undefined) {
-    model = new T5ForConditionalGeneration(config, { seed: p.seed });
-    say(`initialised a random T5 (${p.modelConfig}: d_model ${config.d_model}, ${config.num_layers}+${config.num_decoder_layers} layers, vocab ${config.vocab_size})`);
-  } else {
-    model = T5ForConditionalGeneration.fromPretrained(modelDir, { onWarning: say });
-  }
+  const model = createModel(p, config, modelDir, say);
   assertSafeName(modelName, 'model name');
 
   const { runTime, runName } = claimRunName(path.resolve(p.runsDir), modelName, new Date());

@@ -344,7 +344,7 @@ export function globalNorm(grads: tf.Tensor[]): number {
  * The first SIGINT or SIGTERM asks the loop to stop after the current step; our handlers are then removed, so a
  * second one ends the process at once by the signal's default action.
  */
-function watchStopSignals(say: (line: string) => void): { signal: 'SIGINT' | 'SIGTERM' | undefined; dispose(): void } {
+export function watchStopSignals(say: (line: string) => void): { signal: 'SIGINT' | 'SIGTERM' | undefined; dispose(): void } {
   const watcher = {
     signal: undefined as 'SIGINT' | 'SIGTERM' | undefined,
     dispose: () => {
