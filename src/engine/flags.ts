@@ -7,6 +7,8 @@
  * - `T5CLS_NATIVE_GRAPHS=0`: inference on tfjs kernels instead of whole ONNX Runtime graphs (`nativeGraphs`).
  * - `T5CLS_CPU_KERNELS=0`: the cpu backend's stock arithmetic, softmax and activation kernels instead of the cpu
  *   engine's (`cpuKernels`).
+ * - `T5CLS_CONCURRENT_GC=1`: keep V8's concurrent marking on the cpu engine (`CONCURRENT_GC_ENV`; see
+ *   cpu/main_thread_gc.ts).
  * - `T5CLS_ORT_PATH`: extra folders (path-delimiter separated) to find onnxruntime-node in (`ORT_PATH_ENV`).
  *
  * The mutable objects are the switches the code reads; tests flip their `enabled` to check both paths.
@@ -44,3 +46,6 @@ export const CPU_KERNELS_ENV = 'T5CLS_CPU_KERNELS';
 
 /** Whether the cpu engine's kernels replace the stock cpu ones when the cpu backend starts. */
 export const cpuKernels = { enabled: process.env[CPU_KERNELS_ENV] !== '0' };
+
+/** Env var: `1` keeps V8's concurrent marking when the cpu engine starts (it is turned off there by default). */
+export const CONCURRENT_GC_ENV = 'T5CLS_CONCURRENT_GC';

@@ -14,6 +14,7 @@ import { tf } from '../tf.js';
 import { cpuKernels, NATIVE_MATMUL_ENV, ORT_PATH_ENV } from './flags.js';
 import { registerCpuKernels, restoreCpuKernels } from './cpu/register_all_kernels.js';
 import { installArrayPool, uninstallArrayPool } from './cpu/array_pool.js';
+import { keepMarkingOnMainThread } from './cpu/main_thread_gc.js';
 import { installCopyAvoidingKernels, installExtraKernels } from './kernels/extra.js';
 import { FUSED_KERNELS, installFusedKernels } from './kernels/fused.js';
 import { installLeanGradients } from './kernels/lean_gradients.js';
@@ -244,6 +245,7 @@ async function startEmbedded(
   if (name === 'cpu' && cpuKernels.enabled) {
     kernels.push(...registerCpuKernels(ort));
     installArrayPool(tf.backend());
+    keepMarkingOnMainThread();
   } else if (name === 'cpu') {
     restoreCpuKernels();
     uninstallArrayPool(tf.backend());
