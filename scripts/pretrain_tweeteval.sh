@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Does pretraining help? A tiny T5 is pretrained from scratch (span corruption) on the unlabeled tweets of the other
+# TweetEval tasks (emoji, hate, irony, offensive: their train, val and test texts; never an emotion text), then
+# fine-tuned on TweetEval emotion; a second tiny T5 is fine-tuned from a random start with the same fine-tuning
+# budget. Both are tested on emotion's test split with rank decoding; the script prints both test macro-F1s.
+# Not run in CI. Usage: bash scripts/pretrain_tweeteval.sh
+# Env: WORK (run folder, default a new temp folder), SHARED (default ../shared beside the project),
+#      MODEL_CONFIG (default tiny), PRETRAIN_EPOCHS (default 10), EPOCHS (fine-tuning, default 20), SEED (default 42).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SHARED="${SHARED:-$ROOT/../shared}"
+WORK="${WORK:-$(mktemp -d -t t5cls-pretrain-XXXX)}"
+T5CLS="node $ROOT/bin/t5cls.js"
+TOKENIZER="$SHARED/models/t5-small-tokenizer"
+SHAPE="${MODEL_CONFIG:-tiny}"
+SEED="${SEED:-42}"
+mkdir -p "$WORK" && cd "$WORK"
+echo "run folder: $WORK"
+start=$(date +%s)
+$T5CLS load-dataset --from "$SHARED/data/tweeteval/emotion" --out datasets/emotion_processed
+
+# 1. Pretrain on the other tasks' tweets.
+sources=()
+for task in emoji hate irony offensive; do sources+=(--from "$SHARED/data/tweeteval/$task"); done
+$T5CLS pretrain "${sources[@]}" --init random --model-config "$SHAPE" --tokenizer "$TOKENIZER" --max-source-length 64 \
+  --batch-size 64 --epochs "${PRETRAIN_EPOCHS:-10}" --learning-rate 1e-3 --eval-every-steps 500 --seed "$SEED" | tee pretrain.out
+pretrained=$(sed -n 's/^saved checkpoint \(.*\) (step [0-9]*).*/\1/p' pretrain.out | tail -1)
+
+# 2. Fine-tune on emotion from the pretrained model and from a random one, with the same budget.
+finetune() {
+  local name=$1; shift
+  $T5CLS train "$@" --data-dir datasets/emotion_processed --use-adafactor --learning-rate 1e-3 --epochs "${EPOCHS:-20}" \
+    --seed "$SEED" --save-weights-path "weights-$name" --logs-dir "logs-$name" --runs-dir "runs-$name" | tee "train-$name.out"
+  local best
+  best=$(sed -n 's/^best dev macro-F1 [0-9.]*: \(.*\)$/\1/p' "train-$name.out" | tail -1)
+  $T5CLS test --weights "$best" --data-dir datasets/emotion_processed --decode rank --output-dir "test-$name" | tee "test-$name.out"
+}
+finetune pretrained --model "$pretrained"
+finetune scratch --init random --model-config "$SHAPE" --tokenizer "$TOKENIZER"
+end=$(date +%s)
+python3 - "$WORK" "$((end - start))" <<'PY' || true
+import json, sys
+for name in ('scratch', 'pretrained'):
+    m = json.load(open(f"{sys.argv[1]}/test-{name}/metrics.json"))
+    print(f"{name:>10}: test macro-F1 {m['macro_f1']:.4f}, accuracy {m['accuracy']:.4f}")
+print(f"total {sys.argv[2]} s")
+PY
