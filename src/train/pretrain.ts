@@ -26,24 +26,17 @@ import { saveCheckpoint } from './checkpoint.js';
 import { globalNorm, makeOptimizer, scheduledLr, TrainingInterrupted, watchStopSignals } from './trainer.js';
 import type { TrainOptions } from './types.js';
 
-export interface PretrainOptions extends SpanCorruptionOptions {
+/** The training options pretraining shares with `train`, plus its own. */
+export interface PretrainOptions
+  extends SpanCorruptionOptions,
+    Pick<TrainOptions, 'epochs' | 'maxSteps' | 'batchSize' | 'evalBatchSize' | 'learningRate' | 'lrWarmupSteps' | 'weightDecay' | 'useAdafactor' | 'seed' | 'quiet'> {
   /** Tokens of every corrupted input (EOS included). */
   inputLength: number;
-  epochs: number;
-  maxSteps?: number;
   maxMinutes?: number;
-  batchSize: number;
-  evalBatchSize: number;
-  learningRate?: number;
-  lrWarmupSteps: number;
-  weightDecay: number;
-  useAdafactor: boolean;
   /** Evaluate on the held-out sequences every N optimizer steps (and after the last step). */
   evalEverySteps: number;
   /** Share of the texts held out for evaluation (at least one sequence's worth). */
   heldOutShare: number;
-  seed: number;
-  quiet: boolean;
 }
 
 export interface PretrainJob {
@@ -139,8 +132,7 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
   const heldOutExamples = corruptRows(heldOut, o, tokenizer, new Rng(o.seed + 1));
   const firstSentinel = tokenizer.vocabSize - tokenizer.extraIds;
   const isSpanToken = (id: number) => id !== tokenizer.eosTokenId && id < firstSentinel;
-  const trainOptions = { learningRate: o.learningRate, useAdafactor: o.useAdafactor, useAdafactorSchedule: false, weightDecay: o.weightDecay } as TrainOptions;
-  const { optimizer, baseLr } = makeOptimizer(trainOptions);
+  const { optimizer, baseLr } = makeOptimizer({ ...o, useAdafactorSchedule: false });
   const params = [...model.namedParameters().values()];
   const stepsPerEpoch = Math.ceil(train.length / o.batchSize);
   const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * o.epochs);

@@ -83,7 +83,10 @@ export function defaultLearningRate(useAdafactor: boolean): number {
   return useAdafactor ? 1e-3 : 1e-4;
 }
 
-export function makeOptimizer(o: TrainOptions): { optimizer: Adafactor | AdamW; baseLr: number | undefined } {
+/** The optimizer options describe (train and pretrain build theirs here). */
+export function makeOptimizer(
+  o: Pick<TrainOptions, 'learningRate' | 'useAdafactor' | 'useAdafactorSchedule' | 'weightDecay'>,
+): { optimizer: Adafactor | AdamW; baseLr: number | undefined } {
   if (o.useAdafactorSchedule) {
     if (o.learningRate !== undefined) throw new T5clsError('--learning-rate cannot be combined with --use-adafactor-schedule (Adafactor sets its own rate)', 2);
     return { optimizer: new Adafactor({ lr: null, scaleParameter: true, relativeStep: true, warmupInit: true, weightDecay: o.weightDecay, inPlaceParameters: true }), baseLr: undefined };
