@@ -129,6 +129,8 @@ export interface OptionInfo {
   optional: boolean;
   /** The flag may be given without a value (`--resume` alone means `true`). */
   valueOptional: boolean;
+  /** The flag may be given several times (its schema also takes a list): `--from a --from b`. */
+  repeatable: boolean;
   help: string;
 }
 
@@ -151,7 +153,9 @@ export function optionInfo(name: ParamName): OptionInfo {
       t = t._def.innerType;
     } else break;
   }
-  const valueOptional = t instanceof z.ZodUnion && (t.options as z.ZodTypeAny[]).some((o) => o instanceof z.ZodLiteral && o.value === true);
+  const variants = t instanceof z.ZodUnion ? (t.options as z.ZodTypeAny[]) : [];
+  const valueOptional = variants.some((o) => o instanceof z.ZodLiteral && o.value === true);
+  const repeatable = variants.some((o) => o instanceof z.ZodArray);
   const kind = t instanceof z.ZodBoolean ? 'boolean' : t instanceof z.ZodNumber ? 'number' : t instanceof z.ZodEnum ? 'enum' : 'string';
   return {
     name,
@@ -161,6 +165,7 @@ export function optionInfo(name: ParamName): OptionInfo {
     defaultValue,
     optional,
     valueOptional,
+    repeatable,
     help,
   };
 }

@@ -108,3 +108,8 @@ test('--resume works alone or with a run', () => {
   assert.equal(parse('train', ['--resume', 'runs/t5-small_Nov25_10-00-00']).params.resume, 'runs/t5-small_Nov25_10-00-00');
   assert.equal(parse('train', []).params.resume, undefined);
 });
+
+test('a flag whose schema also takes a list may be repeated; the others may not', () => {
+  const repeatable = (Object.keys(ParamsSchema.shape) as (keyof typeof ParamsSchema.shape)[]).filter((n) => optionInfo(n).repeatable);
+  assert.deepEqual(repeatable, ['from']);
+});

@@ -26,8 +26,8 @@ export function addSchemaOptions(cmd: Command, command: CommandName): Command {
     const value = info.kind === 'number' ? 'n' : 'value';
     const opt = new Option(info.valueOptional ? `${info.flag} [${value}]` : `${info.flag} <${value}>`, info.help + defaultText);
     if (info.choices) opt.choices(info.choices);
-    // --from may be repeated (pretrain reads several sources): one value stays a string, more make a list.
-    if (name === 'from') opt.argParser((v: string, prev: unknown) => (prev === undefined ? v : [...[prev as string | string[]].flat(), v]));
+    // A repeatable flag given once stays a single value; given again, its values make a list.
+    if (info.repeatable) opt.argParser((v: string, prev: unknown) => (prev === undefined ? v : [...[prev as string | string[]].flat(), v]));
     cmd.addOption(opt);
   }
   cmd.addOption(new Option('--config <file>', 'JSON file with option values (same names as the flags); flags win'));
