@@ -17,6 +17,8 @@ import { arrayPoolOf } from '../src/engine/cpu/array_pool.js';
 import { replacementOf } from '../src/engine/tfjs_internals.js';
 import { WASM_TENSOR_BYTES } from '../src/engine/wasm/activate.js';
 import { UsageError } from '../src/errors.js';
+import { reluDropout } from '../src/model/layers.js';
+import { RELU_DROPOUT } from '../src/engine/cpu/kernels/relu_dropout.js';
 
 /** Deterministic values in [-2, 2) (a 32-bit LCG), some of them exactly zero. */
 function values(n: number, seed: number): Float32Array {
@@ -150,6 +152,59 @@ for (const path of PATHS) describe(`cpu engine kernels (${path.name}) equal the 
     ['relu', 'relu gradient', 'tanh', 'leaky relu', 'head transpose', 'general transpose'].forEach((name, i) =>
       assertIdentical(ours[i]!, stock[i]!, name),
     );
+  });
+
+  test('Sum over leading axes (and the cases left to the stock kernel) gives the same numbers', { skip: path.skip }, async () => {
+    const cases: [number[], number | number[], boolean][] = [
+      [[16, 3, 5, 7], 0, false],
+      [[16, 3, 5, 7], [0], true],
+      [[4, 3, 5, 7], [1, 0], false],
+      [[4, 3, 5], [0, 1, 2], false],
+      [[4, 3, 5], -1, true],
+      [[4, 3, 5], 1, false],
+      [[9, 1], 0, false],
+    ];
+    const { stock, ours } = await bothWays(
+      () =>
+        cases.map(([shape, axis, keep], i) =>
+          tf.tidy(() => {
+            // Magnitudes from 1e-8 to 1e8, so that a different order of addition would show.
+            const v = values(size(shape), 40 + i).map((e, j) => e * 10 ** ((j % 17) - 8));
+            const s = tf.sum(tf.tensor(v, shape), axis, keep);
+            return { shape: s.shape, data: s.dataSync() };
+          }),
+        ),
+      path.viaOrt,
+    );
+    cases.forEach(([shape, axis], i) => {
+      assert.deepEqual(ours[i]!.shape, stock[i]!.shape);
+      assertIdentical(ours[i]!.data, stock[i]!.data, `sum [${shape}] over ${axis}`);
+    });
+  });
+
+  test('dropout(relu(x)) in one kernel: the same masks, values and gradient as relu then dropout', { skip: path.skip }, async () => {
+    const special = new Float32Array([NaN, -0, 0, Infinity, -Infinity, 1e-30, -1e-30, 3.5, -2.25]);
+    const x = new Float32Array([...special, ...values(4000, 21)]);
+    const dy = values(x.length, 22);
+    const { stock, ours } = await bothWays(() =>
+      tf.tidy(() => {
+        const t = tf.tensor2d(x, [1, x.length]);
+        const fusedHere = tf.getKernel(RELU_DROPOUT, 'cpu') !== undefined;
+        return {
+          fusedHere,
+          y: reluDropout(t, 0.3, 1000003 * 5 + 2).dataSync(),
+          dx: tf.grad((v: tf.Tensor) => reluDropout(v, 0.3, 1000003 * 5 + 2))(t, tf.tensor2d(dy, [1, x.length])).dataSync(),
+        };
+      }),
+      path.viaOrt,
+    );
+    assert.equal(stock.fusedHere, false);
+    assert.equal(ours.fusedHere, true);
+    assertIdentical(ours.y, stock.y, 'dropout(relu(x))');
+    assertIdentical(ours.dx, stock.dx, 'its gradient');
+    const dropped = Array.from(ours.y.slice(special.length)).filter((v, i) => v === 0 && x[i + special.length]! > 0).length;
+    const positive = Array.from(x.slice(special.length)).filter((v) => v > 0).length;
+    assert.ok(Math.abs(dropped / positive - 0.3) < 0.05, `dropped ${dropped} of ${positive} positive values at rate 0.3`);
   });
 });
 

@@ -4,7 +4,7 @@
  */
 import { tf } from '../tf.js';
 import type { ActivationName } from './config.js';
-import { fusedAvailable, fusedDropout, fusedRmsNorm } from '../engine/kernels/fused.js';
+import { fusedAvailable, fusedDropout, fusedReluDropout, fusedRmsNorm } from '../engine/kernels/fused.js';
 
 /** The additive mask value HF uses (`torch.finfo(torch.float32).min`). */
 export const MASK_MIN = -3.4028234663852886e38;
@@ -52,6 +52,12 @@ export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
   if (x.dtype === 'float32' && fusedAvailable()) return fusedDropout(x, rate, seed);
   const keepScale = tf.mul(tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', seed), rate), 'float32'), 1 / (1 - rate));
   return tf.mul(x, keepScale);
+}
+
+/** dropout(relu(x)) (T5's relu feed-forward block): one fused kernel where the backend has it. */
+export function reluDropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
+  const fused = x.dtype === 'float32' && fusedAvailable() ? fusedReluDropout(x, rate, seed) : undefined;
+  return fused ?? dropout(tf.relu(x), rate, seed);
 }
 
 /**

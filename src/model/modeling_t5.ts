@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { tf } from '../tf.js';
 import { T5Config } from './config.js';
 import { parameterShapes } from './parameters.js';
-import { activation, causalMask, dropout, linear, paddingMask, relativeBuckets, rmsNorm, treeAttention } from './layers.js';
+import { activation, causalMask, dropout, linear, reluDropout, paddingMask, relativeBuckets, rmsNorm, treeAttention } from './layers.js';
 import { sequenceCrossEntropy } from './loss.js';
 import { decoderGraph, encoderGraph, type NativeGraph } from './native_graphs.js';
 import { nativeGraphAvailable, runNativeGraph, withNativeGraphFallback } from '../engine/ort/graph_kernel.js';
@@ -154,7 +154,11 @@ export class T5ForConditionalGeneration {
   private drop(x: tf.Tensor, training: boolean): tf.Tensor {
     const rate = this.config.dropout_rate;
     if (!training || rate === 0) return x;
-    return dropout(x, rate, this.dropoutSeed * 1_000_003 + this.dropoutCounter++);
+    return dropout(x, rate, this.nextDropoutSeed());
+  }
+
+  private nextDropoutSeed(): number {
+    return this.dropoutSeed * 1_000_003 + this.dropoutCounter++;
   }
 
   /** Relative position bias [1, heads, queries, keys] from block 0's bucket embedding. */
@@ -206,6 +210,8 @@ export class T5ForConditionalGeneration {
     let h: tf.Tensor;
     if (c.isGatedAct) {
       h = tf.mul(activation(linear(x, this.p(`${prefix}.wi_0.weight`)), c.denseActFn), linear(x, this.p(`${prefix}.wi_1.weight`)));
+    } else if (c.denseActFn === 'relu' && training && c.dropout_rate > 0) {
+      return linear(reluDropout(linear(x, this.p(`${prefix}.wi.weight`)), c.dropout_rate, this.nextDropoutSeed()), this.p(`${prefix}.wo.weight`));
     } else {
       h = activation(linear(x, this.p(`${prefix}.wi.weight`)), c.denseActFn);
     }

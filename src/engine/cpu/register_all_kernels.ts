@@ -15,11 +15,15 @@ import { reluConfig } from './kernels/relu.js';
 import { softmaxConfig } from './kernels/softmax.js';
 import { stepConfig } from './kernels/step.js';
 import { subConfig } from './kernels/sub.js';
+import { sumConfig } from './kernels/sum.js';
 import { tanhConfig } from './kernels/tanh.js';
 import { reluGradConfig, reluGradientConfig } from './kernels/relu_grad.js';
+import { reluDropoutConfig } from './kernels/relu_dropout.js';
 import { tf } from '../../tf.js';
 
-const CPU_KERNELS: KernelConfig[] = [addConfig, subConfig, multiplyConfig, realDivConfig, softmaxConfig, reluConfig, stepConfig, tanhConfig];
+const CPU_KERNELS: KernelConfig[] = [addConfig, subConfig, multiplyConfig, realDivConfig, softmaxConfig, reluConfig, stepConfig, tanhConfig, sumConfig];
+/** Kernels the stock backend does not have at all. */
+const OWN_KERNELS: KernelConfig[] = [reluGradConfig, reluDropoutConfig];
 
 /**
  * Registers the cpu engine's kernels on the cpu backend; returns their names. With `ort`, large tensors' arithmetic
@@ -28,15 +32,15 @@ const CPU_KERNELS: KernelConfig[] = [addConfig, subConfig, multiplyConfig, realD
 export function registerCpuKernels(ort?: OrtMatMul): string[] {
   cpuEngineOrt.ort = ort;
   for (const k of CPU_KERNELS) replaceKernel(k.kernelName, 'cpu', 'cpu-engine', k.kernelFunc);
-  if (!tf.getKernel(reluGradConfig.kernelName, 'cpu')) tf.registerKernel(reluGradConfig);
+  for (const k of OWN_KERNELS) if (!tf.getKernel(k.kernelName, 'cpu')) tf.registerKernel(k);
   // Relu's gradient takes the one-pass kernel where a backend registers it, tfjs's own formula elsewhere.
   tf.registerGradient(reluGradientConfig);
-  return [...CPU_KERNELS.map((k) => k.kernelName), reluGradConfig.kernelName];
+  return [...CPU_KERNELS, ...OWN_KERNELS].map((k) => k.kernelName);
 }
 
 /** Puts the stock cpu kernels back. */
 export function restoreCpuKernels(): void {
   cpuEngineOrt.ort = undefined;
   for (const k of CPU_KERNELS) restoreKernel(k.kernelName, 'cpu');
-  if (tf.getKernel(reluGradConfig.kernelName, 'cpu')) tf.unregisterKernel(reluGradConfig.kernelName, 'cpu');
+  for (const k of OWN_KERNELS) if (tf.getKernel(k.kernelName, 'cpu')) tf.unregisterKernel(k.kernelName, 'cpu');
 }

@@ -414,6 +414,19 @@ export function fusedDropout(x: tf.Tensor, rate: number, seed: number): tf.Tenso
   }, [x]);
 }
 
+/**
+ * dropout(relu(x)) through `T5clsReluDropout` where the backend has it (the cpu engine), else undefined. Same masks
+ * and values as `fusedDropout(relu(x))`; its gradient is one product with the kernel's keep · step(x).
+ */
+export function fusedReluDropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor | undefined {
+  if (!tf.getKernel('T5clsReluDropout', tf.getBackend())) return undefined;
+  return withGradient(([input], save) => {
+    const [y, factor] = run('T5clsReluDropout', { x: input! }, { rate, seed }) as tf.Tensor[];
+    save([factor!]);
+    return { value: y!, gradFunc: (dy, saved) => tf.mul(dy, saved[0]!) };
+  }, [x]);
+}
+
 /** T5LayerNorm through `T5clsRmsNorm` (gradient `T5clsRmsNormGrad`). */
 export function fusedRmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
   return withGradient(([input, w], save) => {
