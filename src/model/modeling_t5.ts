@@ -61,6 +61,8 @@ export interface DecodeOptions {
   lastPositionOnly?: boolean;
   /** `tree[i]`: the position before position i (-1 for the first), when the positions form a prefix tree. */
   tree?: number[];
+  /** The decoder inputs' embeddings, when already looked up (see forward). */
+  embedded?: tf.Tensor;
 }
 
 export interface T5InitOptions {
@@ -223,10 +225,10 @@ export class T5ForConditionalGeneration {
   }
 
   /** The encoder stack: [batch, length] ids → [batch, length, d_model]. */
-  encode(inputIds: tf.Tensor, attentionMask: tf.Tensor, training = false): tf.Tensor3D {
+  encode(inputIds: tf.Tensor, attentionMask: tf.Tensor, training = false, embedded?: tf.Tensor): tf.Tensor3D {
     const c = this.config;
     const length = inputIds.shape[1]!;
-    let h = this.drop(tf.gather(this.p('shared.weight'), inputIds), training);
+    let h = this.drop(embedded ?? tf.gather(this.p('shared.weight'), inputIds), training);
     const bias = tf.add(this.positionBias('encoder', length, length, 0), paddingMask(attentionMask));
     for (let i = 0; i < c.num_layers; i++) {
       const pre = `encoder.block.${i}.layer`;
@@ -242,12 +244,17 @@ export class T5ForConditionalGeneration {
    * The encoder and every decoder block's cross-attention keys and values for it (computed once per input). For
    * inference, where the backend offers it, the whole stack runs as one native graph (see native_graphs.ts).
    */
-  encodeForDecoding(inputIds: tf.Tensor, attentionMask: tf.Tensor, training = false): { encoded: tf.Tensor3D; cross: KeyValue[] } {
+  encodeForDecoding(
+    inputIds: tf.Tensor,
+    attentionMask: tf.Tensor,
+    training = false,
+    embedded?: tf.Tensor,
+  ): { encoded: tf.Tensor3D; cross: KeyValue[] } {
     if (!training && nativeGraphAvailable()) {
       const native = withNativeGraphFallback('encoder', () => this.encodeNative(inputIds, attentionMask));
       if (native) return native;
     }
-    const encoded = this.encode(inputIds, attentionMask, training);
+    const encoded = this.encode(inputIds, attentionMask, training, embedded);
     return { encoded, cross: this.crossKeyValues(encoded) };
   }
 
@@ -286,7 +293,7 @@ export class T5ForConditionalGeneration {
    * position in the sequence is its depth (this scores several continuations of a common prefix in one pass).
    */
   decode(decoderInputIds: tf.Tensor, encoderMask: tf.Tensor, cross: KeyValue[], options: DecodeOptions = {}): tf.Tensor3D {
-    const { training = false, selfCache, lastPositionOnly = false, tree } = options;
+    const { training = false, selfCache, lastPositionOnly = false, tree, embedded } = options;
     const c = this.config;
     const length = decoderInputIds.shape[1]!;
     if (!training && !selfCache && nativeGraphAvailable()) {
@@ -294,7 +301,7 @@ export class T5ForConditionalGeneration {
       if (logits) return logits;
     }
     const past = selfCache?.[0]?.key.shape[2] ?? 0;
-    let h = this.drop(tf.gather(this.p('shared.weight'), decoderInputIds), training);
+    let h = this.drop(embedded ?? tf.gather(this.p('shared.weight'), decoderInputIds), training);
     const selfBias = tree
       ? this.treeBias(tree)
       : tf.add(this.positionBias('decoder', length, past + length, past), causalMask(length, past + length, past));
@@ -351,9 +358,21 @@ export class T5ForConditionalGeneration {
     if (args.decoderInputIds !== undefined) decoderInputIds = toIds(args.decoderInputIds);
     else if (labels) decoderInputIds = shiftRight(labels, c.decoder_start_token_id, c.pad_token_id);
     else throw new Error('forward needs decoderInputIds or labels');
-    const { cross } = this.encodeForDecoding(inputIds, attentionMask, training);
-    const logits = this.decode(decoderInputIds, attentionMask, cross, { training });
+    const [encoderEmbedded, decoderEmbedded] = training ? this.embedTogether(inputIds, decoderInputIds) : [];
+    const { cross } = this.encodeForDecoding(inputIds, attentionMask, training, encoderEmbedded);
+    const logits = this.decode(decoderInputIds, attentionMask, cross, { training, embedded: decoderEmbedded });
     return labels ? { logits, loss: sequenceCrossEntropy(logits, labels) } : { logits };
+  }
+
+  /**
+   * Encoder and decoder input embeddings from one lookup: the shared embedding's gradient is then one scatter into
+   * a vocabulary-sized tensor, not two and their sum.
+   */
+  private embedTogether(encoderIds: tf.Tensor, decoderIds: tf.Tensor): [tf.Tensor, tf.Tensor] {
+    const d = this.config.d_model;
+    const rows = tf.gather(this.p('shared.weight'), tf.concat([tf.reshape(encoderIds, [-1]), tf.reshape(decoderIds, [-1])]));
+    const [e, dec] = tf.split(rows, [encoderIds.size, decoderIds.size]);
+    return [tf.reshape(e!, [...encoderIds.shape, d]), tf.reshape(dec!, [...decoderIds.shape, d])];
   }
 
   /** Greedy decoding with a key/value cache, exactly as HF `generate(num_beams=1, do_sample=False)`. */

@@ -1,7 +1,8 @@
 /**
- * Element-wise float32 operations and transposes as one-node ONNX Runtime graphs: multithreaded and vectorised,
- * for the cpu engine's large tensors (a call costs some 0.1 ms, so small tensors stay in JavaScript loops). Each
- * gives exactly what the stock tfjs kernel gives: IEEE float32 arithmetic, numpy broadcasting, data movement.
+ * Element-wise float32 operations, transposes and softmax as one-node ONNX Runtime graphs: multithreaded and
+ * vectorised, for the cpu engine's large tensors (a call costs some 0.1 ms, so small tensors stay in JavaScript
+ * loops). Each gives exactly what the stock tfjs kernel gives (IEEE float32 arithmetic, numpy broadcasting, data
+ * movement), except softmax, whose vectorised exponential is within a few units in the last place.
  */
 import { onnxModel } from '../onnx/builder.js';
 import type { OrtMatMul } from './runtime.js';
@@ -41,5 +42,15 @@ export function ortTranspose(ort: OrtMatMul, x: Float32Array, shape: readonly nu
     () => onnxModel([{ op: 'Transpose', inputs: ['X'], outputs: ['Y'], attributes: { perm: [...perm] } }], ['X'], ['Y']),
     { X: { data: x, dims: shape } },
     { Y: { data: out, dims: perm.map((p) => shape[p]!) } },
+  );
+}
+
+/** Softmax over the last axis. */
+export function ortSoftmax(ort: OrtMatMul, x: Float32Array, shape: readonly number[], y: Float32Array): void {
+  ort.runGraph(
+    'softmax/last',
+    () => onnxModel([{ op: 'Softmax', inputs: ['X'], outputs: ['Y'], attributes: { axis: -1 } }], ['X'], ['Y']),
+    { X: { data: x, dims: shape } },
+    { Y: { data: y, dims: shape } },
   );
 }

@@ -1,10 +1,13 @@
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 
 import { storageFor } from '../../tfjs_internals.js';
+import { ortSoftmax } from '../../ort/elementwise.js';
+import { cpuEngineOrt, ORT_MIN_ELEMENTS } from './elementwise.js';
 
 /**
  * Softmax over the last axis in three passes over each row (maximum; exponentials and their sum; scaling), where
- * the stock kernel chains six kernels with a full-size temporary each.
+ * the stock kernel chains six kernels with a full-size temporary each. Large tensors (attention weights) go to
+ * ONNX Runtime's softmax: some 8x faster, within a few units in the last place of these numbers.
  */
 export const softmaxConfig: KernelConfig = {
   kernelName: 'Softmax',
@@ -16,6 +19,11 @@ export const softmaxConfig: KernelConfig = {
     const x = storage.read(logits) as Float32Array;
     const y = out.data as Float32Array;
     const n = logits.shape[logits.shape.length - 1] ?? 1;
+    const ort = cpuEngineOrt.ort;
+    if (ort && y.length >= ORT_MIN_ELEMENTS.value && logits.shape.length > 0) {
+      ortSoftmax(ort, x, logits.shape, y);
+      return out.info;
+    }
     for (let r = 0; r < x.length; r += n) {
       let max = -Infinity;
       for (let j = r; j < r + n; j++) if (x[j]! > max) max = x[j]!;
