@@ -17,7 +17,7 @@ import { arrayPoolOf } from '../src/engine/cpu/array_pool.js';
 import { replacementOf } from '../src/engine/tfjs_internals.js';
 import { WASM_TENSOR_BYTES } from '../src/engine/wasm/activate.js';
 import { UsageError } from '../src/errors.js';
-import { reluDropout } from '../src/model/layers.js';
+import { reluDropout, rmsNorm } from '../src/model/layers.js';
 import { RELU_DROPOUT } from '../src/engine/cpu/kernels/relu_dropout.js';
 
 /** Deterministic values in [-2, 2) (a 32-bit LCG), some of them exactly zero. */
@@ -197,6 +197,36 @@ for (const path of PATHS) describe(`cpu engine kernels (${path.name}) equal the 
       assert.deepEqual(ours[i]!.shape, stock[i]!.shape);
       assertIdentical(ours[i]!.data, stock[i]!.data, `sum [${shape}] over ${axis}`);
     });
+  });
+
+  test('T5 layer norm and its gradient (x and weight): the same as the fused loops, to 1e-5 on ONNX Runtime', { skip: path.skip }, async () => {
+    const graphs: string[] = [];
+    const shapes = [[2, 3, 16], [37, 10], [4, 8, 64]];
+    const { stock, ours } = await bothWays(() => {
+      const runGraph = ort.ok ? ort.ort.runGraph : undefined;
+      if (ort.ok) ort.ort.runGraph = (key, ...rest) => (graphs.push(key), runGraph!.call(ort.ort, key, ...rest));
+      try {
+        return shapes.map((s, i) =>
+          tf.tidy(() => {
+            const x = tf.tensor(values(size(s), 60 + i), s);
+            const w = tf.tensor1d(values(s[s.length - 1]!, 70 + i).map((v) => v + 1));
+            const dy = tf.tensor(values(size(s), 80 + i), s);
+            const f = (a: tf.Tensor, b: tf.Tensor) => rmsNorm(a, b, 1e-6);
+            const [dx, dw] = tf.grads(f)([x, w], dy);
+            return [f(x, w).dataSync(), dx!.dataSync(), dw!.dataSync()];
+          }),
+        );
+      } finally {
+        if (runGraph) (ort as { ort: typeof ort.ort & object }).ort.runGraph = runGraph;
+      }
+    }, path.viaOrt);
+    assert.deepEqual([...new Set(graphs)].sort(), path.viaOrt ? ['rms_norm', 'rms_norm_grad'] : []);
+    shapes.forEach((s, i) =>
+      ['layer norm', 'dx', 'dweight'].forEach((what, k) => {
+        if (path.viaOrt) assertClose(ours[i]![k]!, stock[i]![k]!, `${what} [${s}]`, 1e-5, 1e-6);
+        else assertIdentical(ours[i]![k]!, stock[i]![k]!, `${what} [${s}]`);
+      }),
+    );
   });
 
   test('dropout(relu(x)) in one kernel: the same masks, values and gradient as relu then dropout', { skip: path.skip }, async () => {

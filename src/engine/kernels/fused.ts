@@ -20,6 +20,9 @@ import { aleaState, type AleaState } from './alea.js';
 import { hostStorage } from '../host_update.js';
 import { replaceKernel, storageFor, wasmMemoryOf } from '../tfjs_internals.js';
 import { dropoutKernelFor, kernelFor, SUM_OF_SQUARES, type CompiledKernel, type ElementwiseSpec } from '../wasm/simd.js';
+import { cpuEngineOrt, ORT_MIN_ELEMENTS } from '../cpu/kernels/elementwise.js';
+import { ortRmsNorm, ortRmsNormGrad } from '../ort/rms_norm.js';
+import type { OrtMatMul } from '../ort/runtime.js';
 
 const f32 = Math.fround;
 
@@ -153,12 +156,24 @@ function rmsScale(xv: Float32Array, row: number, d: number, eps: number): number
   return f32(1 / f32(Math.sqrt(f32(f32(ss / d) + eps))));
 }
 
+/** ONNX Runtime for a large tensor on the cpu engine (see ort/rms_norm.ts), else undefined. */
+function ortFor(storage: ReturnType<typeof storageFor>, x: TensorInfo): OrtMatMul | undefined {
+  const ort = cpuEngineOrt.ort;
+  const n = x.shape.reduce((a, b) => a * b, 1);
+  return storage.backendName === 'cpu' && ort && n > 0 && n >= ORT_MIN_ELEMENTS.value ? ort : undefined;
+}
+
 const rmsNormKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, weight } = inputs as { x: TensorInfo; weight: TensorInfo };
   const eps = f32((attrs as unknown as { eps: number }).eps);
   const storage = storageFor(backend);
   const d = x.shape[x.shape.length - 1]!;
   const y = storage.alloc([...x.shape], 'float32');
+  const ort = ortFor(storage, x);
+  if (ort) {
+    ortRmsNorm(ort, storage.read(x) as Float32Array, storage.read(weight) as Float32Array, eps, y.data as Float32Array);
+    return y.info;
+  }
   const sums = scratch(storage, 4);
   const xv = storage.read(x) as Float32Array;
   const wv = storage.read(weight) as Float32Array;
@@ -193,6 +208,12 @@ const rmsNormGradKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const d = x.shape[x.shape.length - 1]!;
   const dx = storage.alloc([...x.shape], 'float32');
   const dw = storage.alloc([...weight.shape], 'float32');
+  const ort = ortFor(storage, x);
+  if (ort) {
+    const [dyv, xv, wv] = [storage.read(dy), storage.read(x), storage.read(weight)] as Float32Array[];
+    ortRmsNormGrad(ort, dyv!, xv!, wv!, eps, dx.data as Float32Array, dw.data as Float32Array);
+    return [dx.info, dw.info];
+  }
   const block = scratch(storage, d);
   const sums = scratch(storage, 8);
   const dyv = storage.read(dy) as Float32Array;
