@@ -4,7 +4,7 @@
  */
 import { tf } from '../tf.js';
 import type { ActivationName } from './config.js';
-import { fusedAvailable, fusedDropout, fusedReluDropout, fusedRmsNorm } from '../engine/kernels/fused.js';
+import { fusedAvailable, fusedDropout, fusedGatedGelu, fusedReluDropout, fusedRmsNorm } from '../engine/kernels/fused.js';
 
 /** The additive mask value HF uses (`torch.finfo(torch.float32).min`). */
 export const MASK_MIN = -3.4028234663852886e38;
@@ -41,6 +41,12 @@ export function activation(x: tf.Tensor, name: ActivationName): tf.Tensor {
     case 'silu':
       return tf.mul(x, tf.sigmoid(x));
   }
+}
+
+/** T5 v1.1's gated activation, act(gate) · linear; gelu_new runs as one fused kernel where the backend has it. */
+export function gatedActivation(gate: tf.Tensor, linear: tf.Tensor, name: ActivationName): tf.Tensor {
+  const fused = name === 'gelu_new' || name === 'gelu_pytorch_tanh' ? fusedGatedGelu(gate, linear) : undefined;
+  return fused ?? tf.mul(activation(gate, name), linear);
 }
 
 /**

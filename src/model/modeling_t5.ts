@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { tf } from '../tf.js';
 import { T5Config } from './config.js';
 import { parameterShapes } from './parameters.js';
-import { activation, causalMask, dropout, linear, reluDropout, paddingMask, relativeBuckets, rmsNorm, treeAttention } from './layers.js';
+import { activation, causalMask, dropout, gatedActivation, linear, reluDropout, paddingMask, relativeBuckets, rmsNorm, treeAttention } from './layers.js';
 import { sequenceCrossEntropy } from './loss.js';
 import { decoderGraph, encoderGraph, type NativeGraph } from './native_graphs.js';
 import { nativeGraphAvailable, runNativeGraph, withNativeGraphFallback } from '../engine/ort/graph_kernel.js';
@@ -211,7 +211,7 @@ export class T5ForConditionalGeneration {
     const c = this.config;
     let h: tf.Tensor;
     if (c.isGatedAct) {
-      h = tf.mul(activation(linear(x, this.p(`${prefix}.wi_0.weight`)), c.denseActFn), linear(x, this.p(`${prefix}.wi_1.weight`)));
+      h = gatedActivation(linear(x, this.p(`${prefix}.wi_0.weight`)), linear(x, this.p(`${prefix}.wi_1.weight`)), c.denseActFn);
     } else if (c.denseActFn === 'relu' && training && c.dropout_rate > 0) {
       return linear(reluDropout(linear(x, this.p(`${prefix}.wi.weight`)), c.dropout_rate, this.nextDropoutSeed()), this.p(`${prefix}.wo.weight`));
     } else {

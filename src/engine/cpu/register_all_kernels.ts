@@ -19,11 +19,14 @@ import { sumConfig } from './kernels/sum.js';
 import { tanhConfig } from './kernels/tanh.js';
 import { reluGradConfig, reluGradientConfig } from './kernels/relu_grad.js';
 import { reluDropoutConfig } from './kernels/relu_dropout.js';
+import { gatedGeluConfig, gatedGeluGradConfig } from './kernels/gated_gelu.js';
 import { tf } from '../../tf.js';
 
 const CPU_KERNELS: KernelConfig[] = [addConfig, subConfig, multiplyConfig, realDivConfig, softmaxConfig, reluConfig, stepConfig, tanhConfig, sumConfig];
 /** Kernels the stock backend does not have at all. */
 const OWN_KERNELS: KernelConfig[] = [reluGradConfig, reluDropoutConfig];
+/** Kernels that exist only as ONNX Runtime graphs. */
+const ORT_KERNELS: KernelConfig[] = [gatedGeluConfig, gatedGeluGradConfig];
 
 /**
  * Registers the cpu engine's kernels on the cpu backend; returns their names. With `ort`, large tensors' arithmetic
@@ -33,14 +36,15 @@ export function registerCpuKernels(ort?: OrtMatMul): string[] {
   cpuEngineOrt.ort = ort;
   for (const k of CPU_KERNELS) replaceKernel(k.kernelName, 'cpu', 'cpu-engine', k.kernelFunc);
   for (const k of OWN_KERNELS) if (!tf.getKernel(k.kernelName, 'cpu')) tf.registerKernel(k);
+  if (ort) for (const k of ORT_KERNELS) if (!tf.getKernel(k.kernelName, 'cpu')) tf.registerKernel(k);
   // Relu's gradient takes the one-pass kernel where a backend registers it, tfjs's own formula elsewhere.
   tf.registerGradient(reluGradientConfig);
-  return [...CPU_KERNELS, ...OWN_KERNELS].map((k) => k.kernelName);
+  return [...CPU_KERNELS, ...OWN_KERNELS, ...(ort ? ORT_KERNELS : [])].map((k) => k.kernelName);
 }
 
 /** Puts the stock cpu kernels back. */
 export function restoreCpuKernels(): void {
   cpuEngineOrt.ort = undefined;
   for (const k of CPU_KERNELS) restoreKernel(k.kernelName, 'cpu');
-  for (const k of OWN_KERNELS) if (tf.getKernel(k.kernelName, 'cpu')) tf.unregisterKernel(k.kernelName, 'cpu');
+  for (const k of [...OWN_KERNELS, ...ORT_KERNELS]) if (tf.getKernel(k.kernelName, 'cpu')) tf.unregisterKernel(k.kernelName, 'cpu');
 }

@@ -448,6 +448,22 @@ export function fusedReluDropout(x: tf.Tensor, rate: number, seed: number): tf.T
   }, [x]);
 }
 
+/**
+ * gelu_new(a) · b through `T5clsGatedGelu` where the backend has it (the cpu engine with ONNX Runtime) and the
+ * tensor is large enough to pay for the call, else undefined.
+ */
+export function fusedGatedGelu(a: tf.Tensor, b: tf.Tensor): tf.Tensor | undefined {
+  if (!tf.getKernel('T5clsGatedGelu', tf.getBackend()) || a.size < ORT_MIN_ELEMENTS.value) return undefined;
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || !tf.util.arraysEqual(a.shape, b.shape)) return undefined;
+  return withGradient(([ga, gb], save) => {
+    save([ga!, gb!]);
+    return {
+      value: run('T5clsGatedGelu', { a: ga!, b: gb! }) as tf.Tensor,
+      gradFunc: (dy, saved) => run('T5clsGatedGeluGrad', { dy, a: saved[0]!, b: saved[1]! }) as tf.Tensor[],
+    };
+  }, [a, b]);
+}
+
 /** T5LayerNorm through `T5clsRmsNorm` (gradient `T5clsRmsNormGrad`). */
 export function fusedRmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
   return withGradient(([input, w], save) => {
