@@ -106,7 +106,7 @@ export const COMMAND_PARAMS: Record<CommandName, ParamName[]> = {
   pretrain: [
     'from', 'textColumn', 'model', 'init', 'modelConfig', 'tokenizer', 'revision', 'maxSourceLength', 'noiseDensity',
     'meanNoiseSpanLength', 'epochs', 'steps', 'maxMinutes', 'batchSize', 'evalBatchSize', 'learningRate', 'lrWarmupSteps',
-    'weightDecay', 'useAdafactor', 'evalEverySteps', 'seed', 'saveWeightsPath', 'logsDir', 'runsDir', ...COMMON,
+    'weightDecay', 'useAdafactor', 'evalEverySteps', 'seed', 'saveWeightsPath', 'logsDir', 'runsDir', 'saveEverySteps', 'resume', ...COMMON,
   ],
   test: [
     'weightsName', 'weights', 'saveWeightsPath', 'dataDir', 'split', 'decode', 'prefixText', 'classesMap', 'tokenizer',

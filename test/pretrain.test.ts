@@ -4,12 +4,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readSafetensorsFile } from '../src/safetensors.js';
+import { HOLD_ENV } from '../src/train/hold.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SHARED = path.resolve(ROOT, '../shared');
@@ -18,8 +19,9 @@ const TOKENIZER = path.join(SHARED, 'models/t5-small-tokenizer');
 const TWEETEVAL = path.join(SHARED, 'data/tweeteval');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-pretrain-'));
 
-const cli = (args: string[]) => {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: work, encoding: 'utf-8', stdio: ['ignore', 'pipe', 'pipe'] });
+const cli = (args: string[], cwd = work) => {
+  fs.mkdirSync(cwd, { recursive: true });
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf-8', stdio: ['ignore', 'pipe', 'pipe'] });
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 };
 
@@ -64,4 +66,71 @@ test('pretrain refuses missing sources and too little text in one line', { timeo
   const few = cli(['pretrain', '--from', small, '--init', 'random', '--model-config', 'tiny', '--tokenizer', TOKENIZER, '--max-source-length', '64']);
   assert.equal(few.code, 2, few.out);
   assert.match(few.out, /too little text: \d+ tokens in 2 texts make 0 training and 0 held-out sequences of 70 tokens \(--max-source-length 64\)/);
+});
+
+test('pretrain resumes exactly: SIGTERM at step 8 saves the state, exits 143, and --resume ends with the uninterrupted weights', { timeout: 240_000 }, async () => {
+  const text = path.join(work, 'resume.txt');
+  fs.writeFileSync(text, fs.readFileSync(path.join(TWEETEVAL, 'irony/train_text.txt'), 'utf-8').split('\n').slice(0, 300).join('\n'));
+  const args = [
+    'pretrain', '--from', text, '--init', 'random', '--model-config', 'tiny', '--tokenizer', TOKENIZER, '--max-source-length', '32',
+    '--batch-size', '32', '--epochs', '2', '--eval-every-steps', '5', '--save-every-steps', '3', '--learning-rate', '3e-3', '--seed', '9',
+  ];
+  const straight = cli(args, path.join(work, 'straight'));
+  assert.equal(straight.code, 0, straight.out);
+  const perEpoch = Number(/(\d+) steps per epoch/.exec(straight.out)![1]);
+  assert.ok(perEpoch >= 5 && perEpoch < 8, `${perEpoch} steps per epoch: step 8 should fall in epoch 2`);
+
+  const cwd = path.join(work, 'stopped');
+  fs.mkdirSync(cwd, { recursive: true });
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, [HOLD_ENV]: '8' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  while (!out.includes('holding after step 8')) await new Promise((r) => setTimeout(r, 50));
+  child.kill('SIGTERM');
+  assert.equal(await closed, 143, out);
+  assert.match(out, /stopped by SIGTERM after step 8; the model is saved in \S+ and the state in \S+snapshot-\d+\. Resume with: t5cls pretrain --resume \S+/);
+  const stateDir = path.join(cwd, 'runs', fs.readdirSync(path.join(cwd, 'runs'))[0]!, 'state');
+  const snapshot = fs.readdirSync(stateDir).filter((n) => n.startsWith('snapshot-'));
+  assert.equal(snapshot.length, 1, 'older snapshots are removed');
+  const state = JSON.parse(fs.readFileSync(path.join(stateDir, snapshot[0]!, 'state.json'), 'utf-8'));
+  assert.equal(state.reason, 'interrupt');
+  assert.deepEqual({ epoch: state.progress.epoch, nextBatch: state.progress.nextBatch, steps: state.progress.steps }, { epoch: 2, nextBatch: 8 - perEpoch, steps: 8 });
+
+  // Changing what the run learns is refused; the original command plus --resume continues it.
+  const changed = cli([...args, '--resume', '--learning-rate', '1e-3'], cwd);
+  assert.equal(changed.code, 2, changed.out);
+  assert.match(changed.out, /--learning-rate was 0\.003 in that run, not 0\.001/);
+  const resumed = cli([...args, '--resume'], cwd);
+  assert.equal(resumed.code, 0, resumed.out);
+  assert.match(resumed.out, /resuming \S+ from \S+: epoch 2, step 8/);
+
+  const heldOut = (o: string) => [...o.matchAll(/step (\d+): held-out loss ([\d.]+), span-token accuracy ([\d.]+)/g)].map((m) => m.slice(1).map(Number));
+  assert.deepEqual(heldOut(resumed.out), heldOut(straight.out).filter(([step]) => step! > 8));
+  assert.ok(heldOut(resumed.out).length > 0);
+  const checkpoint = (o: string) => readSafetensorsFile(path.join(/saved checkpoint (\S+) \(step \d+\)/.exec(o)![1]!, 'model.safetensors')).tensors;
+  const [want, got] = [checkpoint(straight.out), checkpoint(resumed.out)];
+  assert.deepEqual([...got.keys()], [...want.keys()]);
+  for (const [name, t] of want) assert.deepEqual(Array.from(got.get(name)!.data), Array.from(t.data), name);
+  const again = cli([...args, '--resume'], cwd);
+  assert.equal(again.code, 2, again.out);
+  assert.match(again.out, /has finished \(\d+ steps, 2 epochs\); nothing to resume/);
+});
+
+test('--max-minutes stops after the step that passes the time, evaluates, saves the checkpoint and the state', { timeout: 120_000 }, () => {
+  const cwd = path.join(work, 'minutes');
+  const r = cli(
+    ['pretrain', '--from', path.join(TWEETEVAL, 'irony'), '--init', 'random', '--model-config', 'tiny', '--tokenizer', TOKENIZER, '--max-source-length', '32',
+      '--batch-size', '16', '--epochs', '3', '--eval-every-steps', '1000', '--max-minutes', '0'],
+    cwd,
+  );
+  assert.equal(r.code, 0, r.out);
+  // Zero minutes: the first step already passes the deadline, so it is also the last.
+  assert.match(r.out, /step 1: held-out loss [\d.]+/);
+  assert.match(r.out, /saved checkpoint \S+ \(step 1\)/);
+  const stateDir = path.join(cwd, 'runs', fs.readdirSync(path.join(cwd, 'runs'))[0]!, 'state');
+  const snapshot = fs.readdirSync(stateDir).find((n) => n.startsWith('snapshot-'))!;
+  const state = JSON.parse(fs.readFileSync(path.join(stateDir, snapshot, 'state.json'), 'utf-8'));
+  assert.deepEqual({ reason: state.reason, steps: state.progress.steps, epoch: state.progress.epoch, nextBatch: state.progress.nextBatch }, { reason: 'end', steps: 1, epoch: 1, nextBatch: 1 });
 });

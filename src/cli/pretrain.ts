@@ -1,25 +1,43 @@
 /**
  * `t5cls pretrain`: continue T5's span-corruption pretraining (or start it from a random T5) on unlabeled text
- * files, then fine-tune the checkpoint it writes with `t5cls train --model <checkpoint>`.
+ * files, then fine-tune the checkpoint it writes with `t5cls train --model <checkpoint>`. With `--resume`, continue a
+ * stopped run from its saved state with the options it was started with.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ParsedParams } from './options.js';
+import type { ParamName, Params } from '../params.js';
+import { tf } from '../tf.js';
+import { T5Config } from '../model/config.js';
+import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
+import { T5Tokenizer } from '../tokenizer/index.js';
+import { loadRunState, resolveResumeTarget, runStateDir, TOKENIZER_DIR, type LoadedRunState } from '../train/state.js';
 import { initBackend } from '../engine/init.js';
 import { readTextSources } from '../data/text_sources.js';
 import { spanCorruptionLengths } from '../data/span_corruption.js';
 import { assertSafeName } from '../train/checkpoint.js';
-import { pretrainCheckpointDir, runPretraining } from '../train/pretrain.js';
+import {
+  pretrainCheckpointDir,
+  runPretraining,
+  PRETRAIN_STATE_FORMAT,
+  PRETRAIN_STATE_KEYS,
+  type PretrainOptions,
+  type PretrainStateFile,
+} from '../train/pretrain.js';
 import { UsageError } from '../errors.js';
 import { checkJobMemory } from './job_memory.js';
 import { createModel, resolveModelSource } from './model_source.js';
-import { claimRunName, sayer } from './shared.js';
+import { claimRunName, refuseChangedOptions, sayer } from './shared.js';
 
 /** Share of the texts held out for the denoising loss. */
 const HELD_OUT_SHARE = 0.05;
 
+/** Options that may differ when a run is resumed; every other one is the run's own. */
+const RESUME_OPTIONS: ParamName[] = ['resume', 'epochs', 'steps', 'maxMinutes', 'saveEverySteps', 'runsDir', 'backend', 'device', 'threads', 'quiet', 'verbose'];
+
 export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const say = sayer(p.quiet);
+  if (p.resume !== undefined) return resume(p, given, say);
   if (p.from === undefined) throw new UsageError('--from: give the text to pretrain on (text files, CSV/TSV/JSONL/JSON files or folders; repeat --from for several)');
   const sources = readTextSources([p.from].flat(), { textColumn: p.textColumn });
   const texts = sources.flatMap((s) => s.texts);
@@ -54,6 +72,8 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
       checkpointDir,
       logFile,
       tensorboardDir,
+      runTime,
+      stateDir: runStateDir(path.resolve(p.runsDir), runName),
       say,
       record: { ...p, from: [p.from].flat().map((f) => path.resolve(f)), backend: backend.name, given: [...given] },
       options: {
@@ -71,9 +91,73 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
         useAdafactor: p.useAdafactor,
         evalEverySteps: p.evalEverySteps,
         heldOutShare: HELD_OUT_SHARE,
+        saveEverySteps: p.saveEverySteps,
         seed: p.seed,
         quiet: p.quiet,
       },
+    });
+  } finally {
+    model.dispose();
+  }
+}
+
+async function resume(p: Params, given: Set<ParamName>, say: (line: string) => void): Promise<void> {
+  const target = resolveResumeTarget(p.resume!, path.resolve(p.runsDir), PRETRAIN_STATE_FORMAT);
+  const loaded = loadRunState<PretrainStateFile>(target, PRETRAIN_STATE_FORMAT, PRETRAIN_STATE_KEYS);
+  try {
+    refuseChangedOptions(p, given, loaded.state.record, RESUME_OPTIONS);
+    await resumeRun(loaded, p, given, say);
+  } finally {
+    tf.dispose([...loaded.optimizer.values()]);
+  }
+}
+
+async function resumeRun(loaded: LoadedRunState<PretrainStateFile>, p: Params, given: Set<ParamName>, say: (line: string) => void): Promise<void> {
+  const { state, snapshotDir, stateDir } = loaded;
+  const r = state.record;
+  const options: PretrainOptions = {
+    ...state.options,
+    epochs: given.has('epochs') ? p.epochs : state.options.epochs,
+    maxSteps: given.has('steps') ? p.steps : state.options.maxSteps,
+    maxMinutes: given.has('maxMinutes') ? p.maxMinutes : state.options.maxMinutes,
+    saveEverySteps: given.has('saveEverySteps') ? p.saveEverySteps : state.options.saveEverySteps,
+    quiet: p.quiet,
+  };
+  const at = state.progress;
+  if (at.steps >= (options.maxSteps ?? Infinity) || at.epoch > options.epochs) {
+    throw new UsageError(`--resume: the run ${state.run.runName} has finished (${at.steps} steps, ${at.epoch - 1} epochs); nothing to resume (pass a larger --steps or --epochs to pretrain it further)`);
+  }
+  const sources = readTextSources([r.from as string | string[]].flat(), { textColumn: r.textColumn as string | undefined });
+  const texts = sources.flatMap((s) => s.texts);
+  const config = T5Config.fromFile(path.join(snapshotDir, 'config.json'));
+  const { targetLength } = spanCorruptionLengths(options.inputLength, options);
+  const { tensorBytes } = checkJobMemory(
+    config,
+    { batchSize: options.batchSize, sourceLength: options.inputLength, targetLength, optimizer: options.useAdafactor ? 'adafactor' : 'adamw' },
+    state.run.modelName,
+  );
+  const backend = await initBackend(given.has('backend') ? p.backend : (r.backend as Params['backend']), {
+    threads: given.has('threads') ? p.threads : (r.threads as number | undefined),
+    device: given.has('device') ? p.device : (r.device as Params['device']),
+    log: say,
+    tensorBytes,
+  });
+  if (backend.name !== r.backend) say(`note: the run started on the ${String(r.backend)} backend and goes on on ${backend.name}; its numbers may differ slightly from an uninterrupted run`);
+  const tokenizer = await T5Tokenizer.fromPretrained(path.join(stateDir, TOKENIZER_DIR));
+  const model = T5ForConditionalGeneration.fromPretrained(snapshotDir);
+  say(`resuming ${state.run.runName} from ${snapshotDir}: epoch ${at.epoch}, step ${at.steps}; backend ${backend.name}`);
+  say(`log: ${state.run.logFile}`);
+  try {
+    await runPretraining({
+      model,
+      tokenizer,
+      texts,
+      options,
+      ...state.run,
+      stateDir,
+      resume: loaded,
+      record: { ...r, epochs: options.epochs, steps: options.maxSteps, maxMinutes: options.maxMinutes, saveEverySteps: options.saveEverySteps },
+      say,
     });
   } finally {
     model.dispose();

@@ -7,7 +7,7 @@ import { longestRow, type Example } from '../data/batches.js';
 import { T5clsError, UsageError } from '../errors.js';
 import { assertSafeName, findLatestBestCheckpoint, readCheckpointMeta, type CheckpointMeta } from '../train/checkpoint.js';
 import { Progress } from '../progress.js';
-import type { Params } from '../params.js';
+import { kebab, type ParamName, type Params } from '../params.js';
 import { T5Config } from '../model/config.js';
 import { checkJobMemory } from './job_memory.js';
 
@@ -132,4 +132,29 @@ export function inferenceTensorBytes(checkpointDir: string, batchSize: number, i
   const config = T5Config.fromFile(path.join(checkpointDir, 'config.json'));
   const job = { batchSize: Math.min(batchSize, Math.max(1, inputs.length)), sourceLength: longestRow(inputs), targetLength: longestRow(targets) };
   return checkJobMemory(config, job, path.basename(checkpointDir)).tensorBytes;
+}
+
+/** Options whose values are paths: the same file however the command spelled it. */
+const PATH_OPTIONS: ReadonlySet<ParamName> = new Set(['dataDir', 'classesMap', 'saveWeightsPath', 'logsDir', 'tokenizer', 'from']);
+
+function sameOptionValue(name: ParamName, now: unknown, recorded: unknown): boolean {
+  if (PATH_OPTIONS.has(name)) {
+    // A repeatable path option (--from) given once is the list of that one path.
+    const resolve = (v: unknown) => (Array.isArray(v) || name === 'from' ? [v].flat().map((x) => (typeof x === 'string' ? path.resolve(x) : x)) : typeof v === 'string' ? path.resolve(v) : v);
+    return JSON.stringify(resolve(now)) === JSON.stringify(resolve(recorded));
+  }
+  return JSON.stringify(now) === JSON.stringify(recorded);
+}
+
+/**
+ * `--resume` continues a run with the options it was started with: the command that started it, with --resume
+ * added, is accepted, and so are changes to `mayChange`; any other option given with another value is refused.
+ */
+export function refuseChangedOptions(p: Params, given: Set<ParamName>, recorded: Record<string, unknown>, mayChange: readonly ParamName[]): void {
+  const changed = [...given].filter((name) => !mayChange.includes(name) && !sameOptionValue(name, p[name], recorded[name]));
+  if (changed.length === 0) return;
+  const show = (v: unknown) => (v === undefined ? 'not set' : JSON.stringify(v));
+  throw new UsageError(
+    `--resume continues a run with the options it was started with; ${changed.map((n) => `--${kebab(n)} was ${show(recorded[n])} in that run, not ${show(p[n])}`).join('; ')} (options that may change: ${mayChange.filter((n) => n !== 'resume').map((n) => `--${kebab(n)}`).join(', ')})`,
+  );
 }

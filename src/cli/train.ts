@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeRunReport } from '../report/index.js';
 import type { ParsedParams } from './options.js';
-import { kebab, type ParamName, type Params } from '../params.js';
+import type { ParamName, Params } from '../params.js';
 import type { T5Config } from '../model/config.js';
 import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import { T5Tokenizer } from '../tokenizer/index.js';
@@ -19,7 +19,7 @@ import { encodeClassNames, encodeExamples, longestRow, type Example } from '../d
 import { estimateMemory } from '../model/memory_estimate.js';
 import { checkJobMemory } from './job_memory.js';
 import { loadSplits, resolveDataDir } from './shared.js';
-import { claimRunName, sayer } from './shared.js';
+import { claimRunName, refuseChangedOptions, sayer } from './shared.js';
 import { createModel, resolveModelSource } from './model_source.js';
 import { assertSafeName } from '../train/checkpoint.js';
 
@@ -127,26 +127,10 @@ async function trainAndReport(job: TrainJob, say: (line: string) => void): Promi
   }
 }
 
-/** Options naming files or folders: the same place given another way (relative, absolute) is the same value. */
-const PATH_OPTIONS: ReadonlySet<ParamName> = new Set(['dataDir', 'classesMap', 'saveWeightsPath', 'logsDir', 'tokenizer']);
-
-function sameOptionValue(name: ParamName, now: unknown, recorded: unknown): boolean {
-  if (PATH_OPTIONS.has(name) && typeof now === 'string' && typeof recorded === 'string') return path.resolve(now) === path.resolve(recorded);
-  return JSON.stringify(now) === JSON.stringify(recorded);
-}
-
 async function resume(p: Params, given: Set<ParamName>, say: (line: string) => void): Promise<void> {
   const loaded = loadTrainState(resolveResumeTarget(p.resume!, path.resolve(p.runsDir)));
   try {
-    // The command that started the run, with --resume added, is accepted: only values that differ are refused.
-    const recorded = loaded.state.record as Record<string, unknown>;
-    const changed = [...given].filter((name) => !RESUME_OPTIONS.includes(name) && !sameOptionValue(name, p[name], recorded[name]));
-    if (changed.length) {
-      const show = (v: unknown) => (v === undefined ? 'not set' : JSON.stringify(v));
-      throw new UsageError(
-        `--resume continues a run with the options it was started with; ${changed.map((n) => `--${kebab(n)} was ${show(recorded[n])} in that run, not ${show(p[n])}`).join('; ')} (options that may change: ${RESUME_OPTIONS.filter((n) => n !== 'resume').map((n) => `--${kebab(n)}`).join(', ')})`,
-      );
-    }
+    refuseChangedOptions(p, given, loaded.state.record, RESUME_OPTIONS);
     await resumeRun(loaded, p, given, say);
   } finally {
     tf.dispose([...loaded.optimizer.values()]);

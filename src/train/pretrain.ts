@@ -2,8 +2,11 @@
  * Continued pretraining on unlabeled text with T5's span-corruption objective (src/data/span_corruption.ts): one
  * visible loop of corrupt → forward → backward → optimizer step, a held-out denoising loss and span-token accuracy
  * every N steps, and an HF-layout checkpoint at the end (or when stopped by Ctrl-C / SIGTERM) that `train --model`
- * loads.
+ * loads. A resumable state (train/state.ts, in the run's folder) is written every `saveEverySteps` steps, after
+ * each epoch and when stopped; a resumed run continues exactly as if it had never stopped.
  */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../tf.js';
 import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
@@ -19,11 +22,13 @@ import {
 import { chunk } from '../data/batches.js';
 import { Progress } from '../progress.js';
 import { T5clsError, UsageError } from '../errors.js';
-import { randomPermutation, Rng } from './sampler.js';
+import { randomPermutation, Rng, type RngState } from './sampler.js';
+import { removePartials, restoreOptimizerState, saveRunState, saveRunTokenizer, type LoadedRunState, type RunStateBase } from './state.js';
+import { holdAtStep, stepHoldFromEnv } from './hold.js';
 import { RunLog } from './run_log.js';
 import { SummaryWriter } from './tensorboard.js';
 import { saveCheckpoint } from './checkpoint.js';
-import { globalNorm, makeOptimizer, scheduledLr, TrainingInterrupted, watchStopSignals } from './trainer.js';
+import { globalNorm, makeOptimizer, scheduledLr, shellQuote, TrainingInterrupted, watchStopSignals } from './trainer.js';
 import type { TrainOptions } from './types.js';
 
 /** The training options pretraining shares with `train`, plus its own. */
@@ -37,6 +42,37 @@ export interface PretrainOptions
   evalEverySteps: number;
   /** Share of the texts held out for evaluation (at least one sequence's worth). */
   heldOutShare: number;
+  /** Also write the resumable state every N optimizer steps (it is always written after each epoch and when stopped). */
+  saveEverySteps?: number;
+}
+
+export const PRETRAIN_STATE_FORMAT = 't5cls-pretrain-state';
+export const PRETRAIN_STATE_KEYS = ['run', 'record', 'options', 'textsFingerprint', 'dropout', 'optimizer', 'progress'];
+
+/** Where a pretraining run stands; enough to continue exactly. */
+export interface PretrainProgress {
+  /** The epoch in progress (its order and masking are drawn again from `rng`). */
+  epoch: number;
+  /** Batches of that epoch already trained on. */
+  nextBatch: number;
+  /** Optimizer steps done in the whole run. */
+  steps: number;
+  /** The generator as it was when the epoch in progress drew its order and masking. */
+  rng: RngState;
+  heldOut?: HeldOutMetrics;
+}
+
+export interface PretrainStateFile extends RunStateBase {
+  format: typeof PRETRAIN_STATE_FORMAT;
+  reason: 'steps' | 'epoch' | 'interrupt' | 'end';
+  run: { runName: string; modelName: string; runTime: string; checkpointDir: string; logFile: string; tensorboardDir: string };
+  /** Every option of the command, as logged. */
+  record: Record<string, unknown>;
+  options: PretrainOptions;
+  /** sha256 of the texts, so a resumed run can tell that its text changed. */
+  textsFingerprint: string;
+  dropout: { seed: number; counter: number };
+  progress: PretrainProgress;
 }
 
 export interface PretrainJob {
@@ -50,7 +86,19 @@ export interface PretrainJob {
   logFile: string;
   tensorboardDir: string;
   record: Record<string, unknown>;
+  runTime: string;
+  /** Where the resumable state goes (`<runs-dir>/<run>/state`). */
+  stateDir: string;
+  /** The state to continue from. */
+  resume?: LoadedRunState<PretrainStateFile>;
   say: (line: string) => void;
+}
+
+export function textsFingerprint(texts: string[]): string {
+  const h = createHash('sha256');
+  h.update(`${texts.length}\n`);
+  for (const t of texts) h.update(`${JSON.stringify(t)}\n`);
+  return h.digest('hex');
 }
 
 export interface HeldOutMetrics {
@@ -127,6 +175,7 @@ export function evaluateDenoising(model: T5ForConditionalGeneration, examples: C
 export async function runPretraining(job: PretrainJob): Promise<PretrainResult> {
   const { model, tokenizer, options: o, say } = job;
   const { train, heldOut, rawLength, targetLength } = pretrainSequences(tokenizer, job.texts, o);
+  const fingerprint = textsFingerprint(job.texts);
   const rng = new Rng(o.seed);
   // The held-out masking is drawn once, from its own seed, so evaluations are comparable across steps.
   const heldOutExamples = corruptRows(heldOut, o, tokenizer, new Rng(o.seed + 1));
@@ -137,16 +186,54 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
   const stepsPerEpoch = Math.ceil(train.length / o.batchSize);
   const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * o.epochs);
   const deadline = o.maxMinutes !== undefined ? Date.now() + o.maxMinutes * 60_000 : Infinity;
+  const hold = stepHoldFromEnv();
+  let at: PretrainProgress = { epoch: 1, nextBatch: 0, steps: 0, rng: rng.getState() };
+  if (job.resume) {
+    const { state, snapshotDir } = job.resume;
+    if (state.textsFingerprint !== fingerprint) throw new UsageError(`--resume ${snapshotDir}: the text differs from the text the run started with (${[state.record.from].flat().join(', ')})`);
+    await restoreOptimizerState(optimizer, job.resume.optimizer, state.optimizer.order, model, snapshotDir);
+    model.dropoutSeed = state.dropout.seed;
+    model.dropoutCounter = state.dropout.counter;
+    at = state.progress;
+    removePartials(job.stateDir);
+  } else {
+    model.dropoutSeed = o.seed;
+    model.dropoutCounter = 0;
+  }
   const log = new RunLog(job.logFile);
-  const tb = new SummaryWriter(job.tensorboardDir);
+  // A resumed run logs again from the step after its saved state: TensorBoard drops what the stopped run logged there.
+  const tb = new SummaryWriter(job.tensorboardDir, job.resume ? { purgeStep: at.steps + 1 } : {});
   const stop = watchStopSignals(say);
-  log.options(job.record);
+  let lastState: string | undefined;
+  const saveState = async (reason: PretrainStateFile['reason'], progress: PretrainProgress) => {
+    await saveRunTokenizer(job.stateDir, tokenizer);
+    lastState = await saveRunState<PretrainStateFile>(
+      job.stateDir,
+      {
+        format: PRETRAIN_STATE_FORMAT,
+        version: 1,
+        savedAt: new Date().toISOString(),
+        reason,
+        run: { runName: job.runName, modelName: job.modelName, runTime: job.runTime, checkpointDir: job.checkpointDir, logFile: job.logFile, tensorboardDir: job.tensorboardDir },
+        record: job.record,
+        options: o,
+        textsFingerprint: fingerprint,
+        dropout: { seed: model.dropoutSeed, counter: model.dropoutCounter },
+        optimizer: { kind: o.useAdafactor ? 'adafactor' : 'adamw' },
+        progress,
+      },
+      model,
+      optimizer,
+    );
+  };
+  if (job.resume) log.line(`resumed from ${job.resume.snapshotDir}: epoch ${at.epoch}, step ${at.steps}`);
+  else log.options(job.record);
   say(
     `pretraining ${job.modelName}: ${train.length} sequences of ${rawLength} tokens → inputs of ${o.inputLength}, targets of ${targetLength}; ` +
       `${heldOut.length} held out; ${stepsPerEpoch} steps per epoch`,
   );
-  let steps = 0;
-  let heldOutMetrics: HeldOutMetrics | undefined;
+  let steps = at.steps;
+  let heldOutMetrics = at.heldOut;
   const evaluate = () => {
     heldOutMetrics = evaluateDenoising(model, heldOutExamples, o.evalBatchSize, isSpanToken);
     tb.addScalar('heldout/loss', heldOutMetrics.loss, steps);
@@ -157,37 +244,53 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
   };
   let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined;
   try {
-    outer: for (let epoch = 1; epoch <= o.epochs; epoch++) {
-      // A new order and a new masking every epoch.
-      const order = randomPermutation(train.length, rng);
-      const examples = corruptRows(order.map((i) => train[i]!), o, tokenizer, rng);
-      const bar = new Progress({ label: `pretrain epoch ${epoch}/${o.epochs}`, total: Math.min(stepsPerEpoch, totalSteps - steps), quiet: o.quiet });
-      for (const batch of chunk(examples, o.batchSize)) {
-        if (baseLr !== undefined) optimizer.lr = scheduledLr(baseLr, steps, o.lrWarmupSteps);
-        const t = batchTensors(batch);
-        const { value, grads } = tf.variableGrads(() => model.forward({ inputIds: t.inputIds, labels: t.labels, training: true }).loss!, params);
-        const loss = value.dataSync()[0]!;
-        const gradNorm = globalNorm(Object.values(grads));
-        if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+    if (steps < totalSteps) {
+      rng.setState(at.rng);
+      outer: for (let epoch = at.epoch; epoch <= o.epochs; epoch++) {
+        // A new order and a new masking every epoch, drawn from the generator as it stands at the epoch's start.
+        const epochRng = rng.getState();
+        const order = randomPermutation(train.length, rng);
+        const batches = chunk(corruptRows(order.map((i) => train[i]!), o, tokenizer, rng), o.batchSize);
+        const first = epoch === at.epoch ? at.nextBatch : 0;
+        const bar = new Progress({ label: `pretrain epoch ${epoch}/${o.epochs}`, total: Math.min(batches.length - first, totalSteps - steps), quiet: o.quiet });
+        for (let b = first; b < batches.length; b++) {
+          if (baseLr !== undefined) optimizer.lr = scheduledLr(baseLr, steps, o.lrWarmupSteps);
+          const t = batchTensors(batches[b]!);
+          const { value, grads } = tf.variableGrads(() => model.forward({ inputIds: t.inputIds, labels: t.labels, training: true }).loss!, params);
+          const loss = value.dataSync()[0]!;
+          const gradNorm = globalNorm(Object.values(grads));
+          if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+            tf.dispose([value, t.inputIds, t.labels, ...Object.values(grads)]);
+            const kept = lastState ? `; the last state is ${lastState}` : '; nothing of this run was saved';
+            throw new T5clsError(`pretraining stopped: the ${Number.isFinite(loss) ? 'gradient norm' : 'loss'} is ${Number.isFinite(loss) ? gradNorm : loss} at step ${steps + 1}${kept}`, 1);
+          }
+          optimizer.applyGradients(grads);
           tf.dispose([value, t.inputIds, t.labels, ...Object.values(grads)]);
-          throw new T5clsError(`pretraining stopped: the ${Number.isFinite(loss) ? 'gradient norm' : 'loss'} is ${Number.isFinite(loss) ? gradNorm : loss} at step ${steps + 1}; nothing of this run was saved`, 1);
+          steps++;
+          tb.addScalar('train/loss_step', loss, steps);
+          tb.addScalar('train/grad_norm', gradNorm, steps);
+          bar.tick(1, { loss });
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          await holdAtStep(hold, steps, () => stop.signal !== undefined, say);
+          const last = steps >= totalSteps || Date.now() >= deadline || stop.signal !== undefined;
+          if (steps % o.evalEverySteps === 0 || last) evaluate();
+          const here: PretrainProgress = { epoch, nextBatch: b + 1, steps, rng: epochRng, heldOut: heldOutMetrics };
+          if (b + 1 === batches.length) {
+            // The epoch is done: the next one starts from the generator as it is now.
+            await saveState(last ? (stop.signal ? 'interrupt' : 'end') : 'epoch', { ...here, epoch: epoch + 1, nextBatch: 0, rng: rng.getState() });
+          } else if (last) {
+            await saveState(stop.signal ? 'interrupt' : 'end', here);
+          } else if (o.saveEverySteps !== undefined && steps % o.saveEverySteps === 0) {
+            await saveState('steps', here);
+          }
+          if (stop.signal) stoppedBy = stop.signal;
+          if (last) {
+            bar.done();
+            break outer;
+          }
         }
-        optimizer.applyGradients(grads);
-        tf.dispose([value, t.inputIds, t.labels, ...Object.values(grads)]);
-        steps++;
-        tb.addScalar('train/loss_step', loss, steps);
-        tb.addScalar('train/grad_norm', gradNorm, steps);
-        bar.tick(1, { loss });
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        const last = steps >= totalSteps || Date.now() >= deadline || stop.signal !== undefined;
-        if (steps % o.evalEverySteps === 0 || last) evaluate();
-        if (stop.signal) stoppedBy = stop.signal;
-        if (last) {
-          bar.done();
-          break outer;
-        }
+        bar.done();
       }
-      bar.done();
     }
     const meta = {
       format: 't5cls-checkpoint' as const,
@@ -203,11 +306,20 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
       metrics: (heldOutMetrics ? { heldout_loss: heldOutMetrics.loss, heldout_token_accuracy: heldOutMetrics.tokenAccuracy } : {}) as Record<string, number>,
       createdAt: new Date().toISOString(),
     };
-    await saveCheckpoint(job.checkpointDir, model, tokenizer, meta);
-    log.line(`saved checkpoint ${job.checkpointDir} after step ${steps}`);
-    say(`saved checkpoint ${job.checkpointDir} (step ${steps}); fine-tune it with: t5cls train --model ${job.checkpointDir}`);
-    if (stoppedBy) throw new TrainingInterrupted(stoppedBy, job.checkpointDir, `stopped by ${stoppedBy} after step ${steps}; the model is saved in ${job.checkpointDir}`);
-    return { steps, checkpoint: job.checkpointDir, heldOut: heldOutMetrics };
+    // The finished run's model takes the run's checkpoint name; a stopped run's (and one a later session of the run
+    // finishes, when that name is taken) carries its step, so that no checkpoint is ever overwritten.
+    const finished = stoppedBy === undefined && steps >= totalSteps;
+    const atStep = `${job.checkpointDir}-step${steps}`;
+    const checkpoint = finished && !fs.existsSync(job.checkpointDir) ? job.checkpointDir : atStep;
+    await saveCheckpoint(checkpoint, model, tokenizer, meta);
+    log.line(`saved checkpoint ${checkpoint} after step ${steps}`);
+    say(`saved checkpoint ${checkpoint} (step ${steps}); fine-tune it with: t5cls train --model ${checkpoint}`);
+    if (stoppedBy) {
+      const command = `t5cls pretrain --resume ${shellQuote(job.stateDir)}`;
+      log.line(`stopped by ${stoppedBy} after step ${steps}; resume with: ${command}`);
+      throw new TrainingInterrupted(stoppedBy, checkpoint, `stopped by ${stoppedBy} after step ${steps}; the model is saved in ${checkpoint} and the state in ${lastState}. Resume with: ${command}`);
+    }
+    return { steps, checkpoint, heldOut: heldOutMetrics };
   } finally {
     stop.dispose();
     tb.close();

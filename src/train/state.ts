@@ -96,18 +96,35 @@ export interface TrainStateFile {
 /** What the trainer hands to `saveTrainState`: the file less what is filled in when writing. */
 export type TrainStateToSave = Omit<TrainStateFile, 'seq' | 'optimizer'> & { optimizer: { kind: TrainStateFile['optimizer']['kind'] } };
 
+/** What every kind of run state has (train's, pretrain's): a format, and the fields the snapshot writer fills in. */
+export interface RunStateBase {
+  format: string;
+  version: 1;
+  seq: number;
+  savedAt: string;
+  optimizer: { kind: 'adamw' | 'adafactor'; order: string[] };
+}
+
+/** A run state to write: the file less the fields `saveRunState` fills in. */
+export type RunStateToSave<S extends RunStateBase> = Omit<S, 'seq' | 'optimizer'> & { optimizer: { kind: S['optimizer']['kind'] } };
+
 export interface NamedTensor {
   name: string;
   tensor: tf.Tensor;
 }
 
-export interface LoadedTrainState {
-  state: TrainStateFile;
+export interface LoadedRunState<S extends RunStateBase> {
+  state: S;
   stateDir: string;
   snapshotDir: string;
   /** Optimizer state keyed `<HF parameter name>/<slot>` and `iter`; the caller disposes the tensors. */
   optimizer: Map<string, tf.Tensor>;
 }
+
+export type LoadedTrainState = LoadedRunState<TrainStateFile>;
+
+export const TRAIN_STATE_FORMAT = 't5cls-train-state';
+const TRAIN_STATE_KEYS = ['run', 'record', 'options', 'classNames', 'rng', 'dropout', 'optimizer', 'progress'];
 
 export function runStateDir(runsDir: string, runName: string): string {
   return path.join(runsDir, runName, STATE_DIR);
@@ -196,9 +213,14 @@ export function removePartials(stateDir: string): void {
  * here. On failure nothing but the temp folder is touched (and that is removed), and the error says what failed.
  * Returns the snapshot folder.
  */
-export async function saveTrainState(
+export function saveTrainState(stateDir: string, state: TrainStateToSave, model: T5ForConditionalGeneration, optimizer: tf.Optimizer): Promise<string> {
+  return saveRunState<TrainStateFile>(stateDir, state, model, optimizer);
+}
+
+/** `saveTrainState` for any kind of run state (see RunStateBase). */
+export async function saveRunState<S extends RunStateBase>(
   stateDir: string,
-  state: TrainStateToSave,
+  state: RunStateToSave<S>,
   model: T5ForConditionalGeneration,
   optimizer: tf.Optimizer,
 ): Promise<string> {
@@ -227,7 +249,7 @@ export async function saveTrainState(
     }
     model.savePretrained(tmp);
     saveSafetensors(path.join(tmp, OPTIMIZER_FILE), tensors, { format: 't5cls-optimizer', optimizer: state.optimizer.kind });
-    const file: TrainStateFile = { ...state, seq, optimizer: { kind: state.optimizer.kind, order } };
+    const file = { ...state, seq, optimizer: { kind: state.optimizer.kind, order } };
     writeJsonAtomic(path.join(tmp, STATE_FILE), file);
     fs.renameSync(tmp, dir);
     fsyncDir(stateDir);
@@ -245,6 +267,11 @@ export async function saveTrainState(
 
 /** Reads a snapshot folder, or the newest complete snapshot of a run folder. */
 export function loadTrainState(target: string): LoadedTrainState {
+  return loadRunState<TrainStateFile>(target, TRAIN_STATE_FORMAT, TRAIN_STATE_KEYS);
+}
+
+/** `loadTrainState` for any kind of run state: `format` is the one expected, `keys` the fields it must have. */
+export function loadRunState<S extends RunStateBase>(target: string, format: string, keys: readonly string[]): LoadedRunState<S> {
   let snapshotDir = target;
   if (!fs.existsSync(path.join(target, STATE_FILE))) {
     const newest = listSnapshots(target)[0];
@@ -252,16 +279,17 @@ export function loadTrainState(target: string): LoadedTrainState {
     snapshotDir = newest.dir;
   }
   const file = path.join(snapshotDir, STATE_FILE);
-  let state: TrainStateFile;
+  let state: S;
   try {
-    state = JSON.parse(fs.readFileSync(file, 'utf-8')) as TrainStateFile;
+    state = JSON.parse(fs.readFileSync(file, 'utf-8')) as S;
   } catch (e) {
     throw new FormatError(`${file}: cannot read the training state (${errorText(e)})`);
   }
-  if (state?.format !== 't5cls-train-state') throw new FormatError(`${file}: "format" is ${JSON.stringify(state?.format)}, expected "t5cls-train-state"`);
+  if (state?.format !== format) throw new FormatError(`${file}: "format" is ${JSON.stringify(state?.format)}, expected "${format}"`);
   if (state.version !== 1) throw new FormatError(`${file}: "version" is ${JSON.stringify(state.version)}, expected 1`);
-  for (const key of ['run', 'record', 'options', 'classNames', 'rng', 'dropout', 'optimizer', 'progress'] as const) {
-    if (state[key] === undefined || state[key] === null) throw new FormatError(`${file}: "${key}" is missing`);
+  for (const key of keys) {
+    const value = (state as unknown as Record<string, unknown>)[key];
+    if (value === undefined || value === null) throw new FormatError(`${file}: "${key}" is missing`);
   }
   const optimizer = new Map<string, tf.Tensor>();
   for (const [name, t] of readSafetensorsFile(path.join(snapshotDir, OPTIMIZER_FILE)).tensors) {
@@ -304,8 +332,8 @@ export async function restoreOptimizerState(
   await optimizer.setWeights(weights);
 }
 
-/** The state folder of the run under `runsDir` whose newest state was saved last. */
-export function findLatestRunState(runsDir: string): string | undefined {
+/** The state folder of the run under `runsDir` (of states in `format`) whose newest state was saved last. */
+export function findLatestRunState(runsDir: string, format = TRAIN_STATE_FORMAT): string | undefined {
   if (!fs.existsSync(runsDir)) return undefined;
   let best: { dir: string; savedAt: string } | undefined;
   for (const entry of fs.readdirSync(runsDir, { withFileTypes: true })) {
@@ -315,7 +343,9 @@ export function findLatestRunState(runsDir: string): string | undefined {
     if (!newest) continue;
     let savedAt = '';
     try {
-      savedAt = String((JSON.parse(fs.readFileSync(path.join(newest.dir, STATE_FILE), 'utf-8')) as TrainStateFile).savedAt ?? '');
+      const file = JSON.parse(fs.readFileSync(path.join(newest.dir, STATE_FILE), 'utf-8')) as RunStateBase;
+      if (file.format !== format) continue;
+      savedAt = String(file.savedAt ?? '');
     } catch {
       continue;
     }
@@ -328,10 +358,10 @@ export function findLatestRunState(runsDir: string): string | undefined {
  * What `--resume` names, as a folder `loadTrainState` reads: true or "latest" = the newest run under `runsDir`;
  * otherwise a run folder (`<runs-dir>/<run>`), its `state` folder, a snapshot folder, or a run name under `runsDir`.
  */
-export function resolveResumeTarget(resume: true | string, runsDir: string): string {
+export function resolveResumeTarget(resume: true | string, runsDir: string, format = TRAIN_STATE_FORMAT): string {
   if (resume === true || resume === 'latest') {
-    const found = findLatestRunState(runsDir);
-    if (!found) throw new UsageError(`--resume: no saved training state under ${runsDir}; pass the run's folder`);
+    const found = findLatestRunState(runsDir, format);
+    if (!found) throw new UsageError(`--resume: no saved ${format === TRAIN_STATE_FORMAT ? 'training' : 'pretraining'} state under ${runsDir}; pass the run's folder`);
     return found;
   }
   const asPath = path.resolve(resume);
