@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { writeRunReport } from '../report/index.js';
 import type { ParsedParams } from './options.js';
 import type { ParamName, Params } from '../params.js';
-import type { T5Config } from '../model/config.js';
+import { T5Config } from '../model/config.js';
 import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import { T5Tokenizer } from '../tokenizer/index.js';
 import { runTraining, type TrainJob, type TrainOptions } from '../train/trainer.js';
@@ -153,16 +153,20 @@ async function resumeRun(loaded: LoadedTrainState, p: Params, given: Set<ParamNa
     );
   }
   const r = state.record;
-  const backend = await initBackend(given.has('backend') ? p.backend : (r.backend as Params['backend']), {
-    threads: given.has('threads') ? p.threads : (r.threads as number | undefined),
-    device: given.has('device') ? p.device : (r.device as Params['device']),
-    log: say,
-  });
-  if (backend.name !== r.backend) say(`note: the run started on the ${String(r.backend)} backend and goes on on ${backend.name}; its numbers may differ slightly from an uninterrupted run`);
   const { splits } = loadSplits(String(r.dataDir), Object.fromEntries(state.classNames.map((n, i) => [n, i])), ['train', 'validation']);
   const train = typeof r.maxTrainExamples === 'number' ? splits.train.slice(0, r.maxTrainExamples) : splits.train;
   const validation = typeof r.maxEvalExamples === 'number' ? splits.validation.slice(0, r.maxEvalExamples) : splits.validation;
   const tokenizer = await T5Tokenizer.fromPretrained(path.join(stateDir, TOKENIZER_DIR));
+  // As when the run started: the job's size decides the engine (a t5-large run must not land on the wasm heap).
+  const config = T5Config.fromFile(path.join(snapshotDir, 'config.json'));
+  const tensorBytes = trainingTensorBytes(config, state.run.modelName, r as unknown as Params, tokenizer, train, state.classNames);
+  const backend = await initBackend(given.has('backend') ? p.backend : (r.backend as Params['backend']), {
+    threads: given.has('threads') ? p.threads : (r.threads as number | undefined),
+    device: given.has('device') ? p.device : (r.device as Params['device']),
+    log: say,
+    tensorBytes,
+  });
+  if (backend.name !== r.backend) say(`note: the run started on the ${String(r.backend)} backend and goes on on ${backend.name}; its numbers may differ slightly from an uninterrupted run`);
   const model = T5ForConditionalGeneration.fromPretrained(snapshotDir);
   const record = { ...r, epochs: options.epochs, saveEverySteps: options.saveEverySteps };
   say(`resuming ${state.run.runName} from ${snapshotDir}: epoch ${at.epoch}, step ${at.steps}; backend ${backend.name}`);
