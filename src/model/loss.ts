@@ -1,8 +1,7 @@
 import { tf } from '../tf.js';
-import { fusedAvailable, fusedLogProbsAt, fusedTokenNll } from '../engine/kernels/fused.js';
+import { fusedAvailable, fusedLogProbsAt, fusedTokenNll, IGNORE_INDEX } from '../engine/kernels/fused.js';
 
-/** Label id that does not count in the loss (torch CrossEntropyLoss's default ignore_index). */
-export const IGNORE_INDEX = -100;
+export { IGNORE_INDEX };
 
 /**
  * Negative log-likelihood of each label token: logsumexp(logits) - logits[label], 0 where the label is -100.

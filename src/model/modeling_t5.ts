@@ -9,7 +9,7 @@ import { tf } from '../tf.js';
 import { T5Config } from './config.js';
 import { parameterShapes } from './parameters.js';
 import { activation, causalMask, dropout, gatedActivation, linear, reluDropout, paddingMask, relativeBuckets, rmsNorm, treeAttention } from './layers.js';
-import { sequenceCrossEntropy } from './loss.js';
+import { IGNORE_INDEX, sequenceCrossEntropy } from './loss.js';
 import { decoderGraph, encoderGraph, type NativeGraph } from './native_graphs.js';
 import { nativeGraphAvailable, runNativeGraph, withNativeGraphFallback } from '../engine/ort/graph_kernel.js';
 import { loadCheckpointTensors, resolveStateDict } from './weights.js';
@@ -477,6 +477,6 @@ export function shiftRight(labels: tf.Tensor, startId: number, padId: number): t
     const [b, l] = labels.shape;
     const start = tf.fill([b, 1], startId, 'int32');
     const shifted = tf.concat([start, tf.slice(labels, [0, 0], [b, l - 1])], 1);
-    return tf.where(tf.equal(shifted, -100), tf.fill(shifted.shape, padId, 'int32'), shifted);
+    return tf.where(tf.equal(shifted, IGNORE_INDEX), tf.fill(shifted.shape, padId, 'int32'), shifted);
   });
 }

@@ -32,6 +32,7 @@ import {
 import { T5clsError, UsageError } from '../errors.js';
 import type { EpochResult, TrainOptions } from './types.js';
 import { holdAtStep, stepHoldFromEnv } from './hold.js';
+import { IGNORE_INDEX } from '../model/loss.js';
 
 export type { EpochResult, TrainOptions } from './types.js';
 
@@ -376,7 +377,7 @@ export function shellQuote(s: string): string {
  */
 export function sequenceExactMatches(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
   return tf.tidy(() => {
-    const valid = tf.notEqual(labels, -100);
+    const valid = tf.notEqual(labels, IGNORE_INDEX);
     const hit = tf.logicalOr(tf.logicalNot(valid), tf.equal(tf.cast(tf.argMax(logits, -1), 'int32'), labels));
     return tf.sum(tf.cast(tf.all(hit, -1), 'float32')) as tf.Scalar;
   });

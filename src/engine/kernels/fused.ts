@@ -35,8 +35,8 @@ export const FUSED_KERNELS = [
   'T5clsLogProbsAt',
 ] as const;
 
-/** Label id that does not count (torch's ignore_index). */
-const IGNORE = -100;
+/** Label id that does not count in the loss (torch CrossEntropyLoss's default ignore_index). */
+export const IGNORE_INDEX = -100;
 
 // Row kernels for the wasm heap (rows of a multiple of 4 elements); see wasm/simd.ts.
 
@@ -289,7 +289,7 @@ const tokenNllKernel: KernelFunc = ({ inputs, backend }) => {
   const lse = rowLogSumExp(backend, lv, vocab, storage.read(sums) as Float32Array);
   for (let r = 0; r < ov.length; r++) {
     const label = labelAt(ids, r);
-    if (label === IGNORE) {
+    if (label === IGNORE_INDEX) {
       ov[r] = 0;
       continue;
     }
@@ -340,7 +340,7 @@ const tokenNllGradKernel: KernelFunc = ({ inputs, backend }) => {
     const base = r * vocab;
     const label = labelAt(ids, r);
     const g = dyv[r]!;
-    if (label === IGNORE || g === 0) {
+    if (label === IGNORE_INDEX || g === 0) {
       ov.fill(0, base, base + vocab);
       continue;
     }
