@@ -385,3 +385,20 @@ test('CLI help shows rank as predict\'s default decoding and the positional text
   assert.match(decode.replace(/\s+/g, ' '), /\(default: "rank"\)/);
   assert.match(r.stdout, /--format <value>/);
 });
+
+test('a checkpoint that cannot be written is a runtime error (exit code 1), named, with no temp folder left', async () => {
+  const model = T5ForConditionalGeneration.fromPretrained(ckpt);
+  const tokenizer = await T5Tokenizer.fromPretrained(ckpt);
+  const blocked = path.join(work, 'not-a-folder');
+  fs.writeFileSync(blocked, 'a file where the weights folder should be');
+  try {
+    await assert.rejects(saveCheckpoint(path.join(blocked, 'tiny-epoch1'), model, tokenizer, meta('tiny', '2030-01-03T00:00:00.000Z')), (e: Error & { exitCode?: number }) => {
+      assert.equal(e.exitCode, 1);
+      assert.match(e.message, /^could not save the checkpoint \S+tiny-epoch1: .*; earlier checkpoints are intact$/);
+      return true;
+    });
+    assert.deepEqual(fs.readdirSync(work).filter((n) => n.includes('partial')), []);
+  } finally {
+    model.dispose();
+  }
+});

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeJsonAtomic } from '../fsutil.js';
-import { FormatError, UsageError } from '../errors.js';
+import { FormatError, T5clsError, UsageError } from '../errors.js';
 import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 
 export const CHECKPOINT_META = 't5cls.json';
@@ -38,17 +38,21 @@ export async function saveCheckpoint(
 ): Promise<void> {
   if (fs.existsSync(dir)) throw new UsageError(`${dir} already exists; a checkpoint is never overwritten`);
   const parent = path.dirname(dir);
-  fs.mkdirSync(parent, { recursive: true });
   const tmp = path.join(parent, `.${path.basename(dir)}.partial-${process.pid}`);
-  fs.rmSync(tmp, { recursive: true, force: true });
   try {
+    fs.mkdirSync(parent, { recursive: true });
+    fs.rmSync(tmp, { recursive: true, force: true });
     model.savePretrained(tmp);
     await tokenizer.savePretrained(tmp);
     writeJsonAtomic(path.join(tmp, CHECKPOINT_META), meta);
     fs.renameSync(tmp, dir);
   } catch (e) {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw new UsageError(`could not save the checkpoint ${dir}: ${(e as Error).message}; earlier checkpoints are intact`, { cause: e });
+    try {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    } catch {
+      // Nothing was created there (the parent is not a folder), or it cannot be removed either: report the first error.
+    }
+    throw new T5clsError(`could not save the checkpoint ${dir}: ${(e as Error).message}; earlier checkpoints are intact`, 1, { cause: e });
   }
 }
 
