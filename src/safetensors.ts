@@ -78,7 +78,7 @@ export function parseHeader(readAt: (offset: number, length: number) => Uint8Arr
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
       fail(`${at} has invalid data_offsets ${JSON.stringify(offsets)}`);
     }
-    const [begin, end] = offsets as number[];
+    const [begin, end] = offsets as [number, number];
     if (begin > end || end > dataLen) fail(`${at} has data_offsets [${begin}, ${end}] outside the data section of ${dataLen} bytes; the file may be truncated`);
     let elements = 1;
     for (const d of shape as number[]) elements *= d;
@@ -88,7 +88,8 @@ export function parseHeader(readAt: (offset: number, length: number) => Uint8Arr
   }
   const sorted = [...entries.entries()].filter(([, e]) => e.end > e.begin).sort((a, b) => a[1].begin - b[1].begin);
   for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i][1].begin < sorted[i - 1][1].end) fail(`tensors "${sorted[i - 1][0]}" and "${sorted[i][0]}" overlap`);
+    const [[previous, before], [name, entry]] = [sorted[i - 1]!, sorted[i]!];
+    if (entry.begin < before.end) fail(`tensors "${previous}" and "${name}" overlap`);
   }
   return { entries, metadata, dataStart };
 }

@@ -193,15 +193,15 @@ export function trainingCheck(): { ok: boolean; losses: number[]; ms: number; er
     for (let step = 0; step < 3; step++) {
       const { value, grads } = tf.variableGrads(() => model!.forward({ inputIds, attentionMask, labels, training: true }).loss!, params);
       opt.applyGradients(grads);
-      losses.push(value.dataSync()[0]);
+      losses.push(value.dataSync()[0]!);
       tf.dispose([value, ...Object.values(grads)]);
     }
     const ms = performance.now() - t0;
     if (!losses.every(Number.isFinite)) return { ok: false, losses, ms, error: `the loss is not finite (${losses.join(', ')})` };
-    if (!(losses[2] < losses[0])) return { ok: false, losses, ms, error: `the loss does not go down (${losses.map((l) => l.toFixed(4)).join(' → ')})` };
+    if (!(losses[2]! < losses[0]!)) return { ok: false, losses, ms, error: `the loss does not go down (${losses.map((l) => l.toFixed(4)).join(' → ')})` };
     return { ok: true, losses, ms, error: null };
   } catch (e) {
-    return { ok: false, losses, ms: performance.now() - t0, error: (e as Error).message.split('\n')[0] };
+    return { ok: false, losses, ms: performance.now() - t0, error: (e as Error).message.split('\n')[0] ?? '' };
   } finally {
     opt?.dispose();
     model?.dispose();
@@ -255,9 +255,9 @@ function probeGpuPackage(dir: string): Promise<ProbeResult> {
 /** Library names in a loader error or in TensorFlow's "Could not load dynamic library" log lines. */
 export function missingLibraries(text: string): string[] {
   const found = new Set<string>();
-  for (const m of text.matchAll(/Could not load dynamic library '([^']+)'/g)) found.add(m[1]);
-  for (const m of text.matchAll(/([\w.+-]+\.(?:so(?:\.[\w]+)*|dylib|dll)): cannot open shared object file/g)) found.add(m[1]);
-  for (const m of text.matchAll(/missing shared library ([\w.+-]+)/g)) found.add(m[1]);
+  for (const m of text.matchAll(/Could not load dynamic library '([^']+)'/g)) found.add(m[1]!);
+  for (const m of text.matchAll(/([\w.+-]+\.(?:so(?:\.[\w]+)*|dylib|dll)): cannot open shared object file/g)) found.add(m[1]!);
+  for (const m of text.matchAll(/missing shared library ([\w.+-]+)/g)) found.add(m[1]!);
   return [...found];
 }
 
@@ -275,7 +275,7 @@ export function libraryAdvice(lib: string): string {
 /** The driver version in /proc/driver/nvidia/version's first line (proprietary or open kernel module). */
 export function parseNvidiaDriverVersion(text: string): string {
   const m = /Kernel Module\s+(?:for \S+\s+)?(\d+(?:\.\d+)+)/.exec(text);
-  return m ? m[1] : text.split('\n')[0].trim();
+  return m ? m[1]! : (text.split('\n')[0] ?? '').trim();
 }
 
 function nvidiaDriver(): string | null {

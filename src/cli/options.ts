@@ -85,7 +85,8 @@ export function resolveParams(cmd: Command, command: CommandName): ParsedParams 
     return { params: parseParams(command, raw), given };
   } catch (e) {
     if (e instanceof z.ZodError) {
-      const issue = e.issues[0];
+      // A ZodError holds at least one issue.
+      const issue = e.issues[0]!;
       const name = String(issue.path[0] ?? '');
       const value = raw[name];
       throw new UsageError(`${name ? `--${kebab(name)}` : 'options'}: ${describeIssue(issue)}${value !== undefined ? ` (got ${JSON.stringify(value)})` : ''}`);

@@ -193,7 +193,7 @@ export function formatPrediction(pred: Prediction, format: OutputFormat, classNa
   }
   const width = Math.max(...classNames.map((n) => n.length));
   const label = pred.label ?? `<no class: ${JSON.stringify(pred.generated ?? '')}>`;
-  const probs = pred.probabilities ? classNames.map((n) => `${n}=${pred.probabilities![n].toFixed(4)}`).join(' ') + '  ' : '';
+  const probs = pred.probabilities ? classNames.map((n) => `${n}=${pred.probabilities![n]!.toFixed(4)}`).join(' ') + '  ' : '';
   return `${label.padEnd(width)}  ${probs}${pred.text.replace(/\s+/g, ' ').trim()}`;
 }
 

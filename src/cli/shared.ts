@@ -61,7 +61,7 @@ export function resolveDataDir(dataDir: string | undefined): string {
     : [];
   if (!candidates.length) throw new UsageError(`no processed data set under ${root}; run "t5cls load-dataset" first or pass --data-dir`);
   candidates.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
-  return candidates[0];
+  return candidates[0]!;
 }
 
 export type SplitName = 'train' | 'validation' | 'test';

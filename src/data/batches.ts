@@ -25,7 +25,7 @@ export interface EncodedExample {
 export function encodeInput(tokenizer: TokenizerLike, text: string, prefix: string, maxLength: number): number[] {
   const ids = tokenizer.encode(prefix + text);
   if (ids.length <= maxLength) return ids;
-  return [...ids.slice(0, maxLength - 1), ids[ids.length - 1]];
+  return [...ids.slice(0, maxLength - 1), ids[ids.length - 1]!];
 }
 
 export function encodeExamples(tokenizer: TokenizerLike, examples: Example[], prefix: string, maxLength: number): EncodedExample[] {
@@ -66,7 +66,7 @@ export interface TrainBatch {
 /** A training batch: inputs padded with the pad id, labels (class name + EOS) padded with -100. */
 export function trainBatch(examples: EncodedExample[], classTokens: number[][], padId: number): TrainBatch {
   const inputs = padRows(examples.map((e) => e.inputIds), padId);
-  const labels = padRows(examples.map((e) => classTokens[e.label]), IGNORE_INDEX);
+  const labels = padRows(examples.map((e) => classTokens[e.label]!), IGNORE_INDEX);
   labels.mask.dispose();
   return { inputIds: inputs.ids, attentionMask: inputs.mask, labels: labels.ids, size: examples.length };
 }
@@ -87,7 +87,7 @@ export function chunk<T>(items: T[], size: number): T[][] {
  * original order by the caller using the returned indices.
  */
 export function lengthSortedBatches(lengths: number[], batchSize: number): number[][] {
-  const order = lengths.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b] || a - b);
+  const order = lengths.map((_, i) => i).sort((a, b) => lengths[a]! - lengths[b]! || a - b);
   return chunk(order, batchSize);
 }
 
@@ -100,7 +100,7 @@ export function lengthGroupedBatches(lengths: number[], batchSize: number, rng: 
   const shuffled = order ?? rng.shuffle(lengths.map((_, i) => i));
   const batches: number[][] = [];
   for (const group of chunk(shuffled, batchSize * groupBatches)) {
-    batches.push(...chunk([...group].sort((a, b) => lengths[a] - lengths[b]), batchSize));
+    batches.push(...chunk([...group].sort((a, b) => lengths[a]! - lengths[b]!), batchSize));
   }
   return rng.shuffle(batches);
 }

@@ -36,7 +36,7 @@ export const DEFAULT_CLASSES_MAP = 'classes_map.json';
 /** `datasets/<dataset-name>-<subset>_processed`, e.g. `datasets/tweet_eval-emotion_processed` for cardiffnlp/tweet_eval. */
 export function defaultOutDir(dataset: string, subset: string): string {
   const name = dataset.split('/').filter(Boolean).pop() ?? dataset;
-  for (const [what, v] of [['data set', name], ['subset', subset]]) {
+  for (const [what, v] of [['data set', name], ['subset', subset]] as const) {
     if (!/^[\w.-]+$/.test(v) || v === '.' || v === '..') throw new UsageError(`${what} name ${JSON.stringify(v)} may only hold letters, digits, "-", "_" and "."`);
   }
   return path.join('datasets', `${name}-${subset}_processed`);

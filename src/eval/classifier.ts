@@ -120,16 +120,16 @@ export class Classifier {
       const preds = predictRank(this.model, inputs, this.classNames, this.classTokens, batchSize, opts.onProgress);
       return texts.map((text, i) => ({
         text,
-        label: this.classNames[preds.labels[i]],
-        labelId: preds.labels[i],
-        probabilities: Object.fromEntries(this.classNames.map((name, c) => [name, preds.probabilities![i][c]])),
+        label: this.classNames[preds.labels[i]!]!,
+        labelId: preds.labels[i]!,
+        probabilities: Object.fromEntries(this.classNames.map((name, c) => [name, preds.probabilities![i]![c]!])),
       }));
     }
     if (decode !== 'generate') throw new UsageError(`decode must be "rank" or "generate", got ${JSON.stringify(decode)}`);
     const preds = predictGenerate(this.model, this.tokenizer, inputs, this.classNames, this.classTokens, batchSize, opts.onProgress);
     return texts.map((text, i) => {
-      const id = preds.labels[i];
-      return { text, label: id === INVALID_PREDICTION ? null : this.classNames[id], labelId: id, generated: preds.texts[i] };
+      const id = preds.labels[i]!;
+      return { text, label: id === INVALID_PREDICTION ? null : this.classNames[id]!, labelId: id, generated: preds.texts[i]! };
     });
   }
 

@@ -42,14 +42,14 @@ export function predictGenerate(
   const texts = new Array<string>(inputs.length);
   let done = 0;
   for (const batch of lengthSortedBatches(inputs.map((r) => r.length), batchSize)) {
-    const { ids, mask } = padRows(batch.map((i) => inputs[i]), model.config.pad_token_id);
+    const { ids, mask } = padRows(batch.map((i) => inputs[i]!), model.config.pad_token_id);
     const sequences = model.generate({ inputIds: ids, attentionMask: mask, maxNewTokens });
     tf.dispose([ids, mask]);
     sequences.forEach((seq, j) => {
       const eos = seq.indexOf(model.config.eos_token_id, 1);
       const text = tokenizer.decode(seq.slice(1, eos < 0 ? undefined : eos));
-      texts[batch[j]] = text;
-      labels[batch[j]] = textToClass(text, classNames);
+      texts[batch[j]!] = text;
+      labels[batch[j]!] = textToClass(text, classNames);
     });
     done += batch.length;
     onProgress?.(done);
@@ -108,7 +108,7 @@ export function predictRank(
   for (const batch of lengthSortedBatches(inputs.map((r) => r.length), batchSize)) {
     const b = batch.length;
     const logProbs = tf.tidy(() => {
-      const { ids, mask } = padRows(batch.map((i) => inputs[i]), model.config.pad_token_id);
+      const { ids, mask } = padRows(batch.map((i) => inputs[i]!), model.config.pad_token_id);
       const { cross } = model.encodeForDecoding(ids, mask);
       const decoderInput = tf.tensor2d(Array.from({ length: b }, () => tree.tokens), [b, n], 'int32');
       const logits = model.decode(decoderInput, mask, cross, { tree: tree.parents });
@@ -134,12 +134,13 @@ export function predictRank(
         return sum;
       });
       const best = row.indexOf(Math.max(...row));
-      const max = row[best];
+      const max = row[best]!;
       const exp = row.map((s) => Math.exp(s - max));
       const total = exp.reduce((a, c) => a + c, 0);
-      labels[batch[j]] = best;
-      texts[batch[j]] = classNames[best];
-      probabilities[batch[j]] = exp.map((e) => e / total);
+      const index = batch[j]!;
+      labels[index] = best;
+      texts[index] = classNames[best]!;
+      probabilities[index] = exp.map((e) => e / total);
     }
     done += b;
     onProgress?.(done);

@@ -15,13 +15,13 @@ export function formatReport(m: ClassificationMetrics, classNames: string[], tit
     '',
     `${pad('class')}${pad('precision', 11)}${pad('recall', 9)}${pad('f1', 9)}${pad('support', 9)}`,
     ...classNames.map((n, i) => {
-      const c = m.perClass[i];
+      const c = m.perClass[i]!;
       return `${pad(n)}${pad(f(c.precision), 11)}${pad(f(c.recall), 9)}${pad(f(c.f1), 9)}${pad(String(c.support), 9)}`;
     }),
     '',
     'confusion matrix (rows: true class, columns: predicted)',
     `${pad('')}${classNames.map((n) => pad(n)).join('')}${m.invalid ? pad('invalid') : ''}`,
-    ...m.confusion.map((row, i) => `${pad(classNames[i])}${row.map((v) => pad(String(v))).join('')}`),
+    ...m.confusion.map((row, i) => `${pad(classNames[i]!)}${row.map((v) => pad(String(v))).join('')}`),
   ];
   return lines.join('\n');
 }

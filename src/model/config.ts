@@ -104,7 +104,7 @@ export class T5Config implements T5ConfigFields {
     if (typeof proj !== 'string') throw new FormatError(`${source}: field "feed_forward_proj" must be a string`);
     const parts = proj.split('-');
     const isGated = parts[0] === 'gated';
-    const act = parts[parts.length - 1];
+    const act = parts[parts.length - 1]!;
     if ((parts.length > 1 && !isGated) || parts.length > 2 || !ACTIVATIONS.has(act)) {
       throw new FormatError(
         `${source}: feed_forward_proj "${proj}" is not a valid activation; expected "relu", "gated-gelu" or "[gated-]{relu,gelu,gelu_new,silu}"`,

@@ -18,7 +18,7 @@ export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor
 
 /** `x @ weight.T` for a torch `nn.Linear` weight of shape [out, in], over any leading dimensions of x. */
 export function linear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
-  const inDim = x.shape[x.shape.length - 1];
+  const inDim = x.shape[x.shape.length - 1]!;
   const lead = x.shape.slice(0, -1);
   const y = tf.matMul(tf.reshape(x, [-1, inDim]) as tf.Tensor2D, weight as tf.Tensor2D, false, true);
   return tf.reshape(y, [...lead, weight.shape[0]]);
@@ -112,7 +112,7 @@ export function relativeBuckets(
 
 /** Additive padding mask [batch, 1, 1, keys] from a 0/1 attention mask [batch, keys]. */
 export function paddingMask(attentionMask: tf.Tensor): tf.Tensor {
-  const [b, k] = attentionMask.shape;
+  const [b, k] = attentionMask.shape as [number, number];
   return tf.reshape(tf.mul(tf.sub(1, tf.cast(attentionMask, 'float32')), MASK_MIN), [b, 1, 1, k]);
 }
 

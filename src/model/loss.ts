@@ -12,7 +12,7 @@ export function tokenNll(logits: tf.Tensor, labels: tf.Tensor): tf.Tensor2D {
     return fusedTokenNll(logits, labels.dtype === 'int32' ? labels : tf.cast(labels, 'int32')) as tf.Tensor2D;
   }
   return tf.tidy(() => {
-    const vocab = logits.shape[logits.shape.length - 1];
+    const vocab = logits.shape[logits.shape.length - 1]!;
     const valid = tf.notEqual(labels, IGNORE_INDEX);
     const safe = tf.where(valid, labels, tf.zerosLike(labels));
     const picked = tf.sum(tf.mul(logits, tf.oneHot(tf.cast(safe, 'int32'), vocab)), -1);

@@ -185,7 +185,7 @@ export class T5ForConditionalGeneration {
 
   /** [batch, length, heads*d_kv] → [batch, heads, length, d_kv] */
   private splitHeads(x: tf.Tensor): tf.Tensor4D {
-    const [b, l] = x.shape;
+    const [b, l] = x.shape as [number, number];
     return tf.transpose(tf.reshape(x, [b, l, this.config.num_heads, this.config.d_kv]), [0, 2, 1, 3]);
   }
 
@@ -198,7 +198,7 @@ export class T5ForConditionalGeneration {
 
   /** T5Attention: no 1/sqrt(d) scaling (folded into the initialisation); `bias` carries position bias and masks. */
   private attention(prefix: string, hidden: tf.Tensor, kv: KeyValue, bias: tf.Tensor, training: boolean): tf.Tensor {
-    const [b, l] = hidden.shape;
+    const [b, l] = hidden.shape as [number, number];
     const query = this.splitHeads(linear(hidden, this.p(`${prefix}.q.weight`)));
     const scores = tf.add(tf.matMul(query, kv.key, false, true), bias);
     const weights = this.drop(tf.softmax(scores, -1), training);
@@ -260,7 +260,7 @@ export class T5ForConditionalGeneration {
 
   private encodeNative(inputIds: tf.Tensor, attentionMask: tf.Tensor): { encoded: tf.Tensor3D; cross: KeyValue[] } {
     const c = this.config;
-    const [b, length] = inputIds.shape;
+    const [b, length] = inputIds.shape as [number, number];
     const graph = (this.encoderGraphDef ??= encoderGraph(c));
     const tensors = tf.tidy(() => [
       tf.gather(this.p('shared.weight'), inputIds),
@@ -317,7 +317,7 @@ export class T5ForConditionalGeneration {
       }
       h = tf.add(h, this.drop(this.attention(`${pre}.0.SelfAttention`, normed, kv, selfBias, training), training));
       const crossIn = this.norm(`${pre}.1.layer_norm`, h);
-      h = tf.add(h, this.drop(this.attention(`${pre}.1.EncDecAttention`, crossIn, cross[i], crossBias, training), training));
+      h = tf.add(h, this.drop(this.attention(`${pre}.1.EncDecAttention`, crossIn, cross[i]!, crossBias, training), training));
       h = tf.add(h, this.drop(this.feedForward(`${pre}.2.DenseReluDense`, this.norm(`${pre}.2.layer_norm`, h), training), training));
     }
     h = this.drop(this.norm('decoder.final_layer_norm', h), training);
@@ -330,7 +330,7 @@ export class T5ForConditionalGeneration {
   /** `decode` for inference over whole sequences as one native graph (see native_graphs.ts). */
   private decodeNative(decoderInputIds: tf.Tensor, encoderMask: tf.Tensor, cross: KeyValue[], tree?: number[]): tf.Tensor3D {
     const c = this.config;
-    const [b, length] = decoderInputIds.shape;
+    const [b, length] = decoderInputIds.shape as [number, number];
     const graph = (this.decoderGraphDef ??= decoderGraph(c));
     const tensors = tf.tidy(() => [
       tf.gather(this.p('shared.weight'), decoderInputIds),
@@ -409,7 +409,7 @@ export class T5ForConditionalGeneration {
             const all = this.decode(tf.tensor2d(sequences, [batch, step + 1], 'int32'), attentionMask, crossKv);
             logits = tf.reshape(tf.slice(all, [0, step, 0], [-1, 1, -1]), [batch, c.vocab_size]);
           } else {
-            const stepIds = tf.tensor2d(sequences.map((s) => [s[s.length - 1]]), [batch, 1], 'int32');
+            const stepIds = tf.tensor2d(sequences.map((s) => [s[s.length - 1]!]), [batch, 1], 'int32');
             const newCache = [...cache];
             logits = tf.reshape(this.decode(stepIds, attentionMask, crossKv, { selfCache: newCache }), [batch, c.vocab_size]);
             for (const kv of newCache) {
@@ -426,8 +426,8 @@ export class T5ForConditionalGeneration {
           return Array.from(tf.argMax(logits, -1).dataSync());
         });
         for (let b = 0; b < batch; b++) {
-          const token = unfinished[b] ? next[b] : c.pad_token_id;
-          sequences[b].push(token);
+          const token = unfinished[b] ? next[b]! : c.pad_token_id;
+          sequences[b]!.push(token);
           if (token === c.eos_token_id) unfinished[b] = false;
         }
         if (!unfinished.some(Boolean)) break;
@@ -474,7 +474,7 @@ function toIds(x: IdsLike): tf.Tensor {
 /** decoder_input_ids = labels shifted right, starting with the decoder start token; -100 becomes pad. */
 export function shiftRight(labels: tf.Tensor, startId: number, padId: number): tf.Tensor {
   return tf.tidy(() => {
-    const [b, l] = labels.shape;
+    const [b, l] = labels.shape as [number, number];
     const start = tf.fill([b, 1], startId, 'int32');
     const shifted = tf.concat([start, tf.slice(labels, [0, 0], [b, l - 1])], 1);
     return tf.where(tf.equal(shifted, IGNORE_INDEX), tf.fill(shifted.shape, padId, 'int32'), shifted);

@@ -99,7 +99,7 @@ export function parseSpVocab(bytes: Uint8Array, file: string): SpVocab {
     let scale = 1;
     for (let i = 0; i < 10; i++) {
       if (pos >= end) bad('truncated varint');
-      const b = bytes[pos++];
+      const b = bytes[pos++]!;
       result += (b & 0x7f) * scale;
       if (b < 0x80) return result;
       scale *= 128;

@@ -212,7 +212,7 @@ export class T5Tokenizer {
     const parts = this.splitPattern ? text.split(this.splitPattern) : [text];
     // split() with one capture group alternates: text, special token, text, …
     for (let i = 0; i < parts.length; i++) {
-      const part = parts[i];
+      const part = parts[i]!;
       if (i % 2 === 1) ids.push(this.specialTokenIds.get(part)!);
       else if (part.length > 0) for (const id of this.sp.encodeIds(part)) ids.push(id);
     }
@@ -267,7 +267,7 @@ export class T5Tokenizer {
   /** The piece (`▁hello`) or special token (`</s>`, `<extra_id_0>`) of an id. */
   idToPiece(id: number): string {
     this.checkId(id);
-    if (id < this.spVocabSize) return this.pieces[id];
+    if (id < this.spVocabSize) return this.pieces[id]!;
     return `<extra_id_${this.vocabSize - 1 - id}>`;
   }
 

@@ -89,8 +89,8 @@ export function findLatestBestCheckpoint(weightsDir: string): string | undefined
     const prev = runStart.get(meta.runName);
     if (!prev || meta.createdAt < prev) runStart.set(meta.runName, meta.createdAt);
   }
-  const newestRun = [...runStart.entries()].sort((a, b) => (a[1] < b[1] ? 1 : -1))[0][0];
+  const newestRun = [...runStart.entries()].sort((a, b) => (a[1] < b[1] ? 1 : -1))[0]![0];
   const ofRun = metas.filter((m) => m.meta.runName === newestRun);
   ofRun.sort((a, b) => (b.meta.metrics.dev_macro_f1 ?? 0) - (a.meta.metrics.dev_macro_f1 ?? 0) || b.meta.epoch - a.meta.epoch);
-  return ofRun[0].dir;
+  return ofRun[0]!.dir;
 }

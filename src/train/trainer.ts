@@ -198,7 +198,8 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       let accumulatedBatches = 0;
       while (p.nextBatch < batches.length) {
         const bi = p.nextBatch;
-        const batch = trainBatch(batches[bi].map((i) => trainSet[i]), classTokens, model.config.pad_token_id);
+        const batchIndices = batches[bi]!;
+        const batch = trainBatch(batchIndices.map((i) => trainSet[i]!), classTokens, model.config.pad_token_id);
         const scale = 1 / o.gradientAccumulationSteps;
         let exact: tf.Tensor | undefined;
         const { value, grads } = tf.variableGrads(() => {
@@ -206,8 +207,8 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
           exact = tf.keep(sequenceExactMatches(out.logits, batch.labels));
           return tf.mul(out.loss!, scale) as tf.Scalar;
         }, params);
-        const loss = value.dataSync()[0] / scale;
-        const batchCorrect = exact!.dataSync()[0];
+        const loss = value.dataSync()[0]! / scale;
+        const batchCorrect = exact!.dataSync()[0]!;
         tf.dispose([value, exact!]);
         disposeBatch(batch);
         if (!Number.isFinite(loss)) {
@@ -216,7 +217,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
         }
         if (accumulated) {
           const sum: tf.NamedTensorMap = {};
-          for (const k of Object.keys(grads)) sum[k] = tf.add(accumulated[k], grads[k]);
+          for (const k of Object.keys(grads)) sum[k] = tf.add(accumulated[k]!, grads[k]!);
           tf.dispose([...Object.values(accumulated), ...Object.values(grads)]);
           accumulated = sum;
         } else accumulated = grads;
@@ -240,12 +241,12 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
           tb.addScalar('train/loss_step', loss, p.steps);
           tb.addScalar('train/grad_norm', gradNorm, p.steps);
         }
-        p.lossSum += loss * batches[bi].length;
-        p.lossCount += batches[bi].length;
+        p.lossSum += loss * batchIndices.length;
+        p.lossCount += batchIndices.length;
         p.correct += batchCorrect;
-        p.seen += batches[bi].length;
+        p.seen += batchIndices.length;
         p.nextBatch++;
-        bar.tick(batches[bi].length, { loss: p.lossSum / p.lossCount });
+        bar.tick(batchIndices.length, { loss: p.lossSum / p.lossCount });
         // Lets a SIGINT/SIGTERM that came during the batch reach its handler.
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (accumulated === undefined) {
@@ -341,7 +342,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
 /** sqrt(Σ g²) over all gradients: one number per step, to log and to catch a non-finite gradient cheaply. */
 export function globalNorm(grads: tf.Tensor[]): number {
   if (!grads.length) return 0;
-  return tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))).dataSync()[0]);
+  return tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))).dataSync()[0]!);
 }
 
 /**

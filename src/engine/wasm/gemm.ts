@@ -121,6 +121,7 @@ function gemmFunction(): FunctionEntry {
 }
 
 type GemmFn = (rows: number, k: number, a: number, lda: number, bp: number, c: number, ldc: number, p0: number, p1: number) => void;
+type JobFields = [number, number, number, number, number, number, number, number, number, number, number, number, number, number];
 
 /**
  * Runs `gemm` for items [b0, b1) of a batch (byte strides aStride, bpStride, cStride between items) over blocks of
@@ -129,7 +130,7 @@ type GemmFn = (rows: number, k: number, a: number, lda: number, bp: number, c: n
  * Plain JavaScript with no free names: the worker gets its source text.
  */
 function runJob(gemm: GemmFn, job: ArrayLike<number>): void {
-  const [rows, k, a, lda, bp, c, ldc, p0, p1, b0, b1, aStride, bpStride, cStride] = Array.from(job, (v) => v >>> 0);
+  const [rows, k, a, lda, bp, c, ldc, p0, p1, b0, b1, aStride, bpStride, cStride] = Array.from(job, (v) => v >>> 0) as JobFields;
   const block = Math.max(16, Math.min(512, Math.floor(8192 / k) * 4));
   for (let b = b0; b < b1; b++) {
     for (let i = 0; i < rows; i += block) {

@@ -127,7 +127,7 @@ export class Adafactor extends tf.Optimizer {
   private lrOf(st: ParamState): number {
     const rel = this.relStepSize(st.step);
     if (!this.scaleParameter) return rel;
-    const rms = st.rms.dataSync()[0];
+    const rms = st.rms.dataSync()[0]!;
     return rms > f32(this.eps[1]) ? f32(rms * f32(rel)) : this.eps[1] * rel;
   }
 
@@ -161,7 +161,7 @@ export class Adafactor extends tf.Optimizer {
     if (this.beta1 !== null) st.expAvg = zeros(shape);
     if (shape.length >= 2) {
       st.expAvgSqRow = zeros(shape.slice(0, -1));
-      st.expAvgSqCol = zeros([...shape.slice(0, -2), shape[shape.length - 1]]);
+      st.expAvgSqCol = zeros([...shape.slice(0, -2), shape[shape.length - 1]!]);
     } else {
       st.expAvgSq = zeros(shape);
     }
@@ -273,7 +273,7 @@ export class Adafactor extends tf.Optimizer {
       const keep = tf.scalar(f32(beta2t));
       const take = tf.scalar(f32(1.0 - beta2t));
       const rsqrt = (x: tf.Tensor) => tf.div(tf.scalar(1), tf.sqrt(x));
-      const mean = (x: tf.Tensor, axis: number) => tf.div(tf.sum(x, axis), tf.scalar(x.shape[axis]));
+      const mean = (x: tf.Tensor, axis: number) => tf.div(tf.sum(x, axis), tf.scalar(x.shape[axis]!));
       let update: tf.Tensor;
       if (factored) {
         const rank = shape.length;
@@ -337,7 +337,7 @@ export class Adafactor extends tf.Optimizer {
           if (t === undefined) throw new FormatError(`Adafactor state: "${name}/${key}" is missing`);
           return t;
         };
-        const step = (await need('step').data())[0];
+        const step = (await need('step').data())[0] ?? NaN;
         if (!Number.isInteger(step) || step < 0) throw new FormatError(`Adafactor state: "${name}/step" is ${step}, expected a whole number ≥ 0`);
         const asVar = (t: tf.Tensor) => tf.tidy(() => tf.variable(t.dtype === 'float32' ? t : tf.cast(t, 'float32'), false));
         const st: ParamState = { step, rms: asVar(need('rms')) };
@@ -354,7 +354,7 @@ export class Adafactor extends tf.Optimizer {
       for (const st of next.values()) disposeState(st);
       throw e;
     }
-    if (weightValues[0]?.name === 'iter') this.iterations_ = (await weightValues[0].tensor.data())[0];
+    if (weightValues[0]?.name === 'iter') this.iterations_ = (await weightValues[0].tensor.data())[0]!;
     this.dispose();
     this.state = next;
   }

@@ -167,7 +167,7 @@ export class AdamW extends tf.Optimizer {
       for (const key of STATE_KEYS) {
         if (!g.has(key)) throw new FormatError(`AdamW state: "${name}/${key}" is missing`);
       }
-      const step = (await g.get('step')!.data())[0];
+      const step = (await g.get('step')!.data())[0] ?? NaN;
       if (!Number.isInteger(step) || step < 0) throw new FormatError(`AdamW state: "${name}/step" is ${step}, expected a whole number ≥ 0`);
       const m = g.get('exp_avg')!;
       const v = g.get('exp_avg_sq')!;
@@ -176,7 +176,7 @@ export class AdamW extends tf.Optimizer {
       }
       next.set(name, { step, expAvg: asFloatVariable(m), expAvgSq: asFloatVariable(v) });
     }
-    if (weightValues[0]?.name === 'iter') this.iterations_ = (await weightValues[0].tensor.data())[0];
+    if (weightValues[0]?.name === 'iter') this.iterations_ = (await weightValues[0].tensor.data())[0]!;
     this.dispose();
     this.state = next;
   }

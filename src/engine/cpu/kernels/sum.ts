@@ -27,7 +27,7 @@ export const sumConfig: KernelConfig = {
     const acc = new Float64Array(inner);
     for (let r = 0; r < outer; r++) {
       const base = r * inner;
-      for (let i = 0; i < inner; i++) acc[i] += xv[base + i]!;
+      for (let i = 0; i < inner; i++) acc[i]! += xv[base + i]!;
     }
     ov.set(acc);
     return out.info;
