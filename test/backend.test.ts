@@ -46,7 +46,7 @@ describe('initBackend', () => {
     assert.equal(info.matmul, 'js');
     assert.equal(info.nativeMatmul, false);
     assert.equal(info.device, 'cpu');
-    assert.deepEqual(info.kernels, ['UnsortedSegmentSum', 'Add', 'Sub', 'Multiply', 'RealDiv', 'Softmax', 'Relu', 'Step', 'Tanh', 'T5clsReluGrad']);
+    assert.deepEqual(info.kernels, ['UnsortedSegmentSum', 'Add', 'Sub', 'Multiply', 'RealDiv', 'Softmax', 'Relu', 'Step', 'Tanh', 'Sum', 'T5clsReluGrad', 'T5clsReluDropout']);
     assert.equal(lines.length, 1);
     assert.match(lines[0]!, /^backend: cpu \(JavaScript\), JavaScript matmul/);
     assert.deepEqual(matMulValues(), MATMUL_EXPECTED);
