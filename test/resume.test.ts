@@ -27,11 +27,15 @@ import {
   listSnapshots,
   loadTrainState,
   restoreOptimizerState,
+  resolveResumeTarget,
   saveTrainState,
+  snapshotName,
+  STATE_DIR,
   STATE_FILE,
   type TrainStateFile,
   type TrainStateToSave,
 } from '../src/train/state.js';
+import { PRETRAIN_STATE_FORMAT } from '../src/train/pretrain.js';
 
 const CLI = path.join(REPO_ROOT, 'bin/t5cls.js');
 let work: string;
@@ -484,4 +488,20 @@ test(`${HOLD_ENV}: a step number, optionally ":until-killed"; anything else is r
   for (const bad of ['0', 'x', '3:forever', '-1']) {
     assert.throws(() => stepHoldFromEnv({ [HOLD_ENV]: bad }), new RegExp(`^UsageError: ${HOLD_ENV}="${bad}": expected a step number`));
   }
+});
+
+test('--resume latest finds the newest run of its own kind: train never picks a pretraining run, nor pretrain a training run', () => {
+  const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-kinds-'));
+  const write = (run: string, format: string, savedAt: string) => {
+    const dir = path.join(runsDir, run, STATE_DIR, snapshotName(1));
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, STATE_FILE), JSON.stringify({ format, version: 1, savedAt }));
+  };
+  write('train-old', 't5cls-train-state', '2030-01-01T00:00:00.000Z');
+  write('pretrain-new', PRETRAIN_STATE_FORMAT, '2030-01-02T00:00:00.000Z');
+  assert.equal(resolveResumeTarget(true, runsDir), path.join(runsDir, 'train-old', STATE_DIR));
+  assert.equal(resolveResumeTarget('latest', runsDir, PRETRAIN_STATE_FORMAT), path.join(runsDir, 'pretrain-new', STATE_DIR));
+  fs.rmSync(path.join(runsDir, 'train-old'), { recursive: true });
+  assert.throws(() => resolveResumeTarget(true, runsDir), /^UsageError: --resume: no saved training state under /);
+  fs.rmSync(runsDir, { recursive: true, force: true });
 });
