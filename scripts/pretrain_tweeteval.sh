@@ -5,7 +5,8 @@
 # budget. Both are tested on emotion's test split with rank decoding; the script prints both test macro-F1s.
 # Not run in CI. Usage: bash scripts/pretrain_tweeteval.sh
 # Env: WORK (run folder, default a new temp folder), SHARED (default ../shared beside the project),
-#      MODEL_CONFIG (default tiny), PRETRAIN_EPOCHS (default 10), EPOCHS (fine-tuning, default 20), SEED (default 42).
+#      MODEL_CONFIG (default tiny), PRETRAIN_EPOCHS (default 10), EPOCHS (fine-tuning, default 20), SEED (default 42),
+#      PRETRAINED (a pretrained checkpoint to fine-tune instead of pretraining again).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SHARED="${SHARED:-$ROOT/../shared}"
@@ -19,21 +20,25 @@ echo "run folder: $WORK"
 start=$(date +%s)
 $T5CLS load-dataset --from "$SHARED/data/tweeteval/emotion" --out datasets/emotion_processed
 
-# 1. Pretrain on the other tasks' tweets.
-sources=()
-for task in emoji hate irony offensive; do sources+=(--from "$SHARED/data/tweeteval/$task"); done
-$T5CLS pretrain "${sources[@]}" --init random --model-config "$SHAPE" --tokenizer "$TOKENIZER" --max-source-length 64 \
-  --batch-size 64 --epochs "${PRETRAIN_EPOCHS:-10}" --learning-rate 1e-3 --eval-every-steps 500 --seed "$SEED" | tee pretrain.out
-pretrained=$(sed -n 's/^saved checkpoint \(.*\) (step [0-9]*).*/\1/p' pretrain.out | tail -1)
+# 1. Pretrain on the other tasks' tweets (or take the checkpoint PRETRAINED names, from an earlier run).
+if [ -n "${PRETRAINED:-}" ]; then
+  pretrained="$PRETRAINED"
+else
+  sources=()
+  for task in emoji hate irony offensive; do sources+=(--from "$SHARED/data/tweeteval/$task"); done
+  $T5CLS pretrain "${sources[@]}" --init random --model-config "$SHAPE" --tokenizer "$TOKENIZER" --max-source-length 64 \
+    --batch-size 64 --epochs "${PRETRAIN_EPOCHS:-10}" --learning-rate 1e-3 --eval-every-steps 500 --seed "$SEED" 2>&1 | tee pretrain.out
+  pretrained=$(sed -n 's/^saved checkpoint \(.*\) (step [0-9]*).*/\1/p' pretrain.out | tail -1)
+fi
 
 # 2. Fine-tune on emotion from the pretrained model and from a random one, with the same budget.
 finetune() {
   local name=$1; shift
   $T5CLS train "$@" --data-dir datasets/emotion_processed --use-adafactor --learning-rate 1e-3 --epochs "${EPOCHS:-20}" \
-    --seed "$SEED" --save-weights-path "weights-$name" --logs-dir "logs-$name" --runs-dir "runs-$name" | tee "train-$name.out"
+    --seed "$SEED" --save-weights-path "weights-$name" --logs-dir "logs-$name" --runs-dir "runs-$name" 2>&1 | tee "train-$name.out"
   local best
   best=$(sed -n 's/^best dev macro-F1 [0-9.]*: \(.*\)$/\1/p' "train-$name.out" | tail -1)
-  $T5CLS test --weights "$best" --data-dir datasets/emotion_processed --decode rank --output-dir "test-$name" | tee "test-$name.out"
+  $T5CLS test --weights "$best" --data-dir datasets/emotion_processed --decode rank --output-dir "test-$name" 2>&1 | tee "test-$name.out"
 }
 finetune pretrained --model "$pretrained"
 finetune scratch --init random --model-config "$SHAPE" --tokenizer "$TOKENIZER"
