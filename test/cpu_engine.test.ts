@@ -74,6 +74,19 @@ async function bothWays<T>(f: () => T, viaOrt: boolean): Promise<{ stock: T; our
   }
 }
 
+/** Runs `f`, appending to `keys` the key of every ONNX Runtime graph it runs. */
+function recordingGraphs<T>(keys: string[], f: () => T): T {
+  if (!ort.ok) return f();
+  const runtime = ort.ort;
+  const runGraph = runtime.runGraph;
+  runtime.runGraph = (key, ...rest) => (keys.push(key), runGraph.call(runtime, key, ...rest));
+  try {
+    return f();
+  } finally {
+    runtime.runGraph = runGraph;
+  }
+}
+
 const PATHS = [
   { viaOrt: false, name: 'JavaScript loops', skip: false },
   { viaOrt: true, name: 'ONNX Runtime', skip: ort.ok ? false : `onnxruntime-node not loadable: ${ort.ok ? '' : ort.reason}` },
@@ -202,11 +215,9 @@ for (const path of PATHS) describe(`cpu engine kernels (${path.name}) equal the 
   test('T5 layer norm and its gradient (x and weight): the same as the fused loops, to 1e-5 on ONNX Runtime', { skip: path.skip }, async () => {
     const graphs: string[] = [];
     const shapes = [[2, 3, 16], [37, 10], [4, 8, 64]];
-    const { stock, ours } = await bothWays(() => {
-      const runGraph = ort.ok ? ort.ort.runGraph : undefined;
-      if (ort.ok) ort.ort.runGraph = (key, ...rest) => (graphs.push(key), runGraph!.call(ort.ort, key, ...rest));
-      try {
-        return shapes.map((s, i) =>
+    const { stock, ours } = await bothWays(() =>
+      recordingGraphs(graphs, () =>
+        shapes.map((s, i) =>
           tf.tidy(() => {
             const x = tf.tensor(values(size(s), 60 + i), s);
             const w = tf.tensor1d(values(s[s.length - 1]!, 70 + i).map((v) => v + 1));
@@ -215,11 +226,10 @@ for (const path of PATHS) describe(`cpu engine kernels (${path.name}) equal the 
             const [dx, dw] = tf.grads(f)([x, w], dy);
             return [f(x, w).dataSync(), dx!.dataSync(), dw!.dataSync()];
           }),
-        );
-      } finally {
-        if (runGraph) (ort as { ort: typeof ort.ort & object }).ort.runGraph = runGraph;
-      }
-    }, path.viaOrt);
+        ),
+      ),
+      path.viaOrt,
+    );
     assert.deepEqual([...new Set(graphs)].sort(), path.viaOrt ? ['rms_norm', 'rms_norm_grad'] : []);
     shapes.forEach((s, i) =>
       ['layer norm', 'dx', 'dweight'].forEach((what, k) => {
@@ -258,11 +268,9 @@ for (const path of PATHS) describe(`cpu engine kernels (${path.name}) equal the 
 test('gated gelu_new in one ONNX Runtime graph: values and both gradients within 1e-5 of the tfjs ops', { skip: PATHS[1]!.skip }, async () => {
   const graphs: string[] = [];
   const shapes = [[3, 5, 64], [7, 129]];
-  const { stock, ours } = await bothWays(() => {
-    const runGraph = ort.ok ? ort.ort.runGraph : undefined;
-    if (ort.ok) ort.ort.runGraph = (key, ...rest) => (graphs.push(key), runGraph!.call(ort.ort, key, ...rest));
-    try {
-      return shapes.map((s, i) =>
+  const { stock, ours } = await bothWays(() =>
+    recordingGraphs(graphs, () =>
+      shapes.map((s, i) =>
         tf.tidy(() => {
           // Gate values from -8 to 8, where tanh saturates and where it does not.
           const a = tf.tensor(values(size(s), 30 + i).map((v) => v * 4), s);
@@ -272,11 +280,10 @@ test('gated gelu_new in one ONNX Runtime graph: values and both gradients within
           const [da, db] = tf.grads(f)([a, b], dy);
           return [f(a, b).dataSync(), da!.dataSync(), db!.dataSync()];
         }),
-      );
-    } finally {
-      if (runGraph) (ort as { ort: typeof ort.ort & object }).ort.runGraph = runGraph;
-    }
-  }, true);
+      ),
+    ),
+    true,
+  );
   assert.deepEqual([...new Set(graphs)].sort(), ['gated_gelu', 'gated_gelu_grad']);
   shapes.forEach((s, i) =>
     // Absolute 1e-5 on values up to ~10: where gelu_new' crosses zero (a ≈ -0.75) the relative error is large.

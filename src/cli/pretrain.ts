@@ -27,7 +27,7 @@ import {
 import { UsageError } from '../errors.js';
 import { checkJobMemory } from './job_memory.js';
 import { createModel, resolveModelSource } from './model_source.js';
-import { claimRunName, refuseChangedOptions, sayer } from './shared.js';
+import { claimRunName, refuseChangedOptions, sayer, startResumedBackend } from './shared.js';
 
 /** Share of the texts held out for the denoising loss. */
 const HELD_OUT_SHARE = 0.05;
@@ -136,13 +136,7 @@ async function resumeRun(loaded: LoadedRunState<PretrainStateFile>, p: Params, g
     { batchSize: options.batchSize, sourceLength: options.inputLength, targetLength, optimizer: options.useAdafactor ? 'adafactor' : 'adamw' },
     state.run.modelName,
   );
-  const backend = await initBackend(given.has('backend') ? p.backend : (r.backend as Params['backend']), {
-    threads: given.has('threads') ? p.threads : (r.threads as number | undefined),
-    device: given.has('device') ? p.device : (r.device as Params['device']),
-    log: say,
-    tensorBytes,
-  });
-  if (backend.name !== r.backend) say(`note: the run started on the ${String(r.backend)} backend and goes on on ${backend.name}; its numbers may differ slightly from an uninterrupted run`);
+  const backend = await startResumedBackend(p, given, r, tensorBytes, say);
   const tokenizer = await T5Tokenizer.fromPretrained(path.join(stateDir, TOKENIZER_DIR));
   const model = T5ForConditionalGeneration.fromPretrained(snapshotDir);
   say(`resuming ${state.run.runName} from ${snapshotDir}: epoch ${at.epoch}, step ${at.steps}; backend ${backend.name}`);

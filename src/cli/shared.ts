@@ -10,6 +10,7 @@ import { Progress } from '../progress.js';
 import { kebab, type ParamName, type Params } from '../params.js';
 import { T5Config } from '../model/config.js';
 import { checkJobMemory } from './job_memory.js';
+import { initBackend, type BackendInfo } from '../engine/init.js';
 
 /** Prints a line on stderr unless --quiet (stdout is kept for results). */
 export function sayer(quiet: boolean): (line: string) => void {
@@ -157,4 +158,27 @@ export function refuseChangedOptions(p: Params, given: Set<ParamName>, recorded:
   throw new UsageError(
     `--resume continues a run with the options it was started with; ${changed.map((n) => `--${kebab(n)} was ${show(recorded[n])} in that run, not ${show(p[n])}`).join('; ')} (options that may change: ${mayChange.filter((n) => n !== 'resume').map((n) => `--${kebab(n)}`).join(', ')})`,
   );
+}
+
+/**
+ * Starts the backend for a resumed run: the backend, threads and device the run started with unless given again,
+ * sized for the job (`tensorBytes`); says so when the run goes on on another backend than it started on.
+ */
+export async function startResumedBackend(
+  p: Params,
+  given: Set<ParamName>,
+  recorded: Record<string, unknown>,
+  tensorBytes: number,
+  say: (line: string) => void,
+): Promise<BackendInfo> {
+  const backend = await initBackend(given.has('backend') ? p.backend : (recorded.backend as Params['backend']), {
+    threads: given.has('threads') ? p.threads : (recorded.threads as number | undefined),
+    device: given.has('device') ? p.device : (recorded.device as Params['device']),
+    log: say,
+    tensorBytes,
+  });
+  if (backend.name !== recorded.backend) {
+    say(`note: the run started on the ${String(recorded.backend)} backend and goes on on ${backend.name}; its numbers may differ slightly from an uninterrupted run`);
+  }
+  return backend;
 }

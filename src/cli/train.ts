@@ -19,7 +19,7 @@ import { encodeClassNames, encodeExamples, longestRow, type Example } from '../d
 import { estimateMemory } from '../model/memory_estimate.js';
 import { checkJobMemory } from './job_memory.js';
 import { loadSplits, resolveDataDir } from './shared.js';
-import { claimRunName, refuseChangedOptions, sayer } from './shared.js';
+import { claimRunName, refuseChangedOptions, sayer, startResumedBackend } from './shared.js';
 import { createModel, resolveModelSource } from './model_source.js';
 import { assertSafeName } from '../train/checkpoint.js';
 
@@ -160,13 +160,7 @@ async function resumeRun(loaded: LoadedTrainState, p: Params, given: Set<ParamNa
   // As when the run started: the job's size decides the engine (a t5-large run must not land on the wasm heap).
   const config = T5Config.fromFile(path.join(snapshotDir, 'config.json'));
   const tensorBytes = trainingTensorBytes(config, state.run.modelName, r as unknown as Params, tokenizer, train, state.classNames);
-  const backend = await initBackend(given.has('backend') ? p.backend : (r.backend as Params['backend']), {
-    threads: given.has('threads') ? p.threads : (r.threads as number | undefined),
-    device: given.has('device') ? p.device : (r.device as Params['device']),
-    log: say,
-    tensorBytes,
-  });
-  if (backend.name !== r.backend) say(`note: the run started on the ${String(r.backend)} backend and goes on on ${backend.name}; its numbers may differ slightly from an uninterrupted run`);
+  const backend = await startResumedBackend(p, given, r, tensorBytes, say);
   const model = T5ForConditionalGeneration.fromPretrained(snapshotDir);
   const record = { ...r, epochs: options.epochs, saveEverySteps: options.saveEverySteps };
   say(`resuming ${state.run.runName} from ${snapshotDir}: epoch ${at.epoch}, step ${at.steps}; backend ${backend.name}`);
