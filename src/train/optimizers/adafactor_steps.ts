@@ -2,7 +2,7 @@
  * Adafactor's per-parameter step on float32 arrays (cpu and wasm): the tensor path's float32 element operations, in
  * its order, as loops and as SIMD kernels (on the wasm heap, or on staged copies for the cpu backend's arrays).
  */
-import { kernelFor, stagingMemory, SUM_OF_SQUARES, type ElementwiseSpec } from '../../engine/wasm/simd.js';
+import { kernelFor, stagingSlots, SUM_OF_SQUARES, type ElementwiseSpec } from '../../engine/wasm/simd.js';
 
 const f32 = Math.fround;
 
@@ -143,12 +143,10 @@ export function stagedApply(
 ): boolean {
   const blockRows = Math.max(1, Math.floor(STAGED_ELEMENTS / cols));
   const span = blockRows * cols;
-  const memory = stagingMemory(4 * (cols + span * (m ? 3 : 2)));
+  const { memory, slots } = stagingSlots([cols, span, span, m ? span : 0]);
   const apply = kernelFor(applyKernel(step.decay !== undefined, step.beta1 !== undefined), memory);
   if (!apply) return false;
-  const heap = new Float32Array(memory.buffer);
-  const cf = heap.subarray(0, cols);
-  const [sp, sg, sm] = [0, 1, 2].map((k) => heap.subarray(cols + k * span, cols + (k + 1) * span)) as Float32Array[];
+  const [cf, sp, sg, sm] = slots as [Float32Array, Float32Array, Float32Array, Float32Array];
   const rowBytes = 4 * cols;
   const tail = applyTail(step);
   const totalRows = rFactor.length;
@@ -156,20 +154,20 @@ export function stagedApply(
     const n = Math.min(blockRows, totalRows - first);
     const from = first * cols;
     const to = from + n * cols;
-    sp!.set(pIn.subarray(from, to));
-    sg!.set(g.subarray(from, to));
-    if (m) sm!.set(m.in.subarray(from, to));
+    sp.set(pIn.subarray(from, to));
+    sg.set(g.subarray(from, to));
+    if (m) sm.set(m.in.subarray(from, to));
     for (let r = 0; r < n; r++) {
       const row = first + r;
       // Each batch of `rows` rows has its own column factors.
       if (r === 0 || row % rows === 0) cf.set(cFactor.subarray(Math.floor(row / rows) * cols, Math.floor(row / rows) * cols + cols));
       const off = 4 * r * cols;
-      const p = sp!.byteOffset + off;
-      const mAt = m ? sm!.byteOffset + off : undefined;
-      applyRow(apply, { pOut: p, pIn: p, g: sg!.byteOffset + off, cf: cf.byteOffset, mOut: mAt, mIn: mAt }, rowBytes, rFactor[row]!, step, tail);
+      const p = sp.byteOffset + off;
+      const mAt = m ? sm.byteOffset + off : undefined;
+      applyRow(apply, { pOut: p, pIn: p, g: sg.byteOffset + off, cf: cf.byteOffset, mOut: mAt, mIn: mAt }, rowBytes, rFactor[row]!, step, tail);
     }
-    pOut.set(sp!.subarray(0, n * cols), from);
-    if (m) m.out.set(sm!.subarray(0, n * cols), from);
+    pOut.set(sp.subarray(0, n * cols), from);
+    if (m) m.out.set(sm.subarray(0, n * cols), from);
   }
   return true;
 }
