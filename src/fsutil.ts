@@ -32,15 +32,73 @@ export function writeFileAtomicWith(file: string, write: (fd: number) => void): 
     fs.rmSync(tmp, { force: true });
     throw e;
   }
-  try {
-    const dfd = fs.openSync(dir, 'r');
-    fs.fsyncSync(dfd);
-    fs.closeSync(dfd);
-  } catch {
-    // Some file systems do not allow fsync on a folder; the rename itself is still atomic.
-  }
+  fsyncFolder(dir);
 }
 
 export function writeJsonAtomic(file: string, value: unknown): void {
   writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
+}
+
+/** The temp name a folder is written under before it is renamed into place (`.NAME.partial-PID`, beside it). */
+export function partialFolderName(dir: string): string {
+  return path.join(path.dirname(path.resolve(dir)), `.${path.basename(dir)}.partial-${process.pid}`);
+}
+
+/**
+ * Writes a folder so that readers only ever see it complete: `fill` writes into a temp folder beside `dir`, which
+ * is then renamed to `dir`. With `replace`, an existing `dir` is swapped out only after the new one is complete (and
+ * put back if the swap fails); without it, `dir` must not exist yet. On failure the temp folder is removed and the
+ * error is rethrown; whatever was at `dir` is untouched.
+ */
+export async function writeFolderAtomic(dir: string, fill: (tmp: string) => void | Promise<void>, options: { replace?: boolean } = {}): Promise<void> {
+  const parent = path.dirname(path.resolve(dir));
+  const tmp = partialFolderName(dir);
+  try {
+    fs.mkdirSync(parent, { recursive: true });
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp);
+    await fill(tmp);
+    if (options.replace && fs.existsSync(dir)) swapIn(tmp, dir);
+    else fs.renameSync(tmp, dir);
+  } catch (e) {
+    removeQuietly(tmp);
+    throw e;
+  }
+  fsyncFolder(parent);
+}
+
+function swapIn(tmp: string, dir: string): void {
+  const old = path.join(path.dirname(tmp), `.${path.basename(dir)}.replaced-${process.pid}`);
+  fs.rmSync(old, { recursive: true, force: true });
+  fs.renameSync(dir, old);
+  try {
+    fs.renameSync(tmp, dir);
+  } catch (e) {
+    fs.renameSync(old, dir);
+    throw e;
+  }
+  removeQuietly(old);
+}
+
+/** Flushes a folder's entries (a rename into it) to disk where the file system allows it. */
+export function fsyncFolder(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    // Not every file system allows fsync on a folder; the rename is atomic all the same.
+  }
+}
+
+/** Removes a folder after a failure; a failure to remove it must not hide the first error. */
+export function removeQuietly(dir: string): void {
+  try {
+    fs.rmSync(dir, { recursive: true, force: true });
+  } catch {
+    // Nothing was created there, or it cannot be removed either; the first error is the one to report.
+  }
 }

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeJsonAtomic } from '../fsutil.js';
+import { writeFolderAtomic, writeJsonAtomic } from '../fsutil.js';
 import { FormatError, T5clsError, UsageError } from '../errors.js';
 import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 
@@ -37,21 +37,13 @@ export async function saveCheckpoint(
   meta: CheckpointMeta,
 ): Promise<void> {
   if (fs.existsSync(dir)) throw new UsageError(`${dir} already exists; a checkpoint is never overwritten`);
-  const parent = path.dirname(dir);
-  const tmp = path.join(parent, `.${path.basename(dir)}.partial-${process.pid}`);
   try {
-    fs.mkdirSync(parent, { recursive: true });
-    fs.rmSync(tmp, { recursive: true, force: true });
-    model.savePretrained(tmp);
-    await tokenizer.savePretrained(tmp);
-    writeJsonAtomic(path.join(tmp, CHECKPOINT_META), meta);
-    fs.renameSync(tmp, dir);
+    await writeFolderAtomic(dir, async (tmp) => {
+      model.savePretrained(tmp);
+      await tokenizer.savePretrained(tmp);
+      writeJsonAtomic(path.join(tmp, CHECKPOINT_META), meta);
+    });
   } catch (e) {
-    try {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    } catch {
-      // Nothing was created there (the parent is not a folder), or it cannot be removed either: report the first error.
-    }
     throw new T5clsError(`could not save the checkpoint ${dir}: ${(e as Error).message}; earlier checkpoints are intact`, 1, { cause: e });
   }
 }

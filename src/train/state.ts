@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../tf.js';
 import { FormatError, T5clsError, UsageError } from '../errors.js';
-import { writeJsonAtomic } from '../fsutil.js';
+import { removeQuietly, writeFolderAtomic, writeJsonAtomic } from '../fsutil.js';
 import { readSafetensorsFile, saveSafetensors } from '../safetensors.js';
 import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import type { Example } from '../data/batches.js';
@@ -156,28 +156,6 @@ export function dataFingerprint(classNames: string[], train: Example[], validati
   return h.digest('hex');
 }
 
-function fsyncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    // Not every file system allows fsync on a folder; the rename is atomic all the same.
-  }
-}
-
-/** Removes a temp folder after a failure; a failure to remove it must not hide the first error. */
-function removeQuietly(dir: string): void {
-  try {
-    fs.rmSync(dir, { recursive: true, force: true });
-  } catch {
-    // Nothing was created there, or it cannot be removed either; the first error is the one to report.
-  }
-}
-
 function errorText(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
   return err?.code && !String(err.message).includes(err.code) ? `${err.code}: ${err.message}` : String(err?.message ?? e);
@@ -187,15 +165,9 @@ function errorText(e: unknown): string {
 export async function saveRunTokenizer(stateDir: string, tokenizer: SavableTokenizer): Promise<void> {
   const dir = path.join(stateDir, TOKENIZER_DIR);
   if (fs.existsSync(dir)) return;
-  const tmp = path.join(stateDir, `.${TOKENIZER_DIR}.partial-${process.pid}`);
   try {
-    fs.mkdirSync(stateDir, { recursive: true });
-    fs.rmSync(tmp, { recursive: true, force: true });
-    await tokenizer.savePretrained(tmp);
-    fs.renameSync(tmp, dir);
-    fsyncDir(stateDir);
+    await writeFolderAtomic(dir, (tmp) => tokenizer.savePretrained(tmp));
   } catch (e) {
-    removeQuietly(tmp);
     throw new T5clsError(`could not save the training state in ${stateDir}: ${errorText(e)}`, 1, { cause: e });
   }
 }
@@ -227,12 +199,9 @@ export async function saveRunState<S extends RunStateBase>(
   const previous = listSnapshots(stateDir);
   const seq = (previous[0]?.seq ?? 0) + 1;
   const dir = path.join(stateDir, snapshotName(seq));
-  const tmp = path.join(stateDir, `.${snapshotName(seq)}.partial-${process.pid}`);
   const toHf = new Map([...model.namedParameters()].map(([hf, v]) => [v.name, hf]));
   let weights: NamedTensor[] = [];
   try {
-    fs.mkdirSync(stateDir, { recursive: true });
-    fs.rmSync(tmp, { recursive: true, force: true });
     weights = await optimizer.getWeights();
     const tensors = new Map<string, tf.Tensor>();
     const order: string[] = [];
@@ -247,14 +216,12 @@ export async function saveRunState<S extends RunStateBase>(
       if (order.at(-1) !== hf) order.push(hf);
       tensors.set(`${hf}/${name.slice(cut + 1)}`, tensor);
     }
-    model.savePretrained(tmp);
-    saveSafetensors(path.join(tmp, OPTIMIZER_FILE), tensors, { format: 't5cls-optimizer', optimizer: state.optimizer.kind });
-    const file = { ...state, seq, optimizer: { kind: state.optimizer.kind, order } };
-    writeJsonAtomic(path.join(tmp, STATE_FILE), file);
-    fs.renameSync(tmp, dir);
-    fsyncDir(stateDir);
+    await writeFolderAtomic(dir, (tmp) => {
+      model.savePretrained(tmp);
+      saveSafetensors(path.join(tmp, OPTIMIZER_FILE), tensors, { format: 't5cls-optimizer', optimizer: state.optimizer.kind });
+      writeJsonAtomic(path.join(tmp, STATE_FILE), { ...state, seq, optimizer: { kind: state.optimizer.kind, order } });
+    });
   } catch (e) {
-    removeQuietly(tmp);
     const kept = previous[0] ? `; the previous state ${previous[0].dir} is intact` : '';
     throw new T5clsError(`could not save the training state ${dir}: ${errorText(e)}${kept}`, 1, { cause: e });
   } finally {
