@@ -10,7 +10,8 @@ import type { ParamName, Params } from '../params.js';
 import { T5Config } from '../model/config.js';
 import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import { T5Tokenizer } from '../tokenizer/index.js';
-import { runTraining, type TrainJob, type TrainOptions } from '../train/trainer.js';
+import { runTraining, type TrainJob } from '../train/trainer.js';
+import { trainOptions, type TrainOptions } from '../train/types.js';
 import { loadTrainState, resolveResumeTarget, runStateDir, TOKENIZER_DIR, type LoadedTrainState } from '../train/state.js';
 import { tf } from '../tf.js';
 import { UsageError } from '../errors.js';
@@ -64,25 +65,7 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const logFile = path.resolve(p.logsDir, `${runName}.txt`);
   const tensorboardDir = path.resolve(p.runsDir, runName);
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
-  const options: TrainOptions = {
-    epochs: p.epochs,
-    batchSize: p.batchSize,
-    evalBatchSize: p.evalBatchSize,
-    learningRate: p.learningRate,
-    lrWarmupSteps: p.lrWarmupSteps,
-    weightDecay: p.weightDecay,
-    useAdafactor: p.useAdafactor || p.useAdafactorSchedule,
-    useAdafactorSchedule: p.useAdafactorSchedule,
-    useWeightedRandomSampler: p.useWeightedRandomSampler,
-    gradientAccumulationSteps: p.gradientAccumulationSteps,
-    earlyStoppingPatience: p.earlyStoppingPatience,
-    maxSteps: p.maxSteps,
-    saveEverySteps: p.saveEverySteps,
-    seed: p.seed,
-    prefixText: p.prefixText,
-    maxSourceLength: p.maxSourceLength,
-    quiet: p.quiet,
-  };
+  const options = trainOptions(p);
   const record: Record<string, unknown> = { ...p, dataDir, classesMap: classesMapPath, backend: backend.name, given: [...given] };
   say(`training ${modelName} on ${train.length} examples (${classNames.length} classes), validating on ${validation.length}; backend ${backend.name}`);
   say(`log: ${logFile}`);

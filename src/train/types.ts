@@ -2,26 +2,36 @@
  * The training loop's options and per-epoch results: shared by the loop (trainer.ts) and its saved state
  * (state.ts), so that neither imports the other for them.
  */
+import type { Params, ParamName } from '../params.js';
 
-export interface TrainOptions {
-  epochs: number;
-  batchSize: number;
-  evalBatchSize: number;
-  learningRate?: number;
-  lrWarmupSteps: number;
-  weightDecay: number;
-  useAdafactor: boolean;
-  useAdafactorSchedule: boolean;
-  useWeightedRandomSampler: boolean;
-  gradientAccumulationSteps: number;
-  earlyStoppingPatience?: number;
-  maxSteps?: number;
-  /** Also write the resumable state every N optimizer steps (it is always written at the end of an epoch). */
-  saveEverySteps?: number;
-  seed: number;
-  prefixText: string;
-  maxSourceLength: number;
-  quiet: boolean;
+/** The params the training loop reads, as the user gave them (after validation). */
+export const TRAIN_LOOP_PARAMS = [
+  'epochs',
+  'batchSize',
+  'evalBatchSize',
+  'learningRate',
+  'lrWarmupSteps',
+  'weightDecay',
+  'useAdafactor',
+  'useAdafactorSchedule',
+  'useWeightedRandomSampler',
+  'gradientAccumulationSteps',
+  'earlyStoppingPatience',
+  'maxSteps',
+  'saveEverySteps',
+  'seed',
+  'prefixText',
+  'maxSourceLength',
+  'quiet',
+] as const satisfies readonly ParamName[];
+
+/** `useAdafactor` is true whenever `useAdafactorSchedule` is (the schedule needs the optimizer); see trainOptions. */
+export type TrainOptions = Pick<Params, (typeof TRAIN_LOOP_PARAMS)[number]>;
+
+/** The loop's options taken from validated params. */
+export function trainOptions(p: Params): TrainOptions {
+  const picked = Object.fromEntries(TRAIN_LOOP_PARAMS.map((k) => [k, p[k]])) as TrainOptions;
+  return { ...picked, useAdafactor: p.useAdafactor || p.useAdafactorSchedule };
 }
 
 export interface EpochResult {
