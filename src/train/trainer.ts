@@ -200,27 +200,13 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
         const bi = p.nextBatch;
         const batchIndices = batches[bi]!;
         const batch = trainBatch(batchIndices.map((i) => trainSet[i]!), classTokens, model.config.pad_token_id);
-        const scale = 1 / o.gradientAccumulationSteps;
-        let exact: tf.Tensor | undefined;
-        const { value, grads } = tf.variableGrads(() => {
-          const out = model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels, training: true });
-          exact = tf.keep(sequenceExactMatches(out.logits, batch.labels));
-          return tf.mul(out.loss!, scale) as tf.Scalar;
-        }, params);
-        const loss = value.dataSync()[0]! / scale;
-        const batchCorrect = exact!.dataSync()[0]!;
-        tf.dispose([value, exact!]);
+        const { loss, correct: batchCorrect, grads } = batchGradients(model, params, batch, 1 / o.gradientAccumulationSteps);
         disposeBatch(batch);
         if (!Number.isFinite(loss)) {
           tf.dispose([...Object.values(grads), ...Object.values(accumulated ?? {})]);
           failNonFinite('loss', loss);
         }
-        if (accumulated) {
-          const sum: tf.NamedTensorMap = {};
-          for (const k of Object.keys(grads)) sum[k] = tf.add(accumulated[k]!, grads[k]!);
-          tf.dispose([...Object.values(accumulated), ...Object.values(grads)]);
-          accumulated = sum;
-        } else accumulated = grads;
+        accumulated = addGradients(accumulated, grads);
         accumulatedBatches++;
         if (accumulatedBatches === o.gradientAccumulationSteps || bi === batches.length - 1) {
           const gradNorm = globalNorm(Object.values(accumulated));
@@ -263,25 +249,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       }
       bar.done();
 
-      const devBar = new Progress({ label: `validation ${epoch}/${o.epochs}`, total: devInputs.length, quiet: o.quiet });
-      let devDone = 0;
-      const preds = predictGenerate(model, tokenizer, devInputs, job.classNames, classTokens, o.evalBatchSize, (d) => {
-        devBar.tick(d - devDone);
-        devDone = d;
-      });
-      devBar.done();
-      const m = classificationMetrics(job.validation.map((e) => e.label), preds.labels, job.classNames.length);
-      const r: EpochResult = {
-        epoch,
-        learning_rate: p.currentLr,
-        train_loss: p.lossSum / Math.max(1, p.lossCount),
-        train_accuracy: p.correct / Math.max(1, p.seen),
-        dev_accuracy: m.accuracy,
-        dev_macro_f1: m.macroF1,
-        dev_micro_f1: m.microF1,
-        dev_weighted_f1: m.weightedF1,
-        dev_invalid: m.invalid,
-      };
+      const r = validate(job, p, epoch, devInputs, classTokens);
       p.epochs.push(r);
       log.epoch(epoch, { ...r });
       for (const key of ['learning_rate', 'train_loss', 'train_accuracy', 'dev_accuracy', 'dev_macro_f1', 'dev_micro_f1', 'dev_weighted_f1'] as const) {
@@ -290,43 +258,9 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       tb.flush();
       say(
         `epoch ${epoch}: train_loss ${r.train_loss.toFixed(4)} train_acc ${r.train_accuracy.toFixed(4)} dev_acc ${r.dev_accuracy.toFixed(4)} ` +
-          `dev_macro_f1 ${r.dev_macro_f1.toFixed(4)} (invalid outputs: ${m.invalid})`,
+          `dev_macro_f1 ${r.dev_macro_f1.toFixed(4)} (invalid outputs: ${r.dev_invalid})`,
       );
-      if (r.dev_macro_f1 > p.bestMacroF1) {
-        p.bestMacroF1 = r.dev_macro_f1;
-        p.epochsWithoutGain = 0;
-        const dir = path.join(job.weightsDir, `${job.modelName}-${job.runTime}-epoch${epoch}`);
-        const earlier = readCheckpointMeta(dir);
-        if (earlier?.runName === runName && earlier.epoch === epoch && earlier.step === p.steps) {
-          // Saved by this run before it was stopped, from the same weights.
-          log.line(`checkpoint ${dir} was saved before the run stopped; kept`);
-        } else {
-          await saveCheckpoint(dir, model, tokenizer, {
-            format: 't5cls-checkpoint',
-            version: 1,
-            baseModel: job.modelName,
-            runName,
-            epoch,
-            step: p.steps,
-            prefixText: o.prefixText,
-            maxSourceLength: o.maxSourceLength,
-            classesMap: Object.fromEntries(job.classNames.map((n, i) => [n, i])),
-            options: job.record,
-            metrics: { ...r },
-            createdAt: new Date().toISOString(),
-          });
-          log.line(`saved checkpoint ${dir}`);
-          say(`saved checkpoint ${dir}`);
-        }
-        p.bestCheckpoint = dir;
-      } else {
-        p.epochsWithoutGain++;
-        if (o.earlyStoppingPatience !== undefined && p.epochsWithoutGain >= o.earlyStoppingPatience) {
-          p.stoppedEarly = true;
-          log.line(`early stopping: no better dev macro-F1 for ${p.epochsWithoutGain} epochs`);
-          say(`early stopping after epoch ${epoch}: no better dev macro-F1 for ${p.epochsWithoutGain} epochs`);
-        }
-      }
+      await keepBest(job, p, r, runName, log);
       Object.assign(p, { epoch: epoch + 1, order: null, nextBatch: 0, lossSum: 0, lossCount: 0, correct: 0, seen: 0 });
       await saveState(stop.signal ? 'interrupt' : 'epoch');
       if (!finished()) stopIfAsked();
@@ -337,6 +271,101 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
     optimizer.dispose();
   }
   return { epochs: p.epochs, bestCheckpoint: p.bestCheckpoint, bestMacroF1: p.bestMacroF1, steps: p.steps, stoppedEarly: p.stoppedEarly, lastState };
+}
+
+/** Forward and backward on one batch: its loss, exact matches and gradients (scaled by `scale`, 1/accumulation steps). */
+function batchGradients(
+  model: T5ForConditionalGeneration,
+  params: tf.Variable[],
+  batch: ReturnType<typeof trainBatch>,
+  scale: number,
+): { loss: number; correct: number; grads: tf.NamedTensorMap } {
+  let exact: tf.Tensor | undefined;
+  const { value, grads } = tf.variableGrads(() => {
+    const out = model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels, training: true });
+    exact = tf.keep(sequenceExactMatches(out.logits, batch.labels));
+    return tf.mul(out.loss!, scale) as tf.Scalar;
+  }, params);
+  const loss = value.dataSync()[0]! / scale;
+  const correct = exact!.dataSync()[0]!;
+  tf.dispose([value, exact!]);
+  return { loss, correct, grads };
+}
+
+/** `sum + grads` per variable (gradient accumulation); both maps are disposed. */
+function addGradients(sum: tf.NamedTensorMap | undefined, grads: tf.NamedTensorMap): tf.NamedTensorMap {
+  if (!sum) return grads;
+  const out: tf.NamedTensorMap = {};
+  for (const k of Object.keys(grads)) out[k] = tf.add(sum[k]!, grads[k]!);
+  tf.dispose([...Object.values(sum), ...Object.values(grads)]);
+  return out;
+}
+
+/** Greedy decoding over the validation set: the epoch's record (training figures from `p`). */
+function validate(job: TrainJob, p: TrainProgress, epoch: number, devInputs: number[][], classTokens: number[][]): EpochResult {
+  const o = job.options;
+  const devBar = new Progress({ label: `validation ${epoch}/${o.epochs}`, total: devInputs.length, quiet: o.quiet });
+  let devDone = 0;
+  const preds = predictGenerate(job.model, job.tokenizer, devInputs, job.classNames, classTokens, o.evalBatchSize, (d) => {
+    devBar.tick(d - devDone);
+    devDone = d;
+  });
+  devBar.done();
+  const m = classificationMetrics(job.validation.map((e) => e.label), preds.labels, job.classNames.length);
+  return {
+    epoch,
+    learning_rate: p.currentLr,
+    train_loss: p.lossSum / Math.max(1, p.lossCount),
+    train_accuracy: p.correct / Math.max(1, p.seen),
+    dev_accuracy: m.accuracy,
+    dev_macro_f1: m.macroF1,
+    dev_micro_f1: m.microF1,
+    dev_weighted_f1: m.weightedF1,
+    dev_invalid: m.invalid,
+  };
+}
+
+/**
+ * Saves a checkpoint when dev macro-F1 improved (kept as is when this run saved it before it was stopped), else
+ * counts the epoch toward early stopping.
+ */
+async function keepBest(job: TrainJob, p: TrainProgress, r: EpochResult, runName: string, log: RunLog): Promise<void> {
+  const o = job.options;
+  const epoch = r.epoch;
+  if (!(r.dev_macro_f1 > p.bestMacroF1)) {
+    p.epochsWithoutGain++;
+    if (o.earlyStoppingPatience !== undefined && p.epochsWithoutGain >= o.earlyStoppingPatience) {
+      p.stoppedEarly = true;
+      log.line(`early stopping: no better dev macro-F1 for ${p.epochsWithoutGain} epochs`);
+      job.say(`early stopping after epoch ${epoch}: no better dev macro-F1 for ${p.epochsWithoutGain} epochs`);
+    }
+    return;
+  }
+  p.bestMacroF1 = r.dev_macro_f1;
+  p.epochsWithoutGain = 0;
+  const dir = path.join(job.weightsDir, `${job.modelName}-${job.runTime}-epoch${epoch}`);
+  const earlier = readCheckpointMeta(dir);
+  if (earlier?.runName === runName && earlier.epoch === epoch && earlier.step === p.steps) {
+    log.line(`checkpoint ${dir} was saved before the run stopped; kept`);
+  } else {
+    await saveCheckpoint(dir, job.model, job.tokenizer, {
+      format: 't5cls-checkpoint',
+      version: 1,
+      baseModel: job.modelName,
+      runName,
+      epoch,
+      step: p.steps,
+      prefixText: o.prefixText,
+      maxSourceLength: o.maxSourceLength,
+      classesMap: Object.fromEntries(job.classNames.map((n, i) => [n, i])),
+      options: job.record,
+      metrics: { ...r },
+      createdAt: new Date().toISOString(),
+    });
+    log.line(`saved checkpoint ${dir}`);
+    job.say(`saved checkpoint ${dir}`);
+  }
+  p.bestCheckpoint = dir;
 }
 
 /** sqrt(Σ g²) over all gradients: one number per step, to log and to catch a non-finite gradient cheaply. */
