@@ -12,8 +12,9 @@ import { replaceKernel } from '../tfjs_internals.js';
 import { ORT_MIN_ELEMENTS } from '../cpu/kernels/elementwise.js';
 import { dropoutKernel } from './dropout.js';
 import { logProbsAtKernel } from './log_probs_at.js';
-import { rmsNormGradKernel, rmsNormKernel } from './rms_norm.js';
-import { tokenNllGradKernel, tokenNllKernel } from './token_nll.js';
+import { rmsNormGradient, rmsNormGradKernel, rmsNormKernel } from './rms_norm.js';
+import { tokenNllGradient, tokenNllGradKernel, tokenNllKernel } from './token_nll.js';
+import { gatedGeluGradient } from '../cpu/kernels/gated_gelu.js';
 
 export { IGNORE_INDEX } from './token_nll.js';
 
@@ -38,6 +39,7 @@ const KERNELS: Record<(typeof FUSED_KERNELS)[number], KernelFunc> = {
 /** Registers the fused kernels for `backendName`. */
 export function installFusedKernels(backendName: 'cpu' | 'wasm'): void {
   for (const name of FUSED_KERNELS) replaceKernel(name, backendName, 'fused', KERNELS[name]);
+  for (const gradient of [rmsNormGradient, tokenNllGradient, gatedGeluGradient]) tf.registerGradient(gradient);
 }
 
 /** Whether the fused kernels can run now: they are on, and registered for the backend in use. */
@@ -54,7 +56,11 @@ type Forward = (inputs: tf.Tensor[], save: tf.GradSaveFunc) => {
   gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
 };
 
-/** tf.customGrad over a list of tensor inputs. */
+/**
+ * tf.customGrad over a list of tensor inputs. The dropout kernels use it rather than a registered gradient: they
+ * have a second output (the mask the gradient multiplies by) that nothing downstream uses, and tfjs fills an unused
+ * output's gradient with a tensor of zeros its size before calling a registered gradient.
+ */
 function withGradient(forward: Forward, inputs: tf.Tensor[]): tf.Tensor {
   const f = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) =>
     forward(args.slice(0, -1) as tf.Tensor[], args[args.length - 1] as tf.GradSaveFunc)) as unknown as Parameters<typeof tf.customGrad>[0]);
@@ -90,35 +96,17 @@ export function fusedReluDropout(x: tf.Tensor, rate: number, seed: number): tf.T
 export function fusedGatedGelu(a: tf.Tensor, b: tf.Tensor): tf.Tensor | undefined {
   if (!tf.getKernel('T5clsGatedGelu', tf.getBackend()) || a.size < ORT_MIN_ELEMENTS.value) return undefined;
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || !tf.util.arraysEqual(a.shape, b.shape)) return undefined;
-  return withGradient(([ga, gb], save) => {
-    save([ga!, gb!]);
-    return {
-      value: run('T5clsGatedGelu', { a: ga!, b: gb! }) as tf.Tensor,
-      gradFunc: (dy, saved) => run('T5clsGatedGeluGrad', { dy, a: saved[0]!, b: saved[1]! }) as tf.Tensor[],
-    };
-  }, [a, b]);
+  return run('T5clsGatedGelu', { a, b }) as tf.Tensor;
 }
 
 /** T5LayerNorm through `T5clsRmsNorm` (gradient `T5clsRmsNormGrad`). */
 export function fusedRmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
-  return withGradient(([input, w], save) => {
-    save([input!, w!]);
-    return {
-      value: run('T5clsRmsNorm', { x: input!, weight: w! }, { eps }) as tf.Tensor,
-      gradFunc: (dy, saved) => run('T5clsRmsNormGrad', { dy, x: saved[0]!, weight: saved[1]! }, { eps }) as tf.Tensor[],
-    };
-  }, [x, weight]);
+  return run('T5clsRmsNorm', { x, weight }, { eps }) as tf.Tensor;
 }
 
-/** Token NLL through `T5clsTokenNll` (gradient `T5clsTokenNllGrad`); labels get a zero gradient. */
+/** Token NLL through `T5clsTokenNll` (gradient `T5clsTokenNllGrad`). */
 export function fusedTokenNll(logits: tf.Tensor, labels: tf.Tensor): tf.Tensor {
-  return withGradient(([l, ids], save) => {
-    save([l!, ids!]);
-    return {
-      value: run('T5clsTokenNll', { logits: l!, labels: ids! }) as tf.Tensor,
-      gradFunc: (dy, saved) => [run('T5clsTokenNllGrad', { dy, logits: saved[0]!, labels: saved[1]! }) as tf.Tensor, tf.zerosLike(saved[1]!)],
-    };
-  }, [logits, labels]);
+  return run('T5clsTokenNll', { logits, labels }) as tf.Tensor;
 }
 
 /** log softmax(logits[rows[p]])[tokens[p]] for every pair p, through `T5clsLogProbsAt`; logits [rows, vocab]. */

@@ -3,7 +3,9 @@
  * on the cpu engine go to ONNX Runtime graphs; rows of a multiple of 4 on the wasm heap to SIMD kernels; the rest
  * to loops. Sums run in float64 (SIMD: float32 lanes), results are rounded to float32.
  */
-import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import type { GradConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+
+import { tf } from '../../tf.js';
 
 import { f32, laneSum, scratch, simdKernels } from './kernel_support.js';
 import { storageFor } from '../tfjs_internals.js';
@@ -162,4 +164,15 @@ export const rmsNormGradKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   }
   for (let j = 0; j < d; j++) dwv[j] = dwSum[j]!;
   return [dx.info, dw.info];
+};
+
+/** d/dx and d/dweight of `T5clsRmsNorm`, both from one `T5clsRmsNormGrad` call. */
+export const rmsNormGradient: GradConfig = {
+  kernelName: 'T5clsRmsNorm',
+  inputsToSave: ['x', 'weight'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x, weight] = saved as [tf.Tensor, tf.Tensor];
+    const [dx, dw] = tf.engine().runKernel('T5clsRmsNormGrad', { dy: dy as tf.Tensor, x, weight }, attrs as never) as tf.Tensor[];
+    return { x: () => dx!, weight: () => dw! };
+  },
 };

@@ -2,7 +2,9 @@
  * `T5clsTokenNll`, `T5clsTokenNllGrad`: per-token cross-entropy log-sum-exp(logits) - logits[label] (0 where the
  * label is -100) and its gradient, softmax - one-hot, without materializing a one-hot tensor.
  */
-import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import type { GradConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+
+import { tf } from '../../tf.js';
 
 import { laneSum, scratch, simdKernels } from './kernel_support.js';
 import { storageFor } from '../tfjs_internals.js';
@@ -126,4 +128,17 @@ export const tokenNllGradKernel: KernelFunc = ({ inputs, backend }) => {
   }
   storage.dispose(sums);
   return out.info;
+};
+
+/** d/dlogits of `T5clsTokenNll` (labels get no gradient: they are ids, never on a path from a variable). */
+export const tokenNllGradient: GradConfig = {
+  kernelName: 'T5clsTokenNll',
+  inputsToSave: ['logits', 'labels'],
+  gradFunc: (dy, saved) => {
+    const [logits, labels] = saved as [tf.Tensor, tf.Tensor];
+    return {
+      logits: () => tf.engine().runKernel('T5clsTokenNllGrad', { dy: dy as tf.Tensor, logits, labels }) as tf.Tensor,
+      labels: () => tf.zerosLike(labels),
+    };
+  },
 };
