@@ -27,13 +27,11 @@ import {
 import { UsageError } from '../errors.js';
 import { checkJobMemory } from './job_memory.js';
 import { createModel, resolveModelSource } from './model_source.js';
-import { claimRunName, refuseChangedOptions, sayer, startResumedBackend } from './shared.js';
+import { claimRunName, refuseChangedOptions, RESUME_MAY_CHANGE, sayer, startResumedBackend } from './shared.js';
 
 /** Share of the texts held out for the denoising loss. */
 const HELD_OUT_SHARE = 0.05;
 
-/** Options that may differ when a run is resumed; every other one is the run's own. */
-const RESUME_OPTIONS: ParamName[] = ['resume', 'epochs', 'steps', 'maxMinutes', 'saveEverySteps', 'runsDir', 'backend', 'device', 'threads', 'quiet', 'verbose'];
 
 export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const say = sayer(p.quiet);
@@ -105,7 +103,7 @@ async function resume(p: Params, given: Set<ParamName>, say: (line: string) => v
   const target = resolveResumeTarget(p.resume!, path.resolve(p.runsDir), PRETRAIN_STATE_FORMAT);
   const loaded = loadRunState<PretrainStateFile>(target, PRETRAIN_STATE_FORMAT, PRETRAIN_STATE_KEYS);
   try {
-    refuseChangedOptions(p, given, loaded.state.record, RESUME_OPTIONS);
+    refuseChangedOptions(p, given, loaded.state.record, RESUME_MAY_CHANGE.pretrain);
     await resumeRun(loaded, p, given, say);
   } finally {
     tf.dispose([...loaded.optimizer.values()]);

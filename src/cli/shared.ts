@@ -148,6 +148,15 @@ function sameOptionValue(name: ParamName, now: unknown, recorded: unknown): bool
 }
 
 /**
+ * Options that may differ when a run is resumed, per command; every other one is the run's own. Both may run
+ * longer (`--epochs`; pretraining also `--steps`, `--max-minutes`), save on another schedule, and run elsewhere.
+ */
+export const RESUME_MAY_CHANGE: Record<'train' | 'pretrain', readonly ParamName[]> = {
+  train: ['resume', 'epochs', 'saveEverySteps', 'runsDir', 'backend', 'device', 'threads', 'quiet', 'verbose'],
+  pretrain: ['resume', 'epochs', 'steps', 'maxMinutes', 'saveEverySteps', 'runsDir', 'backend', 'device', 'threads', 'quiet', 'verbose'],
+};
+
+/**
  * `--resume` continues a run with the options it was started with: the command that started it, with --resume
  * added, is accepted, and so are changes to `mayChange`; any other option given with another value is refused.
  */

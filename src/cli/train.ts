@@ -20,7 +20,7 @@ import { encodeClassNames, encodeExamples, longestRow, type Example } from '../d
 import { estimateMemory } from '../model/memory_estimate.js';
 import { checkJobMemory } from './job_memory.js';
 import { loadSplits, resolveDataDir } from './shared.js';
-import { claimRunName, refuseChangedOptions, sayer, startResumedBackend } from './shared.js';
+import { claimRunName, refuseChangedOptions, RESUME_MAY_CHANGE, sayer, startResumedBackend } from './shared.js';
 import { createModel, resolveModelSource } from './model_source.js';
 import { assertSafeName } from '../train/checkpoint.js';
 
@@ -39,8 +39,6 @@ function trainingTensorBytes(config: T5Config, modelName: string, p: Params, tok
   return Math.max(training.tensorBytes, validation.tensorBytes + training.optimizerBytes);
 }
 
-/** Options that may differ when a run is resumed; every other one is the run's own. */
-const RESUME_OPTIONS: ParamName[] = ['resume', 'epochs', 'saveEverySteps', 'runsDir', 'backend', 'device', 'threads', 'quiet', 'verbose'];
 
 export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const say = sayer(p.quiet);
@@ -113,7 +111,7 @@ async function trainAndReport(job: TrainJob, say: (line: string) => void): Promi
 async function resume(p: Params, given: Set<ParamName>, say: (line: string) => void): Promise<void> {
   const loaded = loadTrainState(resolveResumeTarget(p.resume!, path.resolve(p.runsDir)));
   try {
-    refuseChangedOptions(p, given, loaded.state.record, RESUME_OPTIONS);
+    refuseChangedOptions(p, given, loaded.state.record, RESUME_MAY_CHANGE.train);
     await resumeRun(loaded, p, given, say);
   } finally {
     tf.dispose([...loaded.optimizer.values()]);
