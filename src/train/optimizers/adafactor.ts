@@ -16,6 +16,7 @@ import {
   factoredApply,
   factoredSecondMoments,
   factoredSimd,
+  type FactoredParameter,
   factoredUpdateSumSq,
   stagedApply,
   sumOfSquares,
@@ -226,19 +227,28 @@ export class Adafactor extends tf.Optimizer {
       if (factored) {
         const cols = shape[shape.length - 1]!;
         const rows = shape[shape.length - 2]!;
-        const [rowOut, colOut] = [outs[2]!, outs[3]!];
-        const [rowIn, colIn] = [ins[2]!, ins[3]!];
-        const rFactor = new Float32Array(rowOut.length);
-        if (memory && scratch.length === 3 && factoredSimd(memory, pOut, pIn, g, rows, cols, e1, keep, take, rowIn, colIn, rowOut, colOut, rFactor, scratch, sqrtNumel, this.clipThreshold, step, m)) {
-          return;
-        }
-        const cFactor = new Float32Array(colOut.length);
-        factoredSecondMoments(g, rows, cols, e1, keep, take, rowIn, colIn, rowOut, colOut, rFactor, cFactor);
-        step.clip = clipFactor(factoredUpdateSumSq(g, rows, cols, rFactor, cFactor), sqrtNumel, this.clipThreshold);
+        const f: FactoredParameter = {
+          p: { out: pOut, in: pIn },
+          g,
+          rows,
+          cols,
+          row: { out: outs[2]!, in: ins[2]! },
+          col: { out: outs[3]!, in: ins[3]! },
+          m,
+          eps1: e1,
+          keep,
+          take,
+          rFactor: new Float32Array(outs[2]!.length),
+        };
+        const clip = { sqrtNumel, threshold: this.clipThreshold };
+        if (memory && scratch.length === 3 && factoredSimd(memory, f, scratch, clip, step)) return;
+        const cFactor = new Float32Array(f.col.out.length);
+        factoredSecondMoments(f, cFactor);
+        step.clip = clipFactor(factoredUpdateSumSq(f, cFactor), sqrtNumel, this.clipThreshold);
         // The cpu backend: the sums above in float64 (as torch accumulates on the CPU), the element-wise update in
         // the SIMD kernel on copies in a private wasm memory (the same float32 operations as factoredApply).
-        if (!memory && cols % 4 === 0 && stagedApply(pOut, pIn, g, rows, cols, rFactor, cFactor, step, m)) return;
-        factoredApply(pOut, pIn, g, rows, cols, rFactor, cFactor, step, m);
+        if (!memory && cols % 4 === 0 && stagedApply(f, cFactor, step)) return;
+        factoredApply(f, cFactor, step);
       } else {
         const [vOut, vIn] = [outs[2]!, ins[2]!];
         step.clip = clipFactor(unfactoredSecondMoment(g, e1, keep, take, vIn, vOut), sqrtNumel, this.clipThreshold);

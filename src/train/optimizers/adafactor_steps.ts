@@ -10,6 +10,31 @@ const f32 = Math.fround;
 // float64 (the SIMD kernels sum short runs in float32 lanes first), which is closer to torch's pairwise float32 sums
 // than the tensor path's float32 running sums.
 
+/** The value of one piece of state before the step (`in`) and the array it is written to (`out`; may be `in`). */
+export interface InOut {
+  in: Float32Array;
+  out: Float32Array;
+}
+
+/** One factored parameter (shape [..., rows, cols]) at one step: its arrays and the second moment's decay. */
+export interface FactoredParameter {
+  p: InOut;
+  g: Float32Array;
+  rows: number;
+  cols: number;
+  /** Decayed row and column means of grad² + eps1 (one set per leading index). */
+  row: InOut;
+  col: InOut;
+  /** The first moment, when β1 is set. */
+  m: InOut | undefined;
+  eps1: number;
+  /** Second-moment decay: new = old·keep + mean·take. */
+  keep: number;
+  take: number;
+  /** Written by the step: 1/sqrt(row / mean row) of every row. */
+  rFactor: Float32Array;
+}
+
 export interface AdafactorElementStep {
   lr: number;
   /** max(1, RMS(update) / clipThreshold). */
@@ -130,17 +155,8 @@ const STAGED_ELEMENTS = 1 << 16;
  * gradient (and first moment) are copied into the staging memory, updated there and copied back. False (nothing
  * done) when the kernel cannot run here.
  */
-export function stagedApply(
-  pOut: Float32Array,
-  pIn: Float32Array,
-  g: Float32Array,
-  rows: number,
-  cols: number,
-  rFactor: Float32Array,
-  cFactor: Float32Array,
-  step: AdafactorElementStep,
-  m: { out: Float32Array; in: Float32Array } | undefined,
-): boolean {
+export function stagedApply(f: FactoredParameter, cFactor: Float32Array, step: AdafactorElementStep): boolean {
+  const { p: { out: pOut, in: pIn }, g, rows, cols, rFactor, m } = f;
   const blockRows = Math.max(1, Math.floor(STAGED_ELEMENTS / cols));
   const span = blockRows * cols;
   const { memory, slots } = stagingSlots([cols, span, span, m ? span : 0]);
@@ -175,25 +191,12 @@ export function stagedApply(
 /** The factored step with SIMD kernels row by row; false (nothing done) when they cannot run here. */
 export function factoredSimd(
   memory: WebAssembly.Memory,
-  pOut: Float32Array,
-  pIn: Float32Array,
-  g: Float32Array,
-  rows: number,
-  cols: number,
-  eps1: number,
-  keep: number,
-  take: number,
-  rowIn: Float32Array,
-  colIn: Float32Array,
-  rowOut: Float32Array,
-  colOut: Float32Array,
-  rFactor: Float32Array,
+  f: FactoredParameter,
   scratch: Float32Array[],
-  sqrtNumel: number,
-  clipThreshold: number,
+  clip: { sqrtNumel: number; threshold: number },
   step: AdafactorElementStep,
-  m: { out: Float32Array; in: Float32Array } | undefined,
 ): boolean {
+  const { p: { out: pOut, in: pIn }, g, rows, cols, eps1, keep, take, row: { in: rowIn, out: rowOut }, rFactor, m } = f;
   const [cFactor, colBlock, sums] = scratch as [Float32Array, Float32Array, Float32Array];
   const stats = kernelFor(ROW_STATS_KERNEL, memory);
   const sumSq = kernelFor(UPDATE_SUM_SQ_KERNEL, memory);
@@ -216,7 +219,7 @@ export function factoredSimd(
       rowOut[ri] = decayedMean(rowIn[ri]!, rowSum, cols, keep, take);
       if (r % block === block - 1 || r === rows - 1) for (let c = 0; c < cols; c++) colSum[c]! += colBlock[c]!;
     }
-    factorsOfBatch(b, rows, cols, keep, take, colSum, rowOut, colIn, colOut, rFactor, cFactor);
+    factorsOfBatch(f, b, colSum, cFactor);
   }
   let total = 0;
   for (let b = 0; b < batches; b++) {
@@ -226,7 +229,7 @@ export function factoredSimd(
       total += sums[0]! + sums[1]! + sums[2]! + sums[3]!;
     }
   }
-  step.clip = clipFactor(total, sqrtNumel, clipThreshold);
+  step.clip = clipFactor(total, clip.sqrtNumel, clip.threshold);
   const tail = applyTail(step);
   for (let b = 0; b < batches; b++) {
     const cf = cFactor.byteOffset + 4 * b * cols;
@@ -249,19 +252,8 @@ function decayedMean(old: number, sum: number, n: number, keep: number, take: nu
  * For batch item b, once its row averages (`rowOut`) are set: the row factors (1/sqrt(row / mean row)), the column
  * averages from the float64 column sums `colSum`, and the column factors (1/sqrt(column)).
  */
-function factorsOfBatch(
-  b: number,
-  rows: number,
-  cols: number,
-  keep: number,
-  take: number,
-  colSum: Float64Array,
-  rowOut: Float32Array,
-  colIn: Float32Array,
-  colOut: Float32Array,
-  rFactor: Float32Array,
-  cFactor: Float32Array,
-): void {
+function factorsOfBatch(f: FactoredParameter, b: number, colSum: Float64Array, cFactor: Float32Array): void {
+  const { rows, cols, keep, take, row: { out: rowOut }, col: { in: colIn, out: colOut }, rFactor } = f;
   let rowTotal = 0;
   for (let r = 0; r < rows; r++) rowTotal += rowOut[b * rows + r]!;
   const rowMean = f32(f32(rowTotal) / rows);
@@ -282,20 +274,8 @@ export function clipFactor(sumSq: number, sqrtNumel: number, clipThreshold: numb
 }
 
 /** Row and column means of grad² + eps1 into the decayed averages, then the row and column factors of the update. */
-export function factoredSecondMoments(
-  g: Float32Array,
-  rows: number,
-  cols: number,
-  eps1: number,
-  keep: number,
-  take: number,
-  rowIn: Float32Array,
-  colIn: Float32Array,
-  rowOut: Float32Array,
-  colOut: Float32Array,
-  rFactor: Float32Array,
-  cFactor: Float32Array,
-): void {
+export function factoredSecondMoments(f: FactoredParameter, cFactor: Float32Array): void {
+  const { g, rows, cols, eps1, keep, take, row: { in: rowIn, out: rowOut } } = f;
   const batches = rowOut.length / rows;
   const colSum = new Float64Array(cols);
   for (let b = 0; b < batches; b++) {
@@ -312,11 +292,12 @@ export function factoredSecondMoments(
       const ri = b * rows + r;
       rowOut[ri] = decayedMean(rowIn[ri]!, rowSum, cols, keep, take);
     }
-    factorsOfBatch(b, rows, cols, keep, take, colSum, rowOut, colIn, colOut, rFactor, cFactor);
+    factorsOfBatch(f, b, colSum, cFactor);
   }
 }
 
-export function factoredUpdateSumSq(g: Float32Array, rows: number, cols: number, rFactor: Float32Array, cFactor: Float32Array): number {
+export function factoredUpdateSumSq(f: FactoredParameter, cFactor: Float32Array): number {
+  const { g, rows, cols, rFactor } = f;
   let sum = 0;
   const batches = rFactor.length / rows;
   for (let b = 0; b < batches; b++) {
@@ -333,17 +314,8 @@ export function factoredUpdateSumSq(g: Float32Array, rows: number, cols: number,
   return sum;
 }
 
-export function factoredApply(
-  pOut: Float32Array,
-  pIn: Float32Array,
-  g: Float32Array,
-  rows: number,
-  cols: number,
-  rFactor: Float32Array,
-  cFactor: Float32Array,
-  step: AdafactorElementStep,
-  m: { out: Float32Array; in: Float32Array } | undefined,
-): void {
+export function factoredApply(f: FactoredParameter, cFactor: Float32Array, step: AdafactorElementStep): void {
+  const { p: { out: pOut, in: pIn }, g, rows, cols, rFactor, m } = f;
   const batches = rFactor.length / rows;
   for (let b = 0; b < batches; b++) {
     for (let r = 0; r < rows; r++) {
@@ -377,7 +349,7 @@ export function unfactoredApply(
   g: Float32Array,
   v: Float32Array,
   step: AdafactorElementStep,
-  m: { out: Float32Array; in: Float32Array } | undefined,
+  m: InOut | undefined,
 ): void {
   for (let i = 0; i < g.length; i++) applyOne(pOut, pIn, i, f32(f32(1 / f32(Math.sqrt(v[i]!))) * g[i]!), step, m);
 }
@@ -388,7 +360,7 @@ function applyOne(
   i: number,
   update: number,
   step: AdafactorElementStep,
-  m: { out: Float32Array; in: Float32Array } | undefined,
+  m: InOut | undefined,
 ): void {
   let u = f32(f32(update / step.clip) * step.lr);
   if (m && step.beta1) {
