@@ -16,5 +16,6 @@ export { initBackend, describeBackends, type BackendInfo } from './engine/init.j
 export { classificationMetrics, INVALID_PREDICTION, type ClassificationMetrics } from './eval/metrics.js';
 export { Classifier, type Prediction, type ClassifierOptions } from './eval/classifier.js';
 export { writeRunReport } from './report/index.js';
+export { exportCheckpoint, type ExportOptions, type ExportedFile, type ExportMeta } from './export/index.js';
 export { predictGenerate, predictRank, textToClass, type Predictions } from './eval/decoding.js';
 export { T5clsError, UsageError, FormatError } from './errors.js';

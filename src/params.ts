@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 
-export type CommandName = 'load-dataset' | 'train' | 'pretrain' | 'test' | 'predict' | 'doctor' | 'report';
+export type CommandName = 'load-dataset' | 'train' | 'pretrain' | 'test' | 'predict' | 'export' | 'doctor' | 'report';
 
 const int = (min: number) => z.coerce.number({ invalid_type_error: 'expected a number' }).int('expected an integer').min(min);
 const num = (min: number) => z.coerce.number({ invalid_type_error: 'expected a number' }).finite().min(min);
@@ -26,13 +26,15 @@ export const ParamsSchema = z.object({
   textColumn: str().default('text').describe('text column of CSV/TSV/JSONL/JSON sources'),
   labelColumn: str().default('label').describe('label column of CSV/TSV/JSONL/JSON sources (class names or ids)'),
   skipEmptyTexts: z.boolean().default(false).describe('leave out examples with an empty text instead of stopping with an error'),
-  out: str().optional().describe('output folder of load-dataset (default datasets/<dataset>-<subset>_processed)'),
+  out: str()
+    .optional()
+    .describe('output folder: load-dataset\'s processed data (default datasets/<dataset>-<subset>_processed); export\'s model folder (default exports/<checkpoint>)'),
   classesMap: str().default('classes_map.json').describe('classes map file {"class name": id}'),
   // model and data
   model: str().default('t5-small').describe('Hub model id (t5-small, google/flan-t5-small, …) or a local model folder'),
   init: z.enum(['pretrained', 'random']).default('pretrained').describe('start from the checkpoint\'s weights or from a random initialisation'),
   modelConfig: str().default('small').describe('with --init random: a config.json file or a named shape (tiny, small, base, large)'),
-  tokenizer: str().optional().describe('tokenizer folder with spiece.model (default: the model\'s)'),
+  tokenizer: str().optional().describe('tokenizer folder with spiece.model, and tokenizer.json for export (default: the model\'s)'),
   prefixText: z.string().default('tweet_eval emotion sentence: ').describe('text put before every input'),
   dataDir: str().optional().describe('folder with train/validation/test.json (default: where load-dataset wrote)'),
   maxSourceLength: int(2).default(512).describe('inputs are truncated to this many tokens'),
@@ -84,6 +86,11 @@ export const ParamsSchema = z.object({
   file: str().optional().describe('predict: read texts from this file ("-" for stdin): one per line, or JSONL (a .jsonl/.ndjson file, or when --text-column is given)'),
   format: z.enum(['text', 'json', 'tsv']).default('text').describe('predict output: text (for reading), json (one JSON object per line) or tsv (with a header row)'),
   json: z.boolean().default(false).describe('doctor: print a machine-readable JSON summary'),
+  // export
+  quantize: z
+    .boolean()
+    .default(false)
+    .describe("export: also write 8-bit variants, onnx/*_quantized.onnx (transformers.js dtype 'q8', its default in browsers)"),
   // report
   run: str().optional().describe('report: run name (<model>_<time>), log file, runs/ folder or checkpoint (default: the newest run)'),
   output: str().optional().describe('report: HTML file to write (default reports/<run>.html)'),
@@ -116,6 +123,7 @@ export const COMMAND_PARAMS: Record<CommandName, ParamName[]> = {
     'weightsName', 'weights', 'saveWeightsPath', 'decode', 'prefixText', 'classesMap', 'tokenizer', 'evalBatchSize', 'maxSourceLength',
     'file', 'textColumn', 'format', ...COMMON,
   ],
+  export: ['weightsName', 'weights', 'saveWeightsPath', 'out', 'tokenizer', 'prefixText', 'classesMap', 'maxSourceLength', 'quantize', 'quiet', 'verbose'],
   doctor: ['backend', 'device', 'threads', 'json', 'verbose'],
   report: ['run', 'output', 'logsDir', 'runsDir', 'saveWeightsPath', 'quiet', 'verbose'],
 };

@@ -55,6 +55,12 @@ const COMMANDS: CommandSpec[] = [
     defaults: { decode: 'rank' },
   },
   {
+    name: 'export',
+    summary: 'write a checkpoint as ONNX files that transformers.js loads (in Node.js or a web page), with its tokenizer and classes',
+    example: 't5cls export   |   t5cls export --weights-name t5-small-Nov25_10-00-00-epoch3 --out web/model',
+    load: async () => (await import('./export.js')).run,
+  },
+  {
     name: 'report',
     summary: 'write a self-contained HTML page with the charts of a run (loss, learning rate, dev metrics, test results)',
     example: 't5cls report   |   t5cls report t5-small_Nov25_14-03-59 --output run.html',

@@ -1,0 +1,40 @@
+/**
+ * `t5cls export`: a checkpoint (default: the newest run's best) as a folder that transformers.js loads, with ONNX
+ * encoder and decoder, config, tokenizer and t5cls.json (prefix, classes); prints the folder on stdout.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ParsedParams } from './options.js';
+import { resolveCheckpoint, sayer } from './shared.js';
+import { exportCheckpoint } from '../export/index.js';
+
+function formatBytes(n: number): string {
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+export async function run({ params: p, given }: ParsedParams): Promise<void> {
+  const say = sayer(p.quiet);
+  const { dir, meta } = resolveCheckpoint(p);
+  say(`checkpoint: ${dir}`);
+  let classesMap: string | undefined;
+  if (given.has('classesMap') || (!meta && fs.existsSync(path.resolve(p.classesMap)))) {
+    classesMap = path.resolve(p.classesMap);
+    if (!given.has('classesMap')) say(`classes: ${classesMap} (the checkpoint has no t5cls.json)`);
+  }
+  const out = path.resolve(p.out ?? path.join('exports', path.basename(dir)));
+  const files = await exportCheckpoint(dir, {
+    out,
+    tokenizer: p.tokenizer,
+    classesMap,
+    prefixText: given.has('prefixText') || !meta ? p.prefixText : undefined,
+    maxSourceLength: given.has('maxSourceLength') || !meta ? p.maxSourceLength : undefined,
+    quantize: p.quantize,
+    onWarning: say,
+  });
+  const width = Math.max(...files.map((f) => f.file.length));
+  for (const f of files) say(`  ${f.file.padEnd(width)}  ${formatBytes(f.bytes).padStart(10)}`);
+  say(`wrote ${out} (load it with transformers.js: AutoModelForSeq2SeqLM.from_pretrained or pipeline('text2text-generation'))`);
+  console.log(out);
+}

@@ -1,0 +1,91 @@
+/**
+ * Protocol Buffers wire format, written as a list of byte chunks: a message never copies the chunks of the messages
+ * it embeds, and a large payload (a weight tensor) can stay unread until the file is written (`LazyBytes`), so a
+ * model of hundreds of MB is never held in memory whole. Only what ONNX files need: varints, fixed32 floats,
+ * length-delimited bytes, strings and messages.
+ */
+
+/** Bytes produced on demand, of a length known in advance (a weight read from its checkpoint when written). */
+export interface LazyBytes {
+  readonly byteLength: number;
+  bytes(): Uint8Array;
+}
+
+export type Chunk = Uint8Array | LazyBytes;
+
+const WIRE_VARINT = 0;
+const WIRE_FIXED32 = 5;
+const WIRE_BYTES = 2;
+
+function varint(value: number | bigint): Uint8Array {
+  // Negative int64 values are sent as their 64-bit two's complement (10 bytes).
+  let v = BigInt.asUintN(64, BigInt(value));
+  const out: number[] = [];
+  while (v >= 0x80n) {
+    out.push(Number(v & 0x7fn) | 0x80);
+    v >>= 7n;
+  }
+  out.push(Number(v));
+  return Uint8Array.from(out);
+}
+
+const utf8 = new TextEncoder();
+
+export class ProtoMessage {
+  readonly chunks: Chunk[] = [];
+  byteLength = 0;
+
+  private push(chunk: Chunk): this {
+    this.chunks.push(chunk);
+    this.byteLength += chunk.byteLength;
+    return this;
+  }
+
+  private tag(field: number, wireType: number): this {
+    return this.push(varint(field * 8 + wireType));
+  }
+
+  int(field: number, value: number | bigint): this {
+    return this.tag(field, WIRE_VARINT).push(varint(value));
+  }
+
+  float(field: number, value: number): this {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setFloat32(0, value, true);
+    return this.tag(field, WIRE_FIXED32).push(b);
+  }
+
+  bytes(field: number, data: Chunk): this {
+    return this.tag(field, WIRE_BYTES).push(varint(data.byteLength)).push(data);
+  }
+
+  string(field: number, s: string): this {
+    return this.bytes(field, utf8.encode(s));
+  }
+
+  message(field: number, m: ProtoMessage): this {
+    this.tag(field, WIRE_BYTES).push(varint(m.byteLength));
+    for (const c of m.chunks) this.push(c);
+    return this;
+  }
+}
+
+/** The bytes of a chunk, produced now if it is lazy; a producer that breaks its announced length is a bug. */
+export function chunkBytes(chunk: Chunk): Uint8Array {
+  if (chunk instanceof Uint8Array) return chunk;
+  const bytes = chunk.bytes();
+  if (bytes.byteLength !== chunk.byteLength) throw new Error(`lazy chunk produced ${bytes.byteLength} bytes, announced ${chunk.byteLength}`);
+  return bytes;
+}
+
+/** The whole message in one array (for small messages and tests). */
+export function messageBytes(m: ProtoMessage): Uint8Array {
+  const out = new Uint8Array(m.byteLength);
+  let at = 0;
+  for (const c of m.chunks) {
+    const b = chunkBytes(c);
+    out.set(b, at);
+    at += b.byteLength;
+  }
+  return out;
+}
