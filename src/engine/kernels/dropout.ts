@@ -8,7 +8,7 @@ import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { aleaState, type AleaState } from './alea.js';
 import { f32 } from './kernel_support.js';
 import { storageFor, wasmMemoryOf } from '../tfjs_internals.js';
-import { dropoutKernelFor } from '../wasm/simd.js';
+import { dropoutKernelFor, stagedDropout, type DropoutState } from '../wasm/simd.js';
 
 export const dropoutKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x } = inputs as { x: TensorInfo };
@@ -25,8 +25,9 @@ export const dropoutKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const memory = wasmMemoryOf(backend);
   const kernel = memory && [xv, yv, mv].every((a) => a.buffer === memory.buffer) ? dropoutKernelFor(memory) : undefined;
   if (kernel) {
-    kernel(xv.byteOffset, yv.byteOffset, mv.byteOffset, 4 * xv.length, state.s0 * 2 ** 32, state.s1 * 2 ** 32, state.s2 * 2 ** 32, threshold, scale);
-  } else {
+    const k = dropoutState(state);
+    kernel(xv.byteOffset, yv.byteOffset, mv.byteOffset, 4 * xv.length, k.k0, k.k1, k.k2, k.c, threshold, scale, 0, 0);
+  } else if (!stagedDropout(xv, yv, mv, dropoutState(state), threshold, scale, false)) {
     dropoutLoop(xv, yv, mv, state, threshold, scale);
   }
   return [y.info, mask.info];
@@ -46,4 +47,9 @@ function dropoutLoop(xv: Float32Array, yv: Float32Array, mv: Float32Array, st: A
     mv[i] = m;
     yv[i] = xv[i]! * m;
   }
+}
+
+/** The generator's state as the wasm dropout function takes it (see wasm/simd.ts dropoutFunction). */
+export function dropoutState(st: AleaState): DropoutState {
+  return { k0: st.s0 * 2 ** 32, k1: st.s1 * 2 ** 32, k2: st.s2 * 2 ** 32, c: st.c };
 }

@@ -2,6 +2,8 @@ import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 
 import { aleaState } from '../../kernels/alea.js';
 import { storageFor } from '../../tfjs_internals.js';
+import { dropoutState } from '../../kernels/dropout.js';
+import { stagedDropout } from '../../wasm/simd.js';
 
 export const RELU_DROPOUT = 'T5clsReluDropout';
 
@@ -24,8 +26,10 @@ export const reluDropoutConfig: KernelConfig = {
     const fv = factor.data as Float32Array;
     const threshold = Math.fround(rate);
     const scale = Math.fround(1 / (1 - rate));
+    const state = aleaState(String(seed));
+    if (stagedDropout(xv, yv, fv, dropoutState(state), threshold, scale, true)) return [y.info, factor.info];
     // Alea stepped inline, as in the dropout kernel (see alea.ts).
-    let { s0, s1, s2, c } = aleaState(String(seed));
+    let { s0, s1, s2, c } = state;
     for (let i = 0; i < xv.length; i++) {
       const t = 2091639 * s0 + c * 2.3283064365386963e-10;
       s0 = s1;
