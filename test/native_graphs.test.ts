@@ -14,6 +14,7 @@ import { GRAPH_KERNEL, nativeGraphAvailable } from '../src/engine/ort/graph_kern
 import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
 import { testBackends, useBackend } from './helpers/backends.js';
 import { fixtureDir, maxAbs, maxAbsDiff, MODEL_FIXTURES, readJson } from './helpers/fixtures.js';
+import { encoderGraph, graphFeeds } from '../src/model/native_graphs.js';
 
 const ort = loadOrtMatMul(2);
 const NO_ORT = ort.ok ? false : `onnxruntime-node not loadable: ${ort.reason}`;
@@ -187,4 +188,15 @@ test('when ONNX Runtime fails on a graph, inference warns once and continues on 
     process.off('warning', onWarning);
     model.dispose();
   }
+});
+
+test('graphFeeds orders named tensors and parameters as the graph declares them, and refuses a wrong or missing name', () => {
+  const c = new T5Config({ vocab_size: 8, d_model: 4, d_kv: 2, d_ff: 8, num_layers: 1, num_decoder_layers: 1, num_heads: 2 });
+  const graph = encoderGraph(c);
+  const feeds = graphFeeds(graph, { bias: 'B', embedded: 'E' }, (name) => `p:${name}`);
+  assert.deepEqual(feeds.slice(0, 2), ['E', 'B']);
+  assert.deepEqual(feeds.slice(2), graph.parameters.map((n) => `p:${n}`));
+  assert.ok(graph.parameters.includes('encoder.block.0.layer.0.SelfAttention.q.weight'));
+  assert.throws(() => graphFeeds(graph, { embedded: 'E' }, (n) => n), /input "bias" was not given/);
+  assert.throws(() => graphFeeds(graph, { embedded: 'E', bias: 'B', self_bias: 'S' }, (n) => n), /"self_bias" is not one of its tensor inputs/);
 });

@@ -10,7 +10,7 @@ import { T5Config } from './config.js';
 import { parameterShapes } from './parameters.js';
 import { activation, causalMask, dropout, gatedActivation, linear, reluDropout, paddingMask, relativeBuckets, rmsNorm, treeAttention } from './layers.js';
 import { IGNORE_INDEX, sequenceCrossEntropy } from './loss.js';
-import { decoderGraph, encoderGraph, type NativeGraph } from './native_graphs.js';
+import { decoderGraph, encoderGraph, graphFeeds, type NativeGraph } from './native_graphs.js';
 import { nativeGraphAvailable, runNativeGraph, withNativeGraphFallback } from '../engine/ort/graph_kernel.js';
 import { loadCheckpointTensors, resolveStateDict } from './weights.js';
 import type { LazyTensor, RawTensor } from '../safetensors.js';
@@ -269,7 +269,8 @@ export class T5ForConditionalGeneration {
     const kvShape = [b, c.num_heads, length, c.d_kv];
     const outputShapes = [[b, length, c.d_model], ...graph.outputs.slice(1).map(() => kvShape)];
     try {
-      const [encoded, ...kv] = runNativeGraph(graph, [...tensors, ...graph.inputs.slice(2).map((name) => this.p(name))], outputShapes);
+      const feeds = graphFeeds(graph, { embedded: tensors[0]!, bias: tensors[1]! }, (name) => this.p(name));
+      const [encoded, ...kv] = runNativeGraph(graph, feeds, outputShapes);
       const cross: KeyValue[] = [];
       for (let j = 0; j < kv.length; j += 2) cross.push({ key: kv[j] as tf.Tensor4D, value: kv[j + 1] as tf.Tensor4D });
       return { encoded: encoded as tf.Tensor3D, cross };
@@ -332,18 +333,19 @@ export class T5ForConditionalGeneration {
     const c = this.config;
     const [b, length] = decoderInputIds.shape as [number, number];
     const graph = (this.decoderGraphDef ??= decoderGraph(c));
-    const tensors = tf.tidy(() => [
-      tf.gather(this.p('shared.weight'), decoderInputIds),
-      tree ? this.treeBias(tree) : tf.add(this.positionBias('decoder', length, length, 0), causalMask(length, length, 0)),
+    const tensors = tf.tidy(() => ({
+      embedded: tf.gather(this.p('shared.weight'), decoderInputIds),
+      self_bias: tree ? this.treeBias(tree) : tf.add(this.positionBias('decoder', length, length, 0), causalMask(length, length, 0)),
       // MultiHeadAttention broadcasts its bias over batch and heads only.
-      tf.add(paddingMask(encoderMask), tf.zeros([1, 1, length, 1])),
-      tf.tensor1d([c.tie_word_embeddings ? c.d_model ** -0.5 : 1]),
-    ]);
-    const inputs = [...tensors, ...cross.flatMap((kv) => [kv.key, kv.value]), ...graph.inputs.slice(4 + 2 * cross.length).map((n) => this.p(n))];
+      cross_bias: tf.add(paddingMask(encoderMask), tf.zeros([1, 1, length, 1])),
+      head_scale: tf.tensor1d([c.tie_word_embeddings ? c.d_model ** -0.5 : 1]),
+    }));
+    const crossFeeds = Object.fromEntries(cross.flatMap((kv, j) => [[`cross.${j}.key`, kv.key], [`cross.${j}.value`, kv.value]]));
     try {
-      return runNativeGraph(graph, inputs, [[b, length, c.vocab_size]])[0] as tf.Tensor3D;
+      const feeds = graphFeeds<tf.Tensor>(graph, { ...tensors, ...crossFeeds }, (name) => this.p(name));
+      return runNativeGraph(graph, feeds, [[b, length, c.vocab_size]])[0] as tf.Tensor3D;
     } finally {
-      tf.dispose(tensors);
+      tf.dispose(Object.values(tensors));
     }
   }
 

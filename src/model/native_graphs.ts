@@ -9,8 +9,27 @@ import { onnxModel, type OnnxNode } from '../engine/onnx/builder.js';
 import type { GraphDefinition } from '../engine/ort/graph_kernel.js';
 import type { T5Config } from './config.js';
 
-/** Graph inputs come in order: tensors first (see each builder), then parameters by HF name. */
-export type NativeGraph = GraphDefinition;
+/** A graph whose inputs are named tensors (see each builder) and the model's parameters, by their HF names. */
+export interface NativeGraph extends GraphDefinition {
+  readonly parameters: readonly string[];
+}
+
+/**
+ * The graph's inputs in its order: each by name from `named`, or a parameter from `parameter(name)`. Throws when
+ * an input is neither, or `named` holds a name the graph does not take.
+ */
+export function graphFeeds<T>(graph: NativeGraph, named: Record<string, T>, parameter: (name: string) => T): T[] {
+  const params = new Set(graph.parameters);
+  for (const name of Object.keys(named)) {
+    if (!graph.inputs.includes(name) || params.has(name)) throw new Error(`${graph.key}: "${name}" is not one of its tensor inputs`);
+  }
+  return graph.inputs.map((name) => {
+    const t = named[name];
+    if (t !== undefined) return t;
+    if (!params.has(name)) throw new Error(`${graph.key}: input "${name}" was not given`);
+    return parameter(name);
+  });
+}
 
 const MS = 'com.microsoft' as const;
 
@@ -150,6 +169,7 @@ export function encoderGraph(c: T5Config): NativeGraph {
     key,
     inputs,
     outputs,
+    parameters: params,
     build: () => onnxModel(nodes, inputs, outputs, undefined, { heads_shape: [0, 0, c.num_heads, c.d_kv] }),
   };
 }
@@ -199,5 +219,5 @@ export function decoderGraph(c: T5Config): NativeGraph {
   const inputs = ['embedded', 'self_bias', 'cross_bias', 'head_scale', ...crossInputs, ...params];
   const outputs = ['logits'];
   const key = `decoder/${c.num_decoder_layers}/${c.num_heads}x${c.d_kv}/${c.isGatedAct ? 'gated-' : ''}${c.denseActFn}/${c.layer_norm_epsilon}/${c.tie_word_embeddings ? 'tied' : 'untied'}`;
-  return { key, inputs, outputs, build: () => onnxModel(nodes, inputs, outputs) };
+  return { key, inputs, outputs, parameters: params, build: () => onnxModel(nodes, inputs, outputs) };
 }
