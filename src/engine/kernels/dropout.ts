@@ -8,7 +8,7 @@ import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { aleaState, type AleaState } from './alea.js';
 import { f32 } from './kernel_support.js';
 import { storageFor, wasmMemoryOf } from '../tfjs_internals.js';
-import { dropoutKernelFor, stagedDropout, type DropoutState } from '../wasm/simd.js';
+import { dropoutKernelFor, stagedDropout, type DropoutState } from '../wasm/dropout.js';
 
 export const dropoutKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x } = inputs as { x: TensorInfo };

@@ -3,7 +3,7 @@ import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 import { aleaState } from '../../kernels/alea.js';
 import { storageFor } from '../../tfjs_internals.js';
 import { dropoutState } from '../../kernels/dropout.js';
-import { stagedDropout } from '../../wasm/simd.js';
+import { stagedDropout } from '../../wasm/dropout.js';
 
 export const RELU_DROPOUT = 'T5clsReluDropout';
 
