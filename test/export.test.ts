@@ -16,12 +16,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../src/tf.js';
 import { initBackend } from '../src/engine/init.js';
-import { NAMED_CONFIGS, T5Config } from '../src/model/config.js';
 import { T5ForConditionalGeneration } from '../src/model/modeling_t5.js';
 import { relativePositionBucket } from '../src/model/layers.js';
 import { T5Tokenizer } from '../src/tokenizer/index.js';
-import { Adafactor } from '../src/train/optimizers/index.js';
-import { saveCheckpoint } from '../src/train/checkpoint.js';
 import { openSafetensorsFile } from '../src/safetensors.js';
 import { UsageError } from '../src/errors.js';
 import { exportCheckpoint, DECODER_FILE, DECODER_Q8_FILE, ENCODER_FILE, ENCODER_Q8_FILE, type ExportMeta } from '../src/export/index.js';
@@ -29,6 +26,7 @@ import { positionTableValues } from '../src/export/t5_weights.js';
 import { quantizeInt8 } from '../src/export/quantize.js';
 import { fixtureDir, maxAbsDiff, readJson, REPO_ROOT, tempDirs, TOKENIZER_DIR } from './helpers/fixtures.js';
 import { allNodes, decodeOnnx, shapeOf } from './helpers/onnx_proto.js';
+import { saveTinyClassifier, TINY_CLASSES, TINY_TRAIN } from './helpers/tiny_classifier.js';
 
 type Transformers = typeof import('@huggingface/transformers');
 const loaded = await import('@huggingface/transformers').then(
@@ -259,7 +257,9 @@ describe('the export folder', () => {
   test('config, generation config, tokenizer and t5cls.json as transformers.js and a page read them', async () => {
     const out = path.join(temp.make(), 'tiny');
     const files = await exportCheckpoint(fixtureDir('t5-tiny'), { out, tokenizer: TOKENIZER_DIR, classesMap: { no: 1, yes: 0 }, prefixText: 'classify: ', maxSourceLength: 48 });
-    assert.deepEqual(files.map((f) => f.file).sort(), [
+    // The page's files (index.html, page/, spiece.model) are checked in export_page.test.ts.
+    const pageFile = (f: string) => f === 'index.html' || f === 'spiece.model' || f.startsWith('page/');
+    assert.deepEqual(files.map((f) => f.file).filter((f) => !pageFile(f)).sort(), [
       'config.json', 'generation_config.json', DECODER_FILE, ENCODER_FILE, 't5cls.json', 'tokenizer.json', 'tokenizer_config.json',
     ].sort());
     for (const f of files) assert.equal(fs.statSync(path.join(out, f.file)).size, f.bytes, f.file);
@@ -297,19 +297,8 @@ describe('the export folder', () => {
 });
 
 describe('t5cls export on a trained checkpoint: pipeline(text2text-generation) = t5cls predict --decode generate', { skip: NO_TJS }, () => {
-  const CLASSES = ['anger', 'joy', 'optimism', 'sadness'];
-  const PREFIX = 'classify: ';
-  const TRAIN: [string, number][] = [
-    ['I am furious, this is outrageous', 0],
-    ['so angry I could scream', 0],
-    ['what a wonderful happy day', 1],
-    ['laughing with friends, pure delight', 1],
-    ['tomorrow will be better, I believe it', 2],
-    ['keep going, things will work out', 2],
-    ['I miss her and cry every night', 3],
-    ['feeling lonely and heartbroken', 3],
-  ];
-  const TEXTS = [...TRAIN.map(([t]) => t), 'a completely new sentence about the weather', 'Ça va? 🙂'];
+  const CLASSES = TINY_CLASSES;
+  const TEXTS = [...TINY_TRAIN.map(([t]) => t), 'a completely new sentence about the weather', 'Ça va? 🙂'];
   let work: string;
 
   const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { cwd: work, encoding: 'utf-8' });
@@ -317,30 +306,7 @@ describe('t5cls export on a trained checkpoint: pipeline(text2text-generation) =
   before(async () => {
     await initBackend('wasm');
     work = temp.make();
-    const tokenizer = await T5Tokenizer.fromPretrained(TOKENIZER_DIR);
-    const model = new T5ForConditionalGeneration(new T5Config({ ...NAMED_CONFIGS.tiny, vocab_size: 32128 }), { seed: 5 });
-    // A few full-batch Adafactor steps, so that greedy decoding produces class names, not noise.
-    const inputs = TRAIN.map(([t]) => tokenizer.encode(PREFIX + t));
-    const width = Math.max(...inputs.map((r) => r.length));
-    const inputIds = inputs.map((r) => [...r, ...new Array<number>(width - r.length).fill(0)]);
-    const attentionMask = inputs.map((r) => [...r.map(() => 1), ...new Array<number>(width - r.length).fill(0)]);
-    const classTokens = CLASSES.map((c) => tokenizer.encode(c));
-    const lw = Math.max(...classTokens.map((r) => r.length));
-    const labels = TRAIN.map(([, c]) => [...classTokens[c]!, ...new Array<number>(lw - classTokens[c]!.length).fill(-100)]);
-    const opt = new Adafactor({ lr: 1e-2, scaleParameter: false, relativeStep: false, warmupInit: false });
-    const params = [...model.namedParameters().values()];
-    for (let s = 0; s < 12; s++) {
-      const { value, grads } = tf.variableGrads(() => model.forward({ inputIds, attentionMask, labels }).loss!, params);
-      opt.applyGradients(grads);
-      tf.dispose([value, ...Object.values(grads)]);
-    }
-    opt.dispose();
-    await saveCheckpoint(path.join(work, 'weights', 'tiny-epoch1'), model, tokenizer, {
-      format: 't5cls-checkpoint', version: 1, baseModel: 'tiny (random)', runName: 'tiny', epoch: 1, step: 12, prefixText: PREFIX,
-      maxSourceLength: 64, classesMap: Object.fromEntries(CLASSES.map((c, i) => [c, i])), options: {}, metrics: { dev_macro_f1: 0.5 },
-      createdAt: '2030-01-01T00:00:00.000Z',
-    });
-    model.dispose();
+    await saveTinyClassifier(work);
   });
 
   test('export --help names its options', () => {

@@ -1,6 +1,7 @@
 /**
  * `t5cls export`: a checkpoint (default: the newest run's best) as a folder that transformers.js loads, with ONNX
- * encoder and decoder, config, tokenizer and t5cls.json (prefix, classes); prints the folder on stdout.
+ * encoder and decoder, config, tokenizer and t5cls.json (prefix, classes), and a page (index.html) that classifies
+ * texts in the browser with them; prints the folder on stdout.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -36,5 +37,6 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const width = Math.max(...files.map((f) => f.file.length));
   for (const f of files) say(`  ${f.file.padEnd(width)}  ${formatBytes(f.bytes).padStart(10)}`);
   say(`wrote ${out} (load it with transformers.js: AutoModelForSeq2SeqLM.from_pretrained or pipeline('text2text-generation'))`);
+  if (files.some((f) => f.file === 'index.html')) say(`the classifier page: python3 -m http.server -d ${out}, then open http://localhost:8000/`);
   console.log(out);
 }

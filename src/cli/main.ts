@@ -56,7 +56,7 @@ const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'export',
-    summary: 'write a checkpoint as ONNX files that transformers.js loads (in Node.js or a web page), with its tokenizer and classes',
+    summary: 'write a checkpoint as ONNX files that transformers.js loads, with its tokenizer, classes and a page that classifies in the browser',
     example: 't5cls export   |   t5cls export --weights-name t5-small-Nov25_10-00-00-epoch3 --out web/model',
     load: async () => (await import('./export.js')).run,
   },

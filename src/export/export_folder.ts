@@ -4,6 +4,7 @@
  *     config.json  generation_config.json  tokenizer.json  tokenizer_config.json  t5cls.json
  *     onnx/encoder_model.onnx  onnx/decoder_model_merged.onnx
  *     onnx/encoder_model_quantized.onnx  onnx/decoder_model_merged_quantized.onnx   (with `quantize`)
+ *     index.html  page/…  spiece.model                                             (with `page`, see page_files.ts)
  *
  * Everything is written into a temp folder beside the target and renamed into place when complete, so a failed
  * export leaves no half-written folder; a previous export in the target is replaced, anything else is refused.
@@ -17,6 +18,8 @@ import type { Graph } from './onnx_model.js';
 import { encoderGraph } from './t5_encoder.js';
 import { decoderMergedGraph } from './t5_decoder.js';
 import { T5Weights } from './t5_weights.js';
+import { PAGE_DIR, pageMeta, writePage, type PageSources } from './page_files.js';
+import { SPIECE_FILE, type T5Tokenizer } from '../tokenizer/index.js';
 import {
   DECODER_FILE,
   DECODER_Q8_FILE,
@@ -41,6 +44,8 @@ export interface ExportSpec {
   quantize?: boolean;
   /** Recorded in the ONNX files as the producer version. */
   producerVersion: string;
+  /** Also write the classifier page (index.html, page/, spiece.model): its sources, the tokenizer, the class token ids. */
+  page?: { sources: PageSources; tokenizer: T5Tokenizer; classTokens: number[][] };
   onWarning?: (message: string) => void;
 }
 
@@ -99,6 +104,15 @@ export async function writeExport(spec: ExportSpec): Promise<ExportedFile[]> {
         if (q8) {
           onnx(ENCODER_Q8_FILE, encoderGraph(weights, true));
           onnx(DECODER_Q8_FILE, decoderMergedGraph(weights, true));
+        }
+        if (spec.page) {
+          fs.mkdirSync(path.join(tmp, PAGE_DIR));
+          const { prefix, classes, maxSourceLength } = spec.meta;
+          const meta = pageMeta(weights.config, spec.page.tokenizer, { prefix, classes, maxSourceLength, classTokens: spec.page.classTokens });
+          writePage(spec.page.sources, meta, path.join(spec.tokenizerDir, SPIECE_FILE), (file, data) => {
+            writeFileAtomic(path.join(tmp, file), data);
+            files.push({ file, bytes: fs.statSync(path.join(tmp, file)).size });
+          });
         }
       },
       { replace: true },

@@ -12,8 +12,10 @@ import { readCheckpointMeta } from '../train/checkpoint.js';
 import { T5Tokenizer } from '../tokenizer/index.js';
 import { UsageError } from '../errors.js';
 import { writeExport, type ExportedFile } from './export_folder.js';
+import { findPageSources, type PageSources } from './page_files.js';
 
 export { type ExportedFile } from './export_folder.js';
+export { PAGE_META, type PageMeta } from './page_files.js';
 export { ENCODER_FILE, DECODER_FILE, ENCODER_Q8_FILE, DECODER_Q8_FILE, EXPORT_META, type ExportMeta } from './model_files.js';
 
 const DEFAULT_MAX_SOURCE_LENGTH = 512;
@@ -32,6 +34,8 @@ export interface ExportOptions {
   /** Also write 8-bit variants of the ONNX files (transformers.js `dtype: 'q8'`). */
   quantize?: boolean;
   onWarning?: (message: string) => void;
+  /** Where the page's files come from, or why there is no page (default: findPageSources()). */
+  pageSources?: PageSources | string;
 }
 
 function classNamesOf(map: Record<string, number> | string[] | string): string[] {
@@ -58,7 +62,10 @@ export async function exportCheckpoint(dir: string, options: ExportOptions): Pro
   const classes = classNamesOf(classesMap);
   const tokenizerDir = path.resolve(options.tokenizer ?? checkpointDir);
   const tokenizer = await T5Tokenizer.fromPretrained(tokenizerDir);
-  const maxNewTokens = Math.max(...encodeClassNames(tokenizer, classes).map((ids) => ids.length));
+  const classTokens = encodeClassNames(tokenizer, classes);
+  const maxNewTokens = Math.max(...classTokens.map((ids) => ids.length));
+  const pageSources = options.pageSources ?? findPageSources();
+  if (typeof pageSources === 'string') options.onWarning?.(`the classifier page (index.html) was left out: ${pageSources}`);
   return writeExport({
     checkpointDir,
     tokenizerDir,
@@ -72,6 +79,7 @@ export async function exportCheckpoint(dir: string, options: ExportOptions): Pro
       ...(meta?.baseModel ? { baseModel: meta.baseModel } : {}),
     },
     quantize: options.quantize,
+    ...(typeof pageSources === 'string' ? {} : { page: { sources: pageSources, tokenizer, classTokens } }),
     producerVersion: packageVersion(),
     onWarning: options.onWarning,
   });
