@@ -31,7 +31,7 @@ function slebNonNegative(value: number): Bytes {
  */
 function dropoutFunction(): FunctionEntry {
   const [X, Y, MASK, LEN, A0, A1, A2, CIN, THRESHOLD, SCALE, STATE, RELU] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-  const [I, K0, K1, K2, C, T, M, V, Z] = [12, 13, 14, 15, 16, 17, 18, 19, 20];
+  const [I, BM, ZB, K0, K1, K2, C, T, M, V] = [12, 13, 14, 15, 16, 17, 18, 19, 20, 21];
   const I64 = 0x7e;
   const get = (l: number) => [OP.localGet, ...uleb(l)];
   const set = (l: number) => [OP.localSet, ...uleb(l)];
@@ -47,14 +47,24 @@ function dropoutFunction(): FunctionEntry {
   const F32_MUL = 0x94;
   const F32_GE = 0x60;
   const F32_GT = 0x5e;
-  const F32_EQ = 0x5b;
-  const SELECT = 0x1b;
+  const F32_NE = 0x5c;
+  const I32_SUB = 0x6b;
+  const I32_AND = 0x71;
+  const I32_OR = 0x72;
+  const I32_XOR = 0x73;
+  const I32_REINTERPRET_F32 = 0xbc;
+  const F32_REINTERPRET_I32 = 0xbe;
   const IF = 0x04;
   const ELSE = 0x05;
   const F32_LOAD = 0x2a;
   const F32_STORE = 0x38;
   const I32_STORE = 0x36;
   const storeAt = (ptr: number, value: Bytes) => [...get(ptr), ...get(I), OP.i32Add, ...value, F32_STORE, 2, 0];
+  const storeBitsAt = (ptr: number, bits: Bytes) => [
+    ...get(ptr), ...get(I), OP.i32Add,
+    ...bits, ...get(BM), I32_AND, ...get(ZB), ...get(BM), OP.i32Const, ...sleb(-1), I32_XOR, I32_AND, I32_OR,
+    I32_STORE, 2, 0,
+  ];
   const storeState = (local: number, offset: number) => [...get(STATE), ...get(local), I32_WRAP_I64, I32_STORE, 2, ...uleb(offset)];
   const expr: Bytes = [
     ...get(A0), I64_EXTEND_I32_U, ...set(K0),
@@ -69,14 +79,18 @@ function dropoutFunction(): FunctionEntry {
     ...get(K2), ...set(K1),
     ...get(T), ...i64Const(0xffffffff), I64_AND, ...set(K2),
     ...get(T), ...i64Const(32), I64_SHR_U, ...set(C),
-    ...get(SCALE), ...f32Const(0),
-    ...get(K2), F32_CONVERT_I64_S, ...f32Const(2 ** -32), F32_MUL, ...get(THRESHOLD), F32_GE,
-    SELECT, ...set(M),
+    // m = u >= threshold ? scale : +0, branch-free: scale's bits and-ed with all ones or with 0.
+    ...get(SCALE), I32_REINTERPRET_F32,
+    OP.i32Const, ...sleb(0), ...get(K2), F32_CONVERT_I64_S, ...f32Const(2 ** -32), F32_MUL, ...get(THRESHOLD), F32_GE, I32_SUB,
+    I32_AND, F32_REINTERPRET_I32, ...set(M),
     ...get(X), ...get(I), OP.i32Add, F32_LOAD, 2, 0, ...set(V),
     ...get(RELU), IF, 0x40,
-    ...f32Const(0), ...get(V), ...get(V), ...get(V), F32_EQ, SELECT, ...set(Z),
-    ...storeAt(MASK, [...get(M), ...get(Z), ...get(V), ...f32Const(0), F32_GT, SELECT]),
-    ...storeAt(Y, [...get(V), ...get(M), F32_MUL, ...get(Z), ...get(V), ...f32Const(0), F32_GT, SELECT]),
+    // Branch-free (a data-dependent select becomes a mispredicted branch): BM = all ones where x > 0, ZB = the bits
+    // of x where x is NaN, else 0; each output is (bits & BM) | (ZB & ~BM).
+    OP.i32Const, ...sleb(0), ...get(V), ...f32Const(0), F32_GT, I32_SUB, ...set(BM),
+    ...get(V), I32_REINTERPRET_F32, OP.i32Const, ...sleb(0), ...get(V), ...get(V), F32_NE, I32_SUB, I32_AND, ...set(ZB),
+    ...storeBitsAt(MASK, [...get(M), I32_REINTERPRET_F32]),
+    ...storeBitsAt(Y, [...get(V), ...get(M), F32_MUL, I32_REINTERPRET_F32]),
     ELSE,
     ...storeAt(MASK, get(M)),
     ...storeAt(Y, [...get(V), ...get(M), F32_MUL]),
@@ -89,7 +103,7 @@ function dropoutFunction(): FunctionEntry {
     OP.end,
     OP.end,
   ];
-  const locals: Bytes[] = [[...uleb(1), I32], [...uleb(5), I64], [...uleb(3), F32]];
+  const locals: Bytes[] = [[...uleb(3), I32], [...uleb(5), I64], [...uleb(2), F32]];
   const fn = [...vec(locals), ...expr];
   const params = [I32, I32, I32, I32, I32, I32, I32, I32, F32, F32, I32, I32].map((t) => [t]);
   return { type: [0x60, ...vec(params), ...vec([])], code: [...uleb(fn.length), ...fn] };
