@@ -10,9 +10,11 @@ import { f32 } from './kernel_support.js';
 import { storageFor, wasmMemoryOf } from '../tfjs_internals.js';
 import { dropoutKernelFor, stagedDropout, type DropoutState } from '../wasm/dropout.js';
 
-export const dropoutKernel: KernelFunc = ({ inputs, backend, attrs }) => {
-  const { x } = inputs as { x: TensorInfo };
-  const { rate, seed } = attrs as unknown as { rate: number; seed: number };
+/**
+ * Inverted dropout of `x` (with `relu`, of relu(x)): the result and the factor its gradient multiplies by (the mask,
+ * times step(x) with relu). The wasm dropout function on the wasm heap, else on staged copies, else a loop.
+ */
+export function dropoutOutputs(backend: unknown, x: TensorInfo, rate: number, seed: number, relu: boolean): TensorInfo[] {
   const storage = storageFor(backend);
   const y = storage.alloc([...x.shape], 'float32');
   const mask = storage.alloc([...x.shape], 'float32');
@@ -26,15 +28,20 @@ export const dropoutKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const kernel = memory && [xv, yv, mv].every((a) => a.buffer === memory.buffer) ? dropoutKernelFor(memory) : undefined;
   if (kernel) {
     const k = dropoutState(state);
-    kernel(xv.byteOffset, yv.byteOffset, mv.byteOffset, 4 * xv.length, k.k0, k.k1, k.k2, k.c, threshold, scale, 0, 0);
-  } else if (!stagedDropout(xv, yv, mv, dropoutState(state), threshold, scale, false)) {
-    dropoutLoop(xv, yv, mv, state, threshold, scale);
+    kernel(xv.byteOffset, yv.byteOffset, mv.byteOffset, 4 * xv.length, k.k0, k.k1, k.k2, k.c, threshold, scale, 0, relu ? 1 : 0);
+  } else if (!stagedDropout(xv, yv, mv, dropoutState(state), threshold, scale, relu)) {
+    dropoutLoop(xv, yv, mv, state, threshold, scale, relu);
   }
   return [y.info, mask.info];
+}
+
+export const dropoutKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { rate, seed } = attrs as unknown as { rate: number; seed: number };
+  return dropoutOutputs(backend, (inputs as { x: TensorInfo }).x, rate, seed, false);
 };
 
 /** The keep mask from uniform draws u: u >= rate in float32 (as tfjs compares its float32 random tensor). */
-function dropoutLoop(xv: Float32Array, yv: Float32Array, mv: Float32Array, st: AleaState, threshold: number, scale: number): void {
+function dropoutLoop(xv: Float32Array, yv: Float32Array, mv: Float32Array, st: AleaState, threshold: number, scale: number, relu: boolean): void {
   // Alea stepped inline (see alea.ts).
   let { s0, s1, s2, c } = st;
   for (let i = 0; i < xv.length; i++) {
@@ -44,8 +51,16 @@ function dropoutLoop(xv: Float32Array, yv: Float32Array, mv: Float32Array, st: A
     c = t | 0;
     s2 = t - c;
     const m = f32(s2) >= threshold ? scale : 0;
-    mv[i] = m;
-    yv[i] = xv[i]! * m;
+    const v = xv[i]!;
+    if (!relu || v > 0) {
+      mv[i] = m;
+      yv[i] = v * m;
+    } else {
+      // relu keeps NaN, and NaN · keep is NaN in both outputs; everything else not above zero gives 0.
+      const z = v === v ? 0 : NaN;
+      mv[i] = z;
+      yv[i] = z;
+    }
   }
 }
 
