@@ -22,21 +22,13 @@ import { predictGenerate } from '../src/eval/decoding.js';
 import { Classifier } from '../src/eval/classifier.js';
 import { UsageError } from '../src/errors.js';
 import { REPO_ROOT, TOKENIZER_DIR } from './helpers/fixtures.js';
+import { TINY_CLASSES, TINY_PREFIX, TINY_TRAIN } from './helpers/tiny_classifier.js';
 
 const CLI = path.join(REPO_ROOT, 'bin/t5cls.js');
-const PREFIX = 'classify: ';
+const PREFIX = TINY_PREFIX;
 const MAX_LEN = 24;
-const CLASSES = ['anger', 'joy', 'optimism', 'sadness'];
-const TRAIN: [string, number][] = [
-  ['I am furious, this is outrageous', 0],
-  ['so angry I could scream', 0],
-  ['what a wonderful happy day', 1],
-  ['laughing with friends, pure delight', 1],
-  ['tomorrow will be better, I believe it', 2],
-  ['keep going, things will work out', 2],
-  ['I miss her and cry every night', 3],
-  ['feeling lonely and heartbroken', 3],
-];
+const CLASSES = TINY_CLASSES;
+const TRAIN = TINY_TRAIN;
 const TEXTS = [...TRAIN.map(([t]) => t), 'a completely new sentence about the weather'];
 
 let work: string;
