@@ -8,13 +8,13 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import protobuf from 'protobufjs';
 
 import { tf } from '../src/tf.js';
 import { describeBackends, initBackend } from '../src/engine/init.js';
 import { NATIVE_MATMUL_ENV } from '../src/engine/flags.js';
 import { T5clsError, UsageError } from '../src/errors.js';
 import { matMulModel, onnxModel } from '../src/engine/onnx/builder.js';
+import { decodeOnnx } from './helpers/onnx_proto.js';
 import { loadFailureReason } from '../src/engine/optional_packages.js';
 import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
 
@@ -237,46 +237,12 @@ describe('loadFailureReason', () => {
 });
 
 describe('the hand-encoded ONNX model', () => {
-  // The subset of onnx/onnx.proto these models use, decoded independently of our encoder.
-  const root = protobuf.parse(`
-    syntax = "proto3";
-    message AttributeProto { string name = 1; float f = 2; int64 i = 3; repeated int64 ints = 8; int32 type = 20; }
-    message TensorProto { repeated int64 dims = 1; int32 data_type = 2; string name = 8; bytes raw_data = 9; }
-    message TensorShapeProto { message Dimension { int64 dim_value = 1; string dim_param = 2; } repeated Dimension dim = 1; }
-    message TypeProto { message Tensor { int32 elem_type = 1; TensorShapeProto shape = 2; } Tensor tensor_type = 1; }
-    message ValueInfoProto { string name = 1; TypeProto type = 2; }
-    message NodeProto { repeated string input = 1; repeated string output = 2; string name = 3; string op_type = 4;
-      repeated AttributeProto attribute = 5; string domain = 7; }
-    message GraphProto { repeated NodeProto node = 1; string name = 2; repeated TensorProto initializer = 5;
-      repeated ValueInfoProto input = 11;
-      repeated ValueInfoProto output = 12; }
-    message OperatorSetIdProto { string domain = 1; int64 version = 2; }
-    message ModelProto { int64 ir_version = 1; string producer_name = 2; GraphProto graph = 7;
-      repeated OperatorSetIdProto opset_import = 8; }
-  `, { keepCase: true }).root;
-  const Model = root.lookupType('ModelProto');
+  // Decoded independently of our encoder (test/helpers/onnx_proto.ts); an empty integer list left out.
   const decode = (bytes: Uint8Array) => {
-    const m = Model.toObject(Model.decode(bytes), { longs: Number, defaults: false, arrays: true }) as ReturnType<typeof decodeRaw>;
+    const m = decodeOnnx(bytes);
     for (const node of m.graph.node) for (const a of node.attribute) if (a.ints?.length === 0) delete a.ints;
     return m;
   };
-  const decodeRaw = (bytes: Uint8Array) =>
-    Model.toObject(Model.decode(bytes), { longs: Number, defaults: false, arrays: true }) as {
-      ir_version: number;
-      opset_import: { domain?: string; version: number }[];
-      graph: {
-        node: {
-          input: string[];
-          output: string[];
-          op_type: string;
-          domain?: string;
-          attribute: { name: string; f?: number; i?: number; ints?: number[]; type: number }[];
-        }[];
-        initializer: { dims: number[]; data_type: number; name: string; raw_data: Uint8Array }[];
-        input: { name: string; type: { tensor_type: { elem_type: number; shape?: unknown } } }[];
-        output: { name: string; type: { tensor_type: { elem_type: number; shape?: unknown } } }[];
-      };
-    };
 
   test('plain MatMul: opset 17, float inputs of any shape', () => {
     const m = decode(matMulModel(false, false));
@@ -334,7 +300,7 @@ describe('the hand-encoded ONNX model', () => {
     assert.equal(init!.name, 'shape');
     assert.deepEqual(init!.dims, [4]);
     assert.equal(init!.data_type, 7);
-    const raw = new DataView(init!.raw_data.buffer, init!.raw_data.byteOffset, init!.raw_data.byteLength);
+    const raw = new DataView(init!.raw_data!.buffer, init!.raw_data!.byteOffset, init!.raw_data!.byteLength);
     assert.deepEqual([0, 1, 2, 3].map((i) => Number(raw.getBigInt64(8 * i, true))), [0, -1, 4, 8]);
     assert.deepEqual(m.graph.input.map((v) => v.name), ['X', 'm']);
   });
