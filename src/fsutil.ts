@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { FormatError } from './errors.js';
 
 /**
  * Writes a file so that readers only ever see the old content or the complete new content: the data goes to a
@@ -101,4 +102,22 @@ export function removeQuietly(dir: string): void {
   } catch {
     // Nothing was created there, or it cannot be removed either; the first error is the one to report.
   }
+}
+
+/** `text` (the content of `file`) parsed as JSON that must be an object; a FormatError naming the file otherwise. */
+export function parseJsonObject(text: string, file: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new FormatError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new FormatError(`${file}: expected a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+/** The JSON object in `file`, or undefined when there is no such file (see parseJsonObject). */
+export function readJsonObject(file: string): Record<string, unknown> | undefined {
+  if (!fs.existsSync(file)) return undefined;
+  return parseJsonObject(fs.readFileSync(file, 'utf-8'), file);
 }

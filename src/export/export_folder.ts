@@ -11,8 +11,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic, writeFolderAtomic, writeJsonAtomic } from '../fsutil.js';
-import { FormatError, T5clsError, UsageError } from '../errors.js';
+import { readJsonObject, writeFileAtomic, writeFolderAtomic, writeJsonAtomic } from '../fsutil.js';
+import { T5clsError, UsageError } from '../errors.js';
 import { writeOnnxFile } from './onnx_file.js';
 import type { Graph } from './onnx_model.js';
 import { encoderGraph } from './t5_encoder.js';
@@ -57,18 +57,6 @@ export interface ExportedFile {
 
 const TOKENIZER_JSON = 'tokenizer.json';
 const TOKENIZER_CONFIG = 'tokenizer_config.json';
-
-function readJsonObject(file: string): Record<string, unknown> | undefined {
-  if (!fs.existsSync(file)) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(fs.readFileSync(file, 'utf-8'));
-  } catch (e) {
-    throw new FormatError(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new FormatError(`${file}: expected a JSON object`);
-  return value as Record<string, unknown>;
-}
 
 /** Writes the export folder `spec.outDir` and returns its files with their sizes. */
 export async function writeExport(spec: ExportSpec): Promise<ExportedFile[]> {

@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import { FormatError } from '../errors.js';
+import { parseJsonObject } from '../fsutil.js';
 
 export type ActivationName = 'relu' | 'gelu_new' | 'gelu' | 'silu' | 'gelu_pytorch_tanh';
 
@@ -130,14 +131,7 @@ export class T5Config implements T5ConfigFields {
     } catch (e) {
       throw new FormatError(`${file}: cannot read the model config (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new FormatError(`${file}: not valid JSON (${(e as Error).message})`);
-    }
-    if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new FormatError(`${file}: expected a JSON object`);
-    return new T5Config(json as Record<string, unknown>, file);
+    return new T5Config(parseJsonObject(text, file), file);
   }
 
   /** The config as HF writes it: every source field, with the T5 fields this model uses. */

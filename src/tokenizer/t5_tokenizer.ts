@@ -14,7 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FormatError, T5clsError, UsageError } from '../errors.js';
-import { writeFileAtomic, writeJsonAtomic } from '../fsutil.js';
+import { readJsonObject, writeFileAtomic, writeJsonAtomic } from '../fsutil.js';
 import { loadProcessor, parseSpVocab, PIECE_TYPE_UNKNOWN, type SpJsProcessor, type SpVocab } from './sentencepiece.js';
 
 export const SPIECE_FILE = 'spiece.model';
@@ -57,15 +57,8 @@ interface TokenizerSettings {
 function readSettings(dir: string): TokenizerSettings {
   const file = path.join(dir, TOKENIZER_CONFIG_FILE);
   const settings: TokenizerSettings = { extraIds: DEFAULT_EXTRA_IDS, cleanUpTokenizationSpaces: true };
-  if (!fs.existsSync(file)) return settings;
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf-8'));
-  } catch (e) {
-    throw new FormatError(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new FormatError(`${file}: expected a JSON object`);
-  const cfg = json as Record<string, unknown>;
+  const cfg = readJsonObject(file);
+  if (!cfg) return settings;
   if (cfg.extra_ids !== undefined) {
     if (!Number.isInteger(cfg.extra_ids) || (cfg.extra_ids as number) < 0) {
       throw new FormatError(`${file}: field "extra_ids" must be an integer ≥ 0, got ${JSON.stringify(cfg.extra_ids)}`);
