@@ -99,32 +99,34 @@ function lmHead(t5: T5Layers, x: string): void {
   g.op('Reshape', [rows, g.op('Concat', [leading, g.int64([c.vocab_size])], { axis: 0 })], undefined, 'logits');
 }
 
-function inputs(weights: T5Weights): ValueInfo[] {
+/** Every decoder layer's self- and cross-attention keys/values as `name` names them; `selfLength`: the self axis. */
+function keyValueInfos(weights: T5Weights, name: typeof pastName, selfLength: string): ValueInfo[] {
   const c = weights.config;
-  const past: ValueInfo[] = [];
+  const out: ValueInfo[] = [];
   for (let i = 0; i < c.num_decoder_layers; i++) {
     for (const part of ['decoder', 'encoder'] as const) {
-      const length = part === 'decoder' ? 'past_decoder_sequence_length' : 'encoder_sequence_length_out';
-      for (const kind of KINDS) past.push({ name: pastName(i, part, kind), type: 'float32', shape: ['batch_size', c.num_heads, length, c.d_kv] });
+      const length = part === 'decoder' ? selfLength : 'encoder_sequence_length_out';
+      for (const kind of KINDS) out.push({ name: name(i, part, kind), type: 'float32', shape: ['batch_size', c.num_heads, length, c.d_kv] });
     }
   }
+  return out;
+}
+
+function inputs(weights: T5Weights): ValueInfo[] {
+  const c = weights.config;
   return [
     { name: 'encoder_attention_mask', type: 'int64', shape: ['batch_size', 'encoder_sequence_length'] },
     { name: 'input_ids', type: 'int64', shape: ['batch_size', 'decoder_sequence_length'] },
     { name: 'encoder_hidden_states', type: 'float32', shape: ['batch_size', 'encoder_sequence_length', c.d_model] },
-    ...past,
+    ...keyValueInfos(weights, pastName, 'past_decoder_sequence_length'),
     { name: 'use_cache_branch', type: 'bool', shape: [1] },
   ];
 }
 
 function outputs(weights: T5Weights): ValueInfo[] {
   const c = weights.config;
-  const present: ValueInfo[] = [];
-  for (let i = 0; i < c.num_decoder_layers; i++) {
-    for (const part of ['decoder', 'encoder'] as const) {
-      const length = part === 'decoder' ? 'present_decoder_sequence_length' : 'encoder_sequence_length_out';
-      for (const kind of KINDS) present.push({ name: presentName(i, part, kind), type: 'float32', shape: ['batch_size', c.num_heads, length, c.d_kv] });
-    }
-  }
-  return [{ name: 'logits', type: 'float32', shape: ['batch_size', 'decoder_sequence_length', c.vocab_size] }, ...present];
+  return [
+    { name: 'logits', type: 'float32', shape: ['batch_size', 'decoder_sequence_length', c.vocab_size] },
+    ...keyValueInfos(weights, presentName, 'present_decoder_sequence_length'),
+  ];
 }
