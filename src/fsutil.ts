@@ -41,7 +41,7 @@ export function writeJsonAtomic(file: string, value: unknown): void {
 }
 
 /** The temp name a folder is written under before it is renamed into place (`.NAME.partial-PID`, beside it). */
-export function partialFolderName(dir: string): string {
+function partialFolderName(dir: string): string {
   return path.join(path.dirname(path.resolve(dir)), `.${path.basename(dir)}.partial-${process.pid}`);
 }
 

@@ -65,6 +65,6 @@ function dropoutLoop(xv: Float32Array, yv: Float32Array, mv: Float32Array, st: A
 }
 
 /** The generator's state as the wasm dropout function takes it (see wasm/simd.ts dropoutFunction). */
-export function dropoutState(st: AleaState): DropoutState {
+function dropoutState(st: AleaState): DropoutState {
   return { k0: st.s0 * 2 ** 32, k1: st.s1 * 2 ** 32, k2: st.s2 * 2 ** 32, c: st.c };
 }

@@ -354,7 +354,7 @@ let stage: WebAssembly.Memory | undefined;
  * A private wasm memory of at least `bytes`, for running these kernels on copies of arrays that live outside any
  * wasm heap (the cpu backend). One memory serves every caller, one at a time; it grows and never shrinks.
  */
-export function stagingMemory(bytes: number): WebAssembly.Memory {
+function stagingMemory(bytes: number): WebAssembly.Memory {
   stage ??= new WebAssembly.Memory({ initial: 1 });
   if (stage.buffer.byteLength < bytes) stage.grow(Math.ceil((bytes - stage.buffer.byteLength) / 65536));
   return stage;
