@@ -17,8 +17,10 @@ import { matMulModel, onnxModel } from '../src/engine/onnx/builder.js';
 import { decodeOnnx } from './helpers/onnx_proto.js';
 import { loadFailureReason } from '../src/engine/optional_packages.js';
 import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
+import { loadBlasMatMul } from '../src/engine/blas/runtime.js';
 
 const ort = loadOrtMatMul(2);
+const blas = loadBlasMatMul(2);
 const NO_ORT = ort.ok ? false : `onnxruntime-node not loadable: ${ort.reason}`;
 
 function matMulValues(): number[][] {
@@ -84,18 +86,20 @@ describe('initBackend', () => {
   });
 
   const autoSkip = NO_ORT || (process.env[NATIVE_MATMUL_ENV] === '0' && `${NATIVE_MATMUL_ENV}=0`);
-  test('auto without tfjs-node: wasm SIMD build with the ONNX Runtime matmul', { skip: autoSkip }, async () => {
+  test('auto without tfjs-node: wasm SIMD build with the native matmul (OpenBLAS where it loads, ONNX Runtime)', { skip: autoSkip }, async () => {
     const lines: string[] = [];
     const info = await initBackend('auto', { threads: 2, log: (l) => lines.push(l) });
     assert.equal(info.name, 'wasm');
     assert.equal(info.wasmBuild, 'simd');
     assert.equal(info.nativeMatmul, true);
-    assert.equal(info.matmul, 'onnxruntime');
+    assert.equal(info.matmul, blas.ok ? 'blas' : 'onnxruntime');
+    assert.equal(info.blas, blas.ok ? blas.blas.name : undefined);
     assert.equal(info.threads, 2);
     assert.equal(info.packages['onnxruntime-node'], ort.ok ? ort.ort.version : '');
     assert.ok(info.skipped.includes('@tensorflow/tfjs-node-gpu is not installed'), info.skipped.join('; '));
     assert.ok(info.skipped.includes('@tensorflow/tfjs-node is not installed'), info.skipped.join('; '));
-    assert.match(lines[0]!, /^backend: wasm \(SIMD build\) \+ ONNX Runtime [\d.]+ matmul, 2 threads \(/);
+    const libraries = blas.ok ? `${blas.blas.name.replace(/[()]/g, '\\$&')} and ONNX Runtime` : 'ONNX Runtime';
+    assert.match(lines[0]!, new RegExp(`^backend: wasm \\(SIMD build\\) \\+ ${libraries} [\\d.]+ matmul, 2 threads \\(`));
     assert.deepEqual(matMulValues(), MATMUL_EXPECTED);
   });
 
@@ -163,7 +167,7 @@ describe('tfjs-node packages (stand-ins in a temp folder)', () => {
     const probes = await describeBackends({ modulePaths: [dir], threads: 1 });
     assert.deepEqual(
       probes.map((p) => p.name),
-      ['tensorflow-gpu', 'tensorflow', 'onnxruntime', 'wasm', 'cpu'],
+      ['tensorflow-gpu', 'tensorflow', 'blas', 'onnxruntime', 'wasm', 'cpu'],
     );
     const gpu = probes[0]!;
     assert.equal(gpu.installed, true);

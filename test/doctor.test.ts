@@ -81,7 +81,7 @@ test('doctor: the report, exit code 0, tfjs-node-gpu not installed', async () =>
   assert.match(out, /what fine-tunes here \(estimated peak memory, batch × 64 tokens; [\d.]+ GiB usable\):/);
   assert.match(out, /^  t5-small +61M  batch 16  AdamW +[\d.]+ GiB yes \(wasm\) +Adafactor +[\d.]+ GiB yes \(wasm\)$/m);
   assert.match(out, /^  t5-large +738M  batch 8 +AdamW +[\d.]+ GiB (yes \(cpu\)|no) +Adafactor/m);
-  for (const name of ['tensorflow-gpu', 'tensorflow', 'onnxruntime', 'wasm', 'cpu']) assert.match(out, new RegExp(`^  (yes|no ) +${name} `, 'm'));
+  for (const name of ['tensorflow-gpu', 'tensorflow', 'blas', 'onnxruntime', 'wasm', 'cpu']) assert.match(out, new RegExp(`^  (yes|no ) +${name} `, 'm'));
 });
 
 test('doctor --json: the summary as one JSON document', async () => {
@@ -107,7 +107,7 @@ test('doctor --json: the summary as one JSON document', async () => {
   assert.equal(sizes['t5-large'].adamw.engine, 'cpu');
   assert.ok(sizes['t5-large'].adafactor.totalBytes < sizes['t5-large'].adamw.totalBytes - 2 * 2.9e9);
   assert.equal(sizes['t5-small'].adamw.fits, true);
-  assert.deepEqual(j.backends.map((b: { name: string }) => b.name), ['tensorflow-gpu', 'tensorflow', 'onnxruntime', 'wasm', 'cpu']);
+  assert.deepEqual(j.backends.map((b: { name: string }) => b.name), ['tensorflow-gpu', 'tensorflow', 'blas', 'onnxruntime', 'wasm', 'cpu']);
   assert.equal(j.backend.requested, 'auto');
   assert.ok(['wasm', 'cpu', 'tensorflow'].includes(j.backend.info.name));
   assert.equal(j.threads, j.backend.info.threads);

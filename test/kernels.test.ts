@@ -12,15 +12,19 @@ import { restoreCpuKernels } from '../src/engine/cpu/register_all_kernels.js';
 import { restoreExtraKernels, unsortedSegmentSum } from '../src/engine/kernels/extra.js';
 import { restoreMatMulKernels } from '../src/engine/kernels/matmul.js';
 import { planMatMul } from '../src/engine/matmul_plan.js';
-import { NATIVE_MIN_MACS } from '../src/engine/ort/matmul.js';
+import { NATIVE_MIN_MACS } from '../src/engine/kernels/native_product.js';
 import { WASM_GEMM_MIN } from '../src/engine/wasm/matmul.js';
 import { fusedKernels, wasmGemm } from '../src/engine/flags.js';
 import { disposeWasmGemm, packB, wasmGemmFor } from '../src/engine/wasm/gemm.js';
 import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
+import { loadBlasMatMul } from '../src/engine/blas/runtime.js';
 import { replacementOf, wasmMemoryOf } from '../src/engine/tfjs_internals.js';
 
 const ort = loadOrtMatMul(2);
 const NO_ORT = ort.ok ? false : `onnxruntime-node not loadable: ${ort.reason}`;
+const blas = loadBlasMatMul(2);
+const NO_BLAS = blas.ok ? false : `no BLAS: ${blas.reason}`;
+const calls = () => ({ ort: ort.ok ? ort.ort.calls : 0, blas: blas.ok ? blas.blas.calls : 0 });
 
 /** Deterministic values in [-1, 1) (a 32-bit LCG), so every backend sees identical inputs. */
 function values(n: number, seed: number): Float32Array {
@@ -91,6 +95,8 @@ CASES.push({ name: 'fused [1,n] bias, elu', a: [160, 96], b: [120, 96], ta: fals
 CASES.push({ name: 'fused [m,n] bias, relu6', a: [160, 96], b: [96, 120], ta: false, tb: false, bias: [160, 120], activation: 'relu6' });
 CASES.push({ name: 'fused leakyrelu, no bias', a: [96, 160], b: [96, 120], ta: true, tb: false, activation: 'leakyrelu' });
 CASES.push({ name: 'fused prelu', a: [160, 96], b: [96, 120], ta: false, tb: false, bias: [120], activation: 'prelu', prelu: [120] });
+// Many small products (attention heads): below BLAS_MIN_BATCHED_MACS each, so ONNX Runtime takes them where it loads.
+CASES.push({ name: 'heads NT', a: [24, 64, 64], b: [24, 64, 64], ta: false, tb: true });
 CASES.push({ name: 'tiny (stock path)', a: [2, 3], b: [3, 2], ta: false, tb: false });
 
 function runCase(c: MatMulCase, seed: number): Float32Array {
@@ -134,34 +140,47 @@ describe('matmul kernels against the stock cpu kernel', () => {
     assert.throws(() => planMatMul([2, 5, 7], [3, 7, 4], false, false), /broadcast/i);
   });
 
-  for (const [backend, native] of [
-    ['cpu', true],
-    ['wasm', true],
-    ['wasm', false],
+  for (const [backend, native, withBlas] of [
+    ['cpu', true, true],
+    ['cpu', true, false],
+    ['wasm', true, true],
+    ['wasm', true, false],
+    ['wasm', false, false],
   ] as const) {
-    test(`${backend}, native matmul ${native ? 'on' : 'off'}`, { skip: native && NO_ORT }, async () => {
-      const info = await initBackend(backend, { nativeMatmul: native, threads: 2 });
+    const label = `${backend}, native matmul ${native ? (withBlas ? 'on (BLAS and ONNX Runtime)' : 'on (ONNX Runtime)') : 'off'}`;
+    test(label, { skip: (native && NO_ORT) || (withBlas && NO_BLAS) }, async () => {
+      const info = await initBackend(backend, { nativeMatmul: native, blas: withBlas, threads: 2 });
       assert.equal(info.name, backend);
       assert.equal(info.nativeMatmul, native);
+      assert.equal(info.matmul, native ? (withBlas ? 'blas' : 'onnxruntime') : 'wasm');
       assert.equal(replacementOf('BatchMatMul', backend), native ? 'native' : 'wasm-gemm');
-      const callsBefore = ort.ok ? ort.ort.calls : 0;
+      const before = calls();
       CASES.forEach((c, i) => assertClose(runCase(c, 100 + i), reference.get(c.name)!, 1e-4, `${backend} ${c.name}`));
-      if (native && ort.ok) {
-        // Every case but the tiny one went through ONNX Runtime.
-        assert.equal(ort.ort.calls - callsBefore, CASES.length - 1);
+      const after = calls();
+      if (native) {
+        // Every case but the tiny one went to a native library: the heads to ONNX Runtime, the rest to the BLAS.
+        const toOrt = after.ort - before.ort;
+        const toBlas = after.blas - before.blas;
+        assert.equal(toOrt + toBlas, CASES.length - 1);
+        assert.equal(toOrt, withBlas ? 1 : CASES.length - 1);
       }
     });
   }
 
-  test('the native path reads the threaded wasm build (shared memory) through copies', { skip: NO_ORT }, async () => {
-    const info = await initBackend('wasm', { wasmBuild: 'threaded-simd', threads: 2, nativeMatmul: true });
-    assert.equal(info.wasmBuild, 'threaded-simd');
-    assert.equal(info.nativeMatmul, true);
-    for (const name of ['batched NT', 'fused bias+relu TN', 'fused prelu']) {
-      const i = CASES.findIndex((c) => c.name === name);
-      assertClose(runCase(CASES[i]!, 100 + i), reference.get(name)!, 1e-4, `threaded ${name}`);
-    }
-  });
+  for (const withBlas of [false, true]) {
+    const how = withBlas ? 'the BLAS reads it in place, ONNX Runtime through copies' : 'through copies';
+    test(`native products on the threaded wasm build (shared memory): ${how}`, { skip: NO_ORT || (withBlas && NO_BLAS) }, async () => {
+      const info = await initBackend('wasm', { wasmBuild: 'threaded-simd', threads: 2, nativeMatmul: true, blas: withBlas });
+      assert.equal(info.wasmBuild, 'threaded-simd');
+      assert.equal(info.nativeMatmul, true);
+      const before = calls();
+      for (const name of ['batched NT', 'fused bias+relu TN', 'fused prelu', 'heads NT']) {
+        const i = CASES.findIndex((c) => c.name === name);
+        assertClose(runCase(CASES[i]!, 100 + i), reference.get(name)!, 1e-4, `threaded ${name}`);
+      }
+      assert.equal(calls().blas - before.blas, withBlas ? 3 : 0);
+    });
+  }
 
   after(async () => {
     await tf.setBackend('cpu');
@@ -485,19 +504,22 @@ describe('T5-shaped forward + backward: every training op, cpu vs wasm', () => {
     }
   });
 
-  for (const [backend, native] of [
-    ['wasm', false],
-    ['wasm', true],
-    ['cpu', true],
+  for (const [backend, native, withBlas] of [
+    ['wasm', false, false],
+    ['wasm', true, false],
+    ['wasm', true, true],
+    ['cpu', true, false],
+    ['cpu', true, true],
   ] as const) {
-    test(`${backend}, native matmul ${native ? 'on' : 'off'}: loss and all gradients within 1e-5`, { skip: native && NO_ORT }, async () => {
-      await initBackend(backend, { nativeMatmul: native, threads: 2 });
+    const label = `${backend}, native matmul ${native ? (withBlas ? 'on (BLAS and ONNX Runtime)' : 'on (ONNX Runtime)') : 'off'}`;
+    test(`${label}: loss and all gradients within 1e-5`, { skip: (native && NO_ORT) || (withBlas && NO_BLAS) }, async () => {
+      await initBackend(backend, { nativeMatmul: native, blas: withBlas, threads: 2 });
       const savedMin = NATIVE_MIN_MACS[backend];
       const savedWasm = { ...WASM_GEMM_MIN };
-      // The products here are small: send them all to ONNX Runtime when it is on, else to our wasm product.
+      // The products here are small: send them all to the native libraries when on, else to our wasm product.
       NATIVE_MIN_MACS[backend] = 0;
       Object.assign(WASM_GEMM_MIN, { macs: 0, rows: 1 });
-      const callsBefore = ort.ok ? ort.ort.calls : 0;
+      const before = calls();
       let got: ReturnType<typeof trainStep>;
       try {
         got = trainStep();
@@ -506,7 +528,11 @@ describe('T5-shaped forward + backward: every training op, cpu vs wasm', () => {
         Object.assign(WASM_GEMM_MIN, savedWasm);
       }
       // 10 products forward, 2 for each backward (transposed operands), all native.
-      if (native && ort.ok) assert.equal(ort.ort.calls - callsBefore, 30, 'native calls');
+      const after = calls();
+      if (native) {
+        assert.equal(after.ort - before.ort + after.blas - before.blas, 30, 'native calls');
+        if (withBlas) assert.ok(after.blas - before.blas >= 10, `BLAS calls ${after.blas - before.blas}`);
+      }
       assertClose([got.loss], [reference.loss], 1e-5, 'loss');
       for (const name of Object.keys(SHAPES)) assertClose(got.grads[name]!, reference.grads[name]!, 1e-5, `d${name}`);
     });

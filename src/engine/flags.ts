@@ -9,6 +9,8 @@
  *   engine's (`cpuKernels`).
  * - `T5CLS_CONCURRENT_GC=1`: keep V8's concurrent marking on the cpu engine (`CONCURRENT_GC_ENV`; see
  *   cpu/main_thread_gc.ts).
+ * - `T5CLS_BLAS`: `0` keeps matrix products off the system BLAS; a library name or path (a CBLAS with `cblas_sgemm`:
+ *   OpenBLAS, MKL's libmkl_rt) to use instead of OpenBLAS (`BLAS_ENV`; see blas/runtime.ts).
  * - `T5CLS_ORT_PATH`: extra folders (path-delimiter separated) to find onnxruntime-node in (`ORT_PATH_ENV`).
  *
  * The mutable objects are the switches the code reads; tests flip their `enabled` to check both paths.
@@ -37,6 +39,9 @@ export const NATIVE_GRAPHS_ENV = 'T5CLS_NATIVE_GRAPHS';
 
 /** Whether native graphs are used where they can run; tests flip it to check both paths. */
 export const nativeGraphs = { enabled: process.env[NATIVE_GRAPHS_ENV] !== '0' };
+
+/** Env var: `0` keeps matrix products off the system BLAS; else the CBLAS library to load (default: OpenBLAS). */
+export const BLAS_ENV = 'T5CLS_BLAS';
 
 /** Env var: extra folder to find onnxruntime-node in (the package folder, or one it resolves from). */
 export const ORT_PATH_ENV = 'T5CLS_ORT_PATH';

@@ -3,15 +3,17 @@
  *
  * auto: `@tensorflow/tfjs-node-gpu` when installed and loadable, else `@tensorflow/tfjs-node`, else wasm with our
  * kernels (UnsortedSegmentSum, zero-copy Identity, fast transposed matmul) when the job's tensors fit its heap, else
- * the cpu engine (tfjs's cpu backend with the kernels of engine/cpu). On wasm and cpu, matrix products go to ONNX
- * Runtime's native kernels when the optional `onnxruntime-node` package loads (env T5CLS_NATIVE_MATMUL=0 turns that
- * off); see kernels/matmul.ts.
+ * the cpu engine (tfjs's cpu backend with the kernels of engine/cpu). On wasm and cpu, matrix products go to native
+ * code: the system's OpenBLAS (through the optional `koffi` package) for large products, ONNX Runtime's kernels (the
+ * optional `onnxruntime-node` package) for batches of small ones and wherever there is no OpenBLAS (env
+ * T5CLS_NATIVE_MATMUL=0 turns both off, T5CLS_BLAS=0 the BLAS); see kernels/matmul.ts and products.ts.
  */
 import * as os from 'node:os';
 
 import { T5clsError, UsageError } from '../errors.js';
 import { tf } from '../tf.js';
-import { cpuKernels, NATIVE_MATMUL_ENV, ORT_PATH_ENV } from './flags.js';
+import { blasInstallHint, blasWanted, KOFFI_PACKAGE, loadBlasMatMul, type BlasMatMul } from './blas/runtime.js';
+import { BLAS_ENV, cpuKernels, NATIVE_MATMUL_ENV, ORT_PATH_ENV } from './flags.js';
 import { registerCpuKernels, restoreCpuKernels } from './cpu/register_all_kernels.js';
 import { installArrayPool, uninstallArrayPool } from './cpu/array_pool.js';
 import { keepMarkingOnMainThread } from './cpu/main_thread_gc.js';
@@ -21,6 +23,7 @@ import { installLeanGradients } from './kernels/lean_gradients.js';
 import { installMatMulKernels, type MatMulMode } from './kernels/matmul.js';
 import { GRAPH_KERNEL, installGraphKernel } from './ort/graph_kernel.js';
 import { loadOrtMatMul, ORT_PACKAGE, type OrtLoadResult, type OrtMatMul } from './ort/runtime.js';
+import { routeProducts, type MatrixProducts } from './products.js';
 import {
   CUDA_REQUIREMENT,
   loadTfjsNode,
@@ -41,8 +44,13 @@ export interface InitBackendOptions {
   device?: DeviceChoice;
   /** Receives one line naming the backend chosen (and why others were not). */
   log?: (line: string) => void;
-  /** Native matmul through onnxruntime-node (default: on unless T5CLS_NATIVE_MATMUL=0). */
+  /** Native matmul through a system BLAS or onnxruntime-node (default: on unless T5CLS_NATIVE_MATMUL=0). */
   nativeMatmul?: boolean;
+  /**
+   * Large matrix products through the system BLAS (OpenBLAS, or the CBLAS that T5CLS_BLAS names) when it loads
+   * (default: on unless T5CLS_BLAS=0); products stay in ONNX Runtime without it.
+   */
+  blas?: boolean;
   /**
    * wasm build. Default: `simd` when the native matmul is in use (matmul is the only wasm kernel that threads
    * speed up, and the native binding reads the single-threaded build's memory without copies), otherwise
@@ -67,8 +75,10 @@ export interface BackendInfo {
   threads: number;
   /** True when matrix products run in native code (TensorFlow or ONNX Runtime). */
   nativeMatmul: boolean;
-  /** Where matrix products run. */
-  matmul: 'tensorflow' | 'onnxruntime' | 'wasm' | 'js';
+  /** Where matrix products run ('blas': a system BLAS for the large ones, ONNX Runtime for batches of small ones). */
+  matmul: 'tensorflow' | 'blas' | 'onnxruntime' | 'wasm' | 'js';
+  /** The BLAS library in use, e.g. "OpenBLAS 0.3.21 (Zen)". */
+  blas?: string;
   device: 'cuda' | 'cpu';
   /** The wasm build when name is 'wasm'. */
   wasmBuild?: WasmBuild;
@@ -86,7 +96,7 @@ export interface BackendInfo {
 }
 
 export interface BackendProbe {
-  name: 'tensorflow-gpu' | 'tensorflow' | 'onnxruntime' | 'wasm' | 'cpu';
+  name: 'tensorflow-gpu' | 'tensorflow' | 'blas' | 'onnxruntime' | 'wasm' | 'cpu';
   package: string;
   version?: string;
   installed: boolean;
@@ -214,6 +224,7 @@ async function startEmbedded(
   skipped: string[],
 ): Promise<BackendInfo> {
   let ort: OrtMatMul | undefined;
+  let blas: BlasMatMul | undefined;
   const packages: Record<string, string> = {};
   if (nativeMatmulWanted(opts.nativeMatmul)) {
     const res: OrtLoadResult = loadOrtMatMul(threads, opts.modulePaths ?? []);
@@ -223,15 +234,28 @@ async function startEmbedded(
     } else {
       skipped.push(`native matmul off: ${res.reason}`);
     }
+    const wanted = opts.blas === false ? 'off' : blasWanted();
+    if (wanted === 'off') {
+      skipped.push(`BLAS off (${opts.blas === false ? 'blas: false' : `${BLAS_ENV}=0`})`);
+    } else {
+      const loaded = loadBlasMatMul(threads, wanted);
+      if (loaded.ok) {
+        blas = loaded.blas;
+        packages[KOFFI_PACKAGE] = blas.koffiVersion;
+      } else {
+        skipped.push(`BLAS off: ${loaded.reason}`);
+      }
+    }
   } else {
     skipped.push(`native matmul off (${opts.nativeMatmul === false ? 'nativeMatmul: false' : `${NATIVE_MATMUL_ENV}=0`})`);
   }
+  const products: MatrixProducts | undefined = blas && ort ? routeProducts(blas, ort) : (blas ?? ort);
 
   let wasmBuild: WasmBuild | undefined;
   let poolThreads = 1;
   if (name === 'wasm') {
     const support = wasmSupport();
-    let build: WasmBuild = opts.wasmBuild ?? (ort ? 'simd' : 'threaded-simd');
+    let build: WasmBuild = opts.wasmBuild ?? (products ? 'simd' : 'threaded-simd');
     if (build === 'threaded-simd' && !(support.threads && support.simd)) build = 'simd';
     if (build === 'simd' && !support.simd) build = 'plain';
     const started = await activateWasm(build, threads);
@@ -252,7 +276,7 @@ async function startEmbedded(
   }
   installFusedKernels(name);
   const fusedKernels = [...FUSED_KERNELS, ...installCopyAvoidingKernels(name)];
-  const mode: MatMulMode = installMatMulKernels(name, ort, poolThreads);
+  const mode: MatMulMode = installMatMulKernels(name, products, poolThreads);
   if (mode !== 'stock') kernels.push('BatchMatMul', '_FusedMatMul');
   installGraphKernel(name, ort);
   if (ort) kernels.push(GRAPH_KERNEL);
@@ -262,18 +286,22 @@ async function startEmbedded(
     if (problem) throw new Error(`self-check failed: ${problem}`);
   }
 
-  const matmul: BackendInfo['matmul'] = ort ? 'onnxruntime' : name === 'wasm' ? 'wasm' : 'js';
+  const matmul: BackendInfo['matmul'] = blas ? 'blas' : ort ? 'onnxruntime' : name === 'wasm' ? 'wasm' : 'js';
   const buildText = wasmBuild === 'threaded-simd' ? 'threaded SIMD build' : wasmBuild === 'simd' ? 'SIMD build' : 'plain build';
-  const engineText = name === 'wasm' ? `wasm (${buildText}${ort ? '' : `, ${poolThreads} thread${poolThreads === 1 ? '' : 's'}`})` : 'cpu (JavaScript)';
-  const description = ort
-    ? `${engineText} + ONNX Runtime ${ort.version} matmul, ${ort.threads} thread${ort.threads === 1 ? '' : 's'}`
+  const engineText =
+    name === 'wasm' ? `wasm (${buildText}${products ? '' : `, ${poolThreads} thread${poolThreads === 1 ? '' : 's'}`})` : 'cpu (JavaScript)';
+  const libraries = [...(blas ? [blas.name] : []), ...(ort ? [`ONNX Runtime ${ort.version}`] : [])].join(' and ');
+  const nativeThreads = blas?.threads ?? ort?.threads ?? poolThreads;
+  const description = products
+    ? `${engineText} + ${libraries} matmul, ${nativeThreads} thread${nativeThreads === 1 ? '' : 's'}`
     : `${engineText}, ${name === 'wasm' ? 'wasm' : 'JavaScript'} matmul`;
   return {
     name,
     description,
-    threads: ort ? ort.threads : poolThreads,
-    nativeMatmul: ort !== undefined,
+    threads: nativeThreads,
+    nativeMatmul: products !== undefined,
     matmul,
+    ...(blas ? { blas: blas.name } : {}),
     device: 'cpu',
     ...(wasmBuild ? { wasmBuild } : {}),
     packages,
@@ -331,6 +359,7 @@ export async function describeBackends(opts: { threads?: number; modulePaths?: s
   }
 
   const threads = opts.threads ?? defaultThreads();
+  probes.push(blasProbe(threads));
   const ort = loadOrtMatMul(threads, modulePaths);
   const disabled = process.env[NATIVE_MATMUL_ENV] === '0';
   probes.push(
@@ -379,6 +408,23 @@ export async function describeBackends(opts: { threads?: number; modulePaths?: s
   return probes;
 }
 
+function blasProbe(threads: number): BackendProbe {
+  const wanted = blasWanted();
+  const loaded = wanted === 'off' ? undefined : loadBlasMatMul(threads, wanted);
+  const base = { name: 'blas' as const, package: KOFFI_PACKAGE };
+  if (loaded?.ok) {
+    return {
+      ...base,
+      version: loaded.blas.koffiVersion,
+      installed: true,
+      available: true,
+      detail: `${loaded.blas.name} (${loaded.blas.library}): large matrix products for wasm and cpu`,
+    };
+  }
+  if (!loaded) return { ...base, installed: true, available: false, detail: `${BLAS_ENV}=0 keeps matrix products off the BLAS` };
+  const hint = wanted ? '' : `; products stay in ONNX Runtime, up to 1.5x slower (${blasInstallHint()})`;
+  return { ...base, installed: loaded.installed, available: false, detail: `${loaded.reason}${hint}` };
+}
 
 function tensorflowProbe(name: 'tensorflow-gpu' | 'tensorflow', res: TfjsNodeLoad): BackendProbe {
   if (!res.ok) {

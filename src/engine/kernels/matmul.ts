@@ -1,7 +1,7 @@
 /**
  * `BatchMatMul` and `_FusedMatMul` kernels for the embedded backends (cpu, wasm):
  *
- * - native: the product runs in ONNX Runtime (ort/matmul.ts).
+ * - native: the product runs in a native library, a system BLAS or ONNX Runtime (native_product.ts, products.ts).
  * - wasm-gemm (wasm only): our WebAssembly product where it applies, else transpose-first (wasm/matmul.ts).
  * - transpose-first (wasm only): the stock wasm kernel is fast only without transposes (about 20x slower with
  *   them), so transposed operands are materialized by the Transpose kernel first (wasm/matmul.ts).
@@ -14,10 +14,10 @@
 import type { KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 
 import { wasmGemm } from '../flags.js';
-import { nativeBatchMatMul } from '../ort/matmul.js';
-import type { OrtMatMul } from '../ort/runtime.js';
+import type { MatrixProducts } from '../products.js';
 import { callKernel, replaceKernel, restoreKernel, stockKernel, storageFor } from '../tfjs_internals.js';
 import { transposeFirst, wasmGemmBatchMatMul } from '../wasm/matmul.js';
+import { nativeBatchMatMul } from './native_product.js';
 
 export const MATMUL_KERNELS = ['BatchMatMul', '_FusedMatMul'] as const;
 
@@ -137,16 +137,20 @@ function fusedFromProduct(backendName: string, product: KernelFunc): KernelFunc 
 export type MatMulMode = 'native' | 'wasm-gemm' | 'transpose-first' | 'stock';
 
 /**
- * Installs our matmul kernels on `backendName`: native through `ort` when given, else transpose-first on wasm,
- * else the stock kernels. Returns the mode in effect.
+ * Installs our matmul kernels on `backendName`: native through `products` when given, else our wasm product or
+ * transpose-first on wasm, else the stock kernels. Returns the mode in effect.
  */
-export function installMatMulKernels(backendName: 'cpu' | 'wasm', ort: OrtMatMul | undefined, threads = 1): MatMulMode {
+export function installMatMulKernels(
+  backendName: 'cpu' | 'wasm',
+  products: MatrixProducts | undefined,
+  threads = 1,
+): MatMulMode {
   const stockBmm = stockKernel('BatchMatMul', backendName);
   if (!stockBmm) throw new Error(`backend ${backendName} has no BatchMatMul kernel`);
   let bmm: KernelFunc | undefined;
   let mode: MatMulMode = 'stock';
-  if (ort) {
-    bmm = nativeBatchMatMul(ort, backendName === 'wasm' ? transposeFirst('BatchMatMul', backendName) : stockBmm.kernelFunc);
+  if (products) {
+    bmm = nativeBatchMatMul(products, backendName === 'wasm' ? transposeFirst('BatchMatMul', backendName) : stockBmm.kernelFunc);
     mode = 'native';
   } else if (backendName === 'wasm' && wasmGemm.enabled) {
     bmm = wasmGemmBatchMatMul(threads, transposeFirst('BatchMatMul', backendName));

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 
 import { ORT_PATH_ENV } from '../flags.js';
 import { matMulModel } from '../onnx/builder.js';
+import type { MatrixProducts } from '../products.js';
 import { loadFailureReason, readPackageJson, resolvePackageDir } from '../optional_packages.js';
 
 export const ORT_PACKAGE = 'onnxruntime-node';
@@ -29,29 +30,12 @@ interface BindingModule {
   initOrt(): void;
 }
 
-export interface OrtMatMul {
+export interface OrtMatMul extends MatrixProducts {
   /** onnxruntime-node version, e.g. "1.30.0". */
   readonly version: string;
   readonly packageDir: string;
   /** Intra-op threads of each session. */
   readonly threads: number;
-  /** Products computed so far (lets tests and diagnostics see that the native path ran). */
-  readonly calls: number;
-  /**
-   * out = op(a)·op(b) for float32 data, op = transpose of the last two axes where asked, batch axes broadcast as
-   * in numpy. `out` must hold exactly the broadcast output shape `outShape`. Neither buffer may live on a
-   * SharedArrayBuffer (the binding rejects those).
-   */
-  matMul(
-    a: Float32Array,
-    aShape: readonly number[],
-    b: Float32Array,
-    bShape: readonly number[],
-    transposeA: boolean,
-    transposeB: boolean,
-    out: Float32Array,
-    outShape: readonly number[],
-  ): void;
   /**
    * Runs the model `build()` returns (built and loaded once per `key`) on float32 feeds, writing its outputs into
    * the caller's buffers (each of exactly its output's size). Same buffer rules as `matMul`.
@@ -113,6 +97,8 @@ function load(threads: number, paths: string[]): OrtLoadResult {
 
 class OrtMatMulImpl implements OrtMatMul {
   private readonly sessions = new Map<string, BindingSession>();
+  // The binding rejects views of a SharedArrayBuffer.
+  readonly acceptsShared = false;
   calls = 0;
 
   constructor(

@@ -1,27 +1,27 @@
 /**
- * Matrix products of the embedded backends (cpu, wasm) through ONNX Runtime (runtime.ts): `BatchMatMul` that
- * computes op(a)·op(b) natively, falling back to a given kernel where the stock one should do it (kernels/matmul.ts
- * installs it).
+ * Matrix products of the embedded backends (cpu, wasm) in a native library (products.ts: a system BLAS or ONNX
+ * Runtime): `BatchMatMul` that computes op(a)·op(b) natively, falling back to a given kernel where the stock one
+ * should do it (kernels/matmul.ts installs it).
  */
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 
 import { planMatMul } from '../matmul_plan.js';
 import { storageFor, type TensorStorage } from '../tfjs_internals.js';
-import type { OrtMatMul } from './runtime.js';
+import type { MatrixProducts } from '../products.js';
 
 /**
- * Below this many multiply-adds the stock kernel wins over the call into ONNX Runtime (measured: the call costs
- * some 30-50 µs; stock wasm is quick on small single products, stock cpu is slow at any size). Mutable so that
- * tests can send small products through the native path.
+ * Below this many multiply-adds the stock kernel wins over the call into the native library (measured: a call into
+ * ONNX Runtime costs some 30-50 µs; stock wasm is quick on small single products, stock cpu is slow at any size).
+ * Mutable so that tests can send small products through the native path.
  */
 export const NATIVE_MIN_MACS: Record<'cpu' | 'wasm', number> = { cpu: 16 * 16 * 16, wasm: 1 << 20 };
 
 /**
- * op(a)·op(b) through ONNX Runtime into a new output tensor, or undefined when the stock kernel should do it
+ * op(a)·op(b) through `products` into a new output tensor, or undefined when the stock kernel should do it
  * (non-float32 data, empty or tiny products).
  */
 export function nativeProduct(
-  ort: OrtMatMul,
+  products: MatrixProducts,
   storage: TensorStorage,
   a: TensorInfo,
   b: TensorInfo,
@@ -43,13 +43,13 @@ export function nativeProduct(
   let av = storage.read(a) as Float32Array;
   let bv = storage.read(b) as Float32Array;
   let ov = out.data as Float32Array;
-  if (storage.shared) {
-    // The native binding rejects SharedArrayBuffer views (threaded wasm): go through private copies.
+  if (storage.shared && !products.acceptsShared) {
+    // ONNX Runtime's binding rejects SharedArrayBuffer views (threaded wasm): go through private copies.
     av = av.slice();
     bv = bv.slice();
     ov = new Float32Array(ov.length);
   }
-  ort.matMul(av, a.shape, bv, b.shape, transposeA, transposeB, ov, plan.outShape);
+  products.matMul(av, a.shape, bv, b.shape, transposeA, transposeB, ov, plan.outShape);
   if (ov !== out.data) {
     const dst = storage.read(out.info) as Float32Array;
     dst.set(ov);
@@ -58,12 +58,12 @@ export function nativeProduct(
   return { info: out.info, data: ov };
 }
 
-/** `BatchMatMul` through ONNX Runtime where it applies, else `fallback`. */
-export function nativeBatchMatMul(ort: OrtMatMul, fallback: KernelFunc): KernelFunc {
+/** `BatchMatMul` through `products` where it applies, else `fallback`. */
+export function nativeBatchMatMul(products: MatrixProducts, fallback: KernelFunc): KernelFunc {
   return (args) => {
     const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
     const attrs = (args.attrs ?? {}) as { transposeA?: boolean; transposeB?: boolean };
-    const res = nativeProduct(ort, storageFor(args.backend), a, b, !!attrs.transposeA, !!attrs.transposeB);
+    const res = nativeProduct(products, storageFor(args.backend), a, b, !!attrs.transposeA, !!attrs.transposeB);
     return res ? res.info : fallback(args);
   };
 }
