@@ -13,15 +13,10 @@ import * as os from 'node:os';
 import { T5clsError, UsageError } from '../errors.js';
 import { tf } from '../tf.js';
 import { blasInstallHint, blasWanted, KOFFI_PACKAGE, loadBlasMatMul, type BlasMatMul } from './blas/runtime.js';
-import { BLAS_ENV, cpuKernels, NATIVE_MATMUL_ENV, ORT_PATH_ENV } from './flags.js';
-import { registerCpuKernels, restoreCpuKernels } from './cpu/register_all_kernels.js';
-import { installArrayPool, uninstallArrayPool } from './cpu/array_pool.js';
-import { keepMarkingOnMainThread } from './cpu/main_thread_gc.js';
-import { installCopyAvoidingKernels, installExtraKernels } from './kernels/extra.js';
-import { FUSED_KERNELS, installFusedKernels } from './kernels/fused.js';
+import { BLAS_ENV, NATIVE_MATMUL_ENV, ORT_PATH_ENV } from './flags.js';
+import { registerCpuEngine } from './cpu/register_all_kernels.js';
+import { registerWasmKernels } from './wasm/register_all_kernels.js';
 import { installLeanGradients } from './kernels/lean_gradients.js';
-import { installMatMulKernels, type MatMulMode } from './kernels/matmul.js';
-import { GRAPH_KERNEL, installGraphKernel } from './ort/graph_kernel.js';
 import { loadOrtMatMul, ORT_PACKAGE, type OrtLoadResult, type OrtMatMul } from './ort/runtime.js';
 import { routeProducts, type MatrixProducts } from './products.js';
 import {
@@ -265,21 +260,8 @@ async function startEmbedded(
     throw new T5clsError('the cpu backend failed to initialize');
   }
 
-  const kernels = installExtraKernels(name);
-  if (name === 'cpu' && cpuKernels.enabled) {
-    kernels.push(...registerCpuKernels(ort));
-    installArrayPool(tf.backend());
-    keepMarkingOnMainThread();
-  } else if (name === 'cpu') {
-    restoreCpuKernels();
-    uninstallArrayPool(tf.backend());
-  }
-  installFusedKernels(name);
-  const fusedKernels = [...FUSED_KERNELS, ...installCopyAvoidingKernels(name)];
-  const mode: MatMulMode = installMatMulKernels(name, products, poolThreads);
-  if (mode !== 'stock') kernels.push('BatchMatMul', '_FusedMatMul');
-  installGraphKernel(name, ort);
-  if (ort) kernels.push(GRAPH_KERNEL);
+  const libs = { products, ort, poolThreads };
+  const { kernels, fusedKernels } = name === 'wasm' ? registerWasmKernels(libs) : registerCpuEngine(libs);
 
   if (name === 'wasm') {
     const problem = wasmSelfCheck();

@@ -1,7 +1,8 @@
 /**
  * The cpu engine: the stock cpu backend (tensors in JavaScript typed arrays, so no 4 GiB heap ceiling, which is why
- * large T5s train here) with these kernels in place of its slow general ones. Matrix products and inference graphs
- * come from ONNX Runtime (engine/ort), T5's fused kernels from engine/kernels, as on wasm.
+ * large T5s train here) with these kernels in place of its slow general ones. Matrix products come from the system
+ * BLAS and ONNX Runtime (engine/products.ts), inference graphs from ONNX Runtime (engine/ort), T5's fused kernels
+ * from engine/kernels, as on wasm.
  */
 import type { KernelConfig } from '@tensorflow/tfjs';
 
@@ -21,12 +22,34 @@ import { reluGradConfig, reluGradientConfig } from './kernels/relu_grad.js';
 import { reluDropoutConfig } from './kernels/relu_dropout.js';
 import { gatedGeluConfig, gatedGeluGradConfig } from './kernels/gated_gelu.js';
 import { tf } from '../../tf.js';
+import { cpuKernels } from '../flags.js';
+import { installExtraKernels } from '../kernels/extra.js';
+import { registerCommonKernels, type EngineLibraries, type RegisteredKernels } from '../kernels/register_all_kernels.js';
+import { installArrayPool, uninstallArrayPool } from './array_pool.js';
+import { keepMarkingOnMainThread } from './main_thread_gc.js';
 
 const CPU_KERNELS: KernelConfig[] = [addConfig, subConfig, multiplyConfig, realDivConfig, softmaxConfig, reluConfig, stepConfig, tanhConfig, sumConfig];
 /** Kernels the stock backend does not have at all. */
 const OWN_KERNELS: KernelConfig[] = [reluGradConfig, reluDropoutConfig];
 /** Kernels that exist only as ONNX Runtime graphs. */
 const ORT_KERNELS: KernelConfig[] = [gatedGeluConfig, gatedGeluGradConfig];
+
+/**
+ * Starts the cpu engine on the (active) cpu backend: the extra kernels, the cpu engine's own kernels and array reuse
+ * (unless T5CLS_CPU_KERNELS=0), then the kernels both engines share.
+ */
+export function registerCpuEngine(libs: EngineLibraries): RegisteredKernels {
+  const kernels = installExtraKernels('cpu');
+  if (cpuKernels.enabled) {
+    kernels.push(...registerCpuKernels(libs.ort));
+    installArrayPool(tf.backend());
+    keepMarkingOnMainThread();
+  } else {
+    restoreCpuKernels();
+    uninstallArrayPool(tf.backend());
+  }
+  return registerCommonKernels('cpu', kernels, libs);
+}
 
 /**
  * Registers the cpu engine's kernels on the cpu backend; returns their names. With `ort`, large tensors' arithmetic

@@ -11,10 +11,13 @@ import { tf } from '../../tf.js';
 import { gradientPairs, groupState, type NamedTensor } from './shared.js';
 import { FormatError, UsageError } from '../../errors.js';
 import { updateInPlace } from '../../engine/host_update.js';
+import { cpuEngineOrt, ORT_MIN_ELEMENTS } from '../../engine/cpu/kernels/elementwise.js';
+import { ortFactoredSums, ortUpdateSumSq } from '../../engine/ort/adafactor_sums.js';
 import {
   clipFactor,
   factoredApply,
   factoredSecondMoments,
+  factoredSecondMomentsFromSums,
   factoredSimd,
   type FactoredParameter,
   factoredUpdateSumSq,
@@ -203,7 +206,12 @@ export class Adafactor extends tf.Optimizer {
       const g = ins[targets.length]!;
       const k = targets.length - 1;
       const m = s.expAvg ? { out: outs[k]!, in: ins[k]! } : undefined;
-      const rms = f32(f32(Math.sqrt(f32(sumOfSquares(pIn, memory, scratch[2])))) / sqrtNumel);
+      const cols = shape[shape.length - 1]!;
+      const rows = shape[shape.length - 2]!;
+      // The cpu engine's large parameters: the sums in ONNX Runtime graphs on both threads.
+      const ort = factored && !memory && variable.size >= ORT_MIN_ELEMENTS.value ? cpuEngineOrt.ort : undefined;
+      const sums = ort ? ortFactoredSums(ort, pIn, g, rows, cols, f32(eps1)) : undefined;
+      const rms = f32(f32(Math.sqrt(f32(sums ? sums.paramSumSq : sumOfSquares(pIn, memory, scratch[2])))) / sqrtNumel);
       rmsOut[0] = rms;
       let lr: number;
       let decay: number | undefined;
@@ -225,8 +233,6 @@ export class Adafactor extends tf.Optimizer {
         beta1: this.beta1 === null ? undefined : [f32(this.beta1), f32(1 - this.beta1)],
       };
       if (factored) {
-        const cols = shape[shape.length - 1]!;
-        const rows = shape[shape.length - 2]!;
         const f: FactoredParameter = {
           p: { out: pOut, in: pIn },
           g,
@@ -243,8 +249,10 @@ export class Adafactor extends tf.Optimizer {
         const clip = { sqrtNumel, threshold: this.clipThreshold };
         if (memory && scratch.length === 3 && factoredSimd(memory, f, scratch, clip, step)) return;
         const cFactor = new Float32Array(f.col.out.length);
-        factoredSecondMoments(f, cFactor);
-        step.clip = clipFactor(factoredUpdateSumSq(f, cFactor), sqrtNumel, this.clipThreshold);
+        if (sums) factoredSecondMomentsFromSums(f, sums.rowSums, sums.colSums, cFactor);
+        else factoredSecondMoments(f, cFactor);
+        const updateSumSq = ort ? ortUpdateSumSq(ort, g, rows, cols, f.rFactor, cFactor) : factoredUpdateSumSq(f, cFactor);
+        step.clip = clipFactor(updateSumSq, sqrtNumel, this.clipThreshold);
         // The cpu backend: the sums above in float64 (as torch accumulates on the CPU), the element-wise update in
         // the SIMD kernel on copies in a private wasm memory (the same float32 operations as factoredApply).
         if (!memory && cols % 4 === 0 && stagedApply(f, cFactor, step)) return;

@@ -296,6 +296,19 @@ export function factoredSecondMoments(f: FactoredParameter, cFactor: Float32Arra
   }
 }
 
+/** factoredSecondMoments from row and column sums computed elsewhere (the cpu engine's ONNX Runtime graphs). */
+export function factoredSecondMomentsFromSums(f: FactoredParameter, rowSums: Float64Array, colSums: Float64Array, cFactor: Float32Array): void {
+  const { rows, cols, keep, take, row: { in: rowIn, out: rowOut } } = f;
+  const batches = rowOut.length / rows;
+  for (let b = 0; b < batches; b++) {
+    for (let r = 0; r < rows; r++) {
+      const ri = b * rows + r;
+      rowOut[ri] = decayedMean(rowIn[ri]!, rowSums[ri]!, cols, keep, take);
+    }
+    factorsOfBatch(f, b, colSums.subarray(b * cols, (b + 1) * cols), cFactor);
+  }
+}
+
 export function factoredUpdateSumSq(f: FactoredParameter, cFactor: Float32Array): number {
   const { g, rows, cols, rFactor } = f;
   let sum = 0;
