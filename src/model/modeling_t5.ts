@@ -8,7 +8,18 @@ import * as path from 'node:path';
 import { tf } from '../tf.js';
 import { T5Config } from './config.js';
 import { parameterShapes } from './parameters.js';
-import { activation, causalMask, dropout, gatedActivation, linear, reluDropout, paddingMask, relativeBuckets, rmsNorm, treeAttention } from './layers.js';
+import {
+  activation,
+  causalMask,
+  dropout,
+  gatedActivation,
+  linear,
+  reluDropout,
+  paddingMask,
+  relativeBuckets,
+  rmsNorm,
+  treeAttention,
+} from './layers.js';
 import { IGNORE_INDEX, sequenceCrossEntropy } from './loss.js';
 import { decoderGraph, encoderGraph, graphFeeds, type NativeGraph } from './native_graphs.js';
 import { nativeGraphAvailable, runNativeGraph, withNativeGraphFallback } from '../engine/ort/graph_kernel.js';
@@ -18,8 +29,9 @@ import { FormatError } from '../errors.js';
 import { assertBackendHolds } from './memory_estimate.js';
 import { saveSafetensors } from '../safetensors.js';
 import { writeJsonAtomic } from '../fsutil.js';
+import { greedyGenerate, toIds, type GenerateArgs, type IdsLike, type KeyValue } from './generate.js';
 
-type IdsLike = tf.Tensor | number[][];
+export { RECOMPUTE_MAX_NEW_TOKENS, type GenerateArgs } from './generate.js';
 
 export interface ForwardArgs {
   inputIds: IdsLike;
@@ -36,20 +48,6 @@ export interface ForwardOutput {
   logits: tf.Tensor3D;
   /** Mean cross-entropy over label positions that are not -100. */
   loss?: tf.Scalar;
-}
-
-export interface GenerateArgs {
-  inputIds: IdsLike;
-  attentionMask?: IdsLike;
-  maxNewTokens?: number;
-  /** Token ids that may never be produced (their logits are set to -inf at every step). */
-  suppressTokens?: number[];
-}
-
-/** Keys and values of one attention layer for the positions decoded so far. */
-interface KeyValue {
-  key: tf.Tensor4D;
-  value: tf.Tensor4D;
 }
 
 export interface DecodeOptions {
@@ -76,9 +74,6 @@ export interface T5InitOptions {
 }
 
 let nextModelId = 0;
-
-/** Up to this many new tokens, `generate` decodes the whole prefix each step when native graphs can run. */
-export const RECOMPUTE_MAX_NEW_TOKENS = 8;
 
 export class T5ForConditionalGeneration {
   readonly config: T5Config;
@@ -166,7 +161,14 @@ export class T5ForConditionalGeneration {
   /** Relative position bias [1, heads, queries, keys] from block 0's bucket embedding. */
   private positionBias(stack: 'encoder' | 'decoder', queryLength: number, keyLength: number, queryOffset: number): tf.Tensor {
     const c = this.config;
-    const buckets = relativeBuckets(queryLength, keyLength, queryOffset, stack === 'encoder', c.relative_attention_num_buckets, c.relative_attention_max_distance);
+    const buckets = relativeBuckets(
+      queryLength,
+      keyLength,
+      queryOffset,
+      stack === 'encoder',
+      c.relative_attention_num_buckets,
+      c.relative_attention_max_distance,
+    );
     return this.bucketBias(stack, buckets, queryLength, keyLength);
   }
 
@@ -213,7 +215,10 @@ export class T5ForConditionalGeneration {
     if (c.isGatedAct) {
       h = gatedActivation(linear(x, this.p(`${prefix}.wi_0.weight`)), linear(x, this.p(`${prefix}.wi_1.weight`)), c.denseActFn);
     } else if (c.denseActFn === 'relu' && training && c.dropout_rate > 0) {
-      return linear(reluDropout(linear(x, this.p(`${prefix}.wi.weight`)), c.dropout_rate, this.nextDropoutSeed()), this.p(`${prefix}.wo.weight`));
+      return linear(
+        reluDropout(linear(x, this.p(`${prefix}.wi.weight`)), c.dropout_rate, this.nextDropoutSeed()),
+        this.p(`${prefix}.wo.weight`),
+      );
     } else {
       h = activation(linear(x, this.p(`${prefix}.wi.weight`)), c.denseActFn);
     }
@@ -282,7 +287,8 @@ export class T5ForConditionalGeneration {
   /** Cross-attention keys and values of every decoder block for an encoder output (computed once per input). */
   crossKeyValues(encoderOutput: tf.Tensor): KeyValue[] {
     const out: KeyValue[] = [];
-    for (let i = 0; i < this.config.num_decoder_layers; i++) out.push(this.projectKeyValue(`decoder.block.${i}.layer.1.EncDecAttention`, encoderOutput));
+    for (let i = 0; i < this.config.num_decoder_layers; i++)
+      out.push(this.projectKeyValue(`decoder.block.${i}.layer.1.EncDecAttention`, encoderOutput));
     return out;
   }
 
@@ -340,7 +346,12 @@ export class T5ForConditionalGeneration {
       cross_bias: tf.add(paddingMask(encoderMask), tf.zeros([1, 1, length, 1])),
       head_scale: tf.tensor1d([c.tie_word_embeddings ? c.d_model ** -0.5 : 1]),
     }));
-    const crossFeeds = Object.fromEntries(cross.flatMap((kv, j) => [[`cross.${j}.key`, kv.key], [`cross.${j}.value`, kv.value]]));
+    const crossFeeds = Object.fromEntries(
+      cross.flatMap((kv, j) => [
+        [`cross.${j}.key`, kv.key],
+        [`cross.${j}.value`, kv.value],
+      ]),
+    );
     try {
       const feeds = graphFeeds<tf.Tensor>(graph, { ...tensors, ...crossFeeds }, (name) => this.p(name));
       return runNativeGraph(graph, feeds, [[b, length, c.vocab_size]])[0] as tf.Tensor3D;
@@ -379,72 +390,7 @@ export class T5ForConditionalGeneration {
 
   /** Greedy decoding with a key/value cache, exactly as HF `generate(num_beams=1, do_sample=False)`. */
   generate(args: GenerateArgs): number[][] {
-    const c = this.config;
-    const maxNewTokens = args.maxNewTokens ?? 20;
-    const inputIds = toIds(args.inputIds);
-    const attentionMask = args.attentionMask !== undefined ? toIds(args.attentionMask) : tf.onesLike(inputIds);
-    const batch = inputIds.shape[0];
-    const suppress = args.suppressTokens?.length
-      ? tf.tidy(() => {
-          const m = new Float32Array(c.vocab_size);
-          for (const t of args.suppressTokens!) if (t >= 0 && t < c.vocab_size) m[t] = -Infinity;
-          return tf.tensor1d(m);
-        })
-      : undefined;
-    const cross = tf.tidy(() => {
-      const { cross: kv } = this.encodeForDecoding(inputIds, attentionMask);
-      return kv.flatMap((x) => [x.key, x.value]);
-    });
-    const crossKv: KeyValue[] = [];
-    for (let i = 0; i < cross.length; i += 2) crossKv.push({ key: cross[i] as tf.Tensor4D, value: cross[i + 1] as tf.Tensor4D });
-    const cache: (KeyValue | undefined)[] = new Array(c.num_decoder_layers).fill(undefined);
-    // For a few new tokens (class names), decoding the whole prefix again as one native graph beats the cached
-    // step through tfjs ops; the results are the same (a cached step is exactly the last position of the full pass).
-    const recompute = maxNewTokens <= RECOMPUTE_MAX_NEW_TOKENS && nativeGraphAvailable();
-    const sequences = Array.from({ length: batch }, () => [c.decoder_start_token_id]);
-    const unfinished = new Array<boolean>(batch).fill(true);
-    try {
-      for (let step = 0; step < maxNewTokens; step++) {
-        const next = tf.tidy(() => {
-          let logits: tf.Tensor;
-          if (recompute) {
-            const all = this.decode(tf.tensor2d(sequences, [batch, step + 1], 'int32'), attentionMask, crossKv);
-            logits = tf.reshape(tf.slice(all, [0, step, 0], [-1, 1, -1]), [batch, c.vocab_size]);
-          } else {
-            const stepIds = tf.tensor2d(sequences.map((s) => [s[s.length - 1]!]), [batch, 1], 'int32');
-            const newCache = [...cache];
-            logits = tf.reshape(this.decode(stepIds, attentionMask, crossKv, { selfCache: newCache }), [batch, c.vocab_size]);
-            for (const kv of newCache) {
-              tf.keep(kv!.key);
-              tf.keep(kv!.value);
-            }
-            for (const old of cache) {
-              old?.key.dispose();
-              old?.value.dispose();
-            }
-            newCache.forEach((kv, i) => (cache[i] = kv));
-          }
-          if (suppress) logits = tf.add(logits, suppress);
-          return Array.from(tf.argMax(logits, -1).dataSync());
-        });
-        for (let b = 0; b < batch; b++) {
-          const token = unfinished[b] ? next[b]! : c.pad_token_id;
-          sequences[b]!.push(token);
-          if (token === c.eos_token_id) unfinished[b] = false;
-        }
-        if (!unfinished.some(Boolean)) break;
-      }
-    } finally {
-      for (const kv of cache) {
-        kv?.key.dispose();
-        kv?.value.dispose();
-      }
-      tf.dispose(cross);
-      suppress?.dispose();
-      if (!(args.inputIds instanceof tf.Tensor)) inputIds.dispose();
-      if (!(args.attentionMask instanceof tf.Tensor)) attentionMask.dispose();
-    }
-    return sequences;
+    return greedyGenerate(this, args);
   }
 
   /** Writes config.json, generation_config.json and model.safetensors in the layout HF `save_pretrained` uses. */
@@ -466,11 +412,6 @@ export class T5ForConditionalGeneration {
     for (const v of this.params.values()) v.dispose();
     this.params.clear();
   }
-}
-
-function toIds(x: IdsLike): tf.Tensor {
-  if (x instanceof tf.Tensor) return x.dtype === 'int32' ? x : tf.cast(x, 'int32');
-  return tf.tensor2d(x, undefined, 'int32');
 }
 
 /** decoder_input_ids = labels shifted right, starting with the decoder start token; -100 becomes pad. */
