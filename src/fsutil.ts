@@ -13,7 +13,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
 
 /** Writes every byte of `data` at the file's current position (one writeSync may write fewer). */
 export function writeAll(fd: number, data: Uint8Array): void {
-  for (let done = 0; done < data.byteLength; ) done += fs.writeSync(fd, data, done, data.byteLength - done);
+  for (let done = 0; done < data.byteLength;) done += fs.writeSync(fd, data, done, data.byteLength - done);
 }
 
 /** `writeFileAtomic` for content written piece by piece by `write(fd)`, so that it need never be held whole. */
@@ -51,7 +51,11 @@ function partialFolderName(dir: string): string {
  * put back if the swap fails); without it, `dir` must not exist yet. On failure the temp folder is removed and the
  * error is rethrown; whatever was at `dir` is untouched.
  */
-export async function writeFolderAtomic(dir: string, fill: (tmp: string) => void | Promise<void>, options: { replace?: boolean } = {}): Promise<void> {
+export async function writeFolderAtomic(
+  dir: string,
+  fill: (tmp: string) => void | Promise<void>,
+  options: { replace?: boolean } = {},
+): Promise<void> {
   const parent = path.dirname(path.resolve(dir));
   const tmp = partialFolderName(dir);
   try {

@@ -22,19 +22,26 @@ export const ParamsSchema = z.object({
   from: z
     .union([str(), z.array(str()).min(1)])
     .optional()
-    .describe('load-dataset: a local TweetEval folder or CSV/TSV/JSONL/JSON file(s) instead of the Hub; pretrain: text files or folders (repeat the flag for several)'),
+    .describe(
+      'load-dataset: a local TweetEval folder or CSV/TSV/JSONL/JSON file(s) instead of the Hub; pretrain: text files or folders (repeat the flag for several)',
+    ),
   textColumn: str().default('text').describe('text column of CSV/TSV/JSONL/JSON sources'),
   labelColumn: str().default('label').describe('label column of CSV/TSV/JSONL/JSON sources (class names or ids)'),
   skipEmptyTexts: z.boolean().default(false).describe('leave out examples with an empty text instead of stopping with an error'),
   out: str()
     .optional()
-    .describe('output folder: load-dataset\'s processed data (default datasets/<dataset>-<subset>_processed); export\'s model folder (default exports/<checkpoint>)'),
+    .describe(
+      "output folder: load-dataset's processed data (default datasets/<dataset>-<subset>_processed); export's model folder (default exports/<checkpoint>)",
+    ),
   classesMap: str().default('classes_map.json').describe('classes map file {"class name": id}'),
   // model and data
   model: str().default('t5-small').describe('Hub model id (t5-small, google/flan-t5-small, …) or a local model folder'),
-  init: z.enum(['pretrained', 'random']).default('pretrained').describe('start from the checkpoint\'s weights or from a random initialisation'),
+  init: z
+    .enum(['pretrained', 'random'])
+    .default('pretrained')
+    .describe("start from the checkpoint's weights or from a random initialisation"),
   modelConfig: str().default('small').describe('with --init random: a config.json file or a named shape (tiny, small, base, large)'),
-  tokenizer: str().optional().describe('tokenizer folder with spiece.model, and tokenizer.json for export (default: the model\'s)'),
+  tokenizer: str().optional().describe("tokenizer folder with spiece.model, and tokenizer.json for export (default: the model's)"),
   prefixText: z.string().default('tweet_eval emotion sentence: ').describe('text put before every input'),
   dataDir: str().optional().describe('folder with train/validation/test.json (default: where load-dataset wrote)'),
   maxSourceLength: int(2).default(512).describe('inputs are truncated to this many tokens'),
@@ -48,7 +55,10 @@ export const ParamsSchema = z.object({
   lrWarmupSteps: int(0).default(0).describe('linear learning-rate warm-up steps, constant afterwards'),
   weightDecay: num(0).default(0).describe('decoupled weight decay'),
   useAdafactor: z.boolean().default(false).describe('train with Adafactor instead of AdamW'),
-  useAdafactorSchedule: z.boolean().default(false).describe('relative-step Adafactor: the learning rate comes from Adafactor\'s own schedule'),
+  useAdafactorSchedule: z
+    .boolean()
+    .default(false)
+    .describe("relative-step Adafactor: the learning rate comes from Adafactor's own schedule"),
   useWeightedRandomSampler: z.boolean().default(false).describe('draw training examples with replacement, weighted 1/(class count)'),
   gradientAccumulationSteps: int(1).default(1).describe('batches whose gradients are summed before each optimizer step'),
   earlyStoppingPatience: int(1).optional().describe('stop after N epochs without a better dev macro-F1 (default: off)'),
@@ -57,7 +67,9 @@ export const ParamsSchema = z.object({
   saveWeightsPath: str().default('weights').describe('folder for checkpoints'),
   logsDir: str().default('logs').describe('folder for text logs'),
   runsDir: str().default('runs').describe('folder for TensorBoard event files'),
-  saveEverySteps: int(1).optional().describe('also write the resumable training state every N optimizer steps (it is always written after each epoch)'),
+  saveEverySteps: int(1)
+    .optional()
+    .describe('also write the resumable training state every N optimizer steps (it is always written after each epoch)'),
   resume: z
     .union([z.literal(true), str()])
     .optional()
@@ -72,7 +84,10 @@ export const ParamsSchema = z.object({
   weightsName: str().optional().describe('checkpoint folder name under --save-weights-path'),
   weights: str().optional().describe('checkpoint folder path'),
   split: z.enum(['train', 'validation', 'test']).default('test').describe('data split to evaluate'),
-  decode: z.enum(['generate', 'rank']).default('generate').describe('generate = greedy decoding; rank = most likely class name (never invalid)'),
+  decode: z
+    .enum(['generate', 'rank'])
+    .default('generate')
+    .describe('generate = greedy decoding; rank = most likely class name (never invalid)'),
   outputDir: str().optional().describe('where metrics.json and predictions.txt go (default: the checkpoint folder)'),
   // runtime
   backend: z.enum(BACKENDS).default('auto').describe('TensorFlow.js backend: auto picks tfjs-node-gpu, tfjs-node, then wasm'),
@@ -83,8 +98,15 @@ export const ParamsSchema = z.object({
   // predict and doctor
   /** predict's positional arguments (set by the command line parser, not a flag). */
   texts: z.array(z.string()).optional().describe('texts to classify (positional arguments of predict)'),
-  file: str().optional().describe('predict: read texts from this file ("-" for stdin): one per line, or JSONL (a .jsonl/.ndjson file, or when --text-column is given)'),
-  format: z.enum(['text', 'json', 'tsv']).default('text').describe('predict output: text (for reading), json (one JSON object per line) or tsv (with a header row)'),
+  file: str()
+    .optional()
+    .describe(
+      'predict: read texts from this file ("-" for stdin): one per line, or JSONL (a .jsonl/.ndjson file, or when --text-column is given)',
+    ),
+  format: z
+    .enum(['text', 'json', 'tsv'])
+    .default('text')
+    .describe('predict output: text (for reading), json (one JSON object per line) or tsv (with a header row)'),
   json: z.boolean().default(false).describe('doctor: print a machine-readable JSON summary'),
   // export
   quantize: z
@@ -103,27 +125,124 @@ const COMMON: ParamName[] = ['backend', 'device', 'threads', 'quiet', 'verbose']
 
 /** Which options each command takes. */
 export const COMMAND_PARAMS: Record<CommandName, ParamName[]> = {
-  'load-dataset': ['dataset', 'subset', 'revision', 'from', 'textColumn', 'labelColumn', 'skipEmptyTexts', 'out', 'classesMap', 'quiet', 'verbose'],
+  'load-dataset': [
+    'dataset',
+    'subset',
+    'revision',
+    'from',
+    'textColumn',
+    'labelColumn',
+    'skipEmptyTexts',
+    'out',
+    'classesMap',
+    'quiet',
+    'verbose',
+  ],
   train: [
-    'model', 'init', 'modelConfig', 'tokenizer', 'revision', 'prefixText', 'dataDir', 'classesMap', 'maxSourceLength',
-    'maxTrainExamples', 'maxEvalExamples', 'epochs', 'batchSize', 'evalBatchSize', 'learningRate', 'lrWarmupSteps',
-    'weightDecay', 'useAdafactor', 'useAdafactorSchedule', 'useWeightedRandomSampler', 'gradientAccumulationSteps',
-    'earlyStoppingPatience', 'seed', 'maxSteps', 'saveWeightsPath', 'logsDir', 'runsDir', 'saveEverySteps', 'resume', ...COMMON,
+    'model',
+    'init',
+    'modelConfig',
+    'tokenizer',
+    'revision',
+    'prefixText',
+    'dataDir',
+    'classesMap',
+    'maxSourceLength',
+    'maxTrainExamples',
+    'maxEvalExamples',
+    'epochs',
+    'batchSize',
+    'evalBatchSize',
+    'learningRate',
+    'lrWarmupSteps',
+    'weightDecay',
+    'useAdafactor',
+    'useAdafactorSchedule',
+    'useWeightedRandomSampler',
+    'gradientAccumulationSteps',
+    'earlyStoppingPatience',
+    'seed',
+    'maxSteps',
+    'saveWeightsPath',
+    'logsDir',
+    'runsDir',
+    'saveEverySteps',
+    'resume',
+    ...COMMON,
   ],
   pretrain: [
-    'from', 'textColumn', 'model', 'init', 'modelConfig', 'tokenizer', 'revision', 'maxSourceLength', 'noiseDensity',
-    'meanNoiseSpanLength', 'epochs', 'steps', 'maxMinutes', 'batchSize', 'evalBatchSize', 'learningRate', 'lrWarmupSteps',
-    'weightDecay', 'useAdafactor', 'evalEverySteps', 'seed', 'saveWeightsPath', 'logsDir', 'runsDir', 'saveEverySteps', 'resume', ...COMMON,
+    'from',
+    'textColumn',
+    'model',
+    'init',
+    'modelConfig',
+    'tokenizer',
+    'revision',
+    'maxSourceLength',
+    'noiseDensity',
+    'meanNoiseSpanLength',
+    'epochs',
+    'steps',
+    'maxMinutes',
+    'batchSize',
+    'evalBatchSize',
+    'learningRate',
+    'lrWarmupSteps',
+    'weightDecay',
+    'useAdafactor',
+    'evalEverySteps',
+    'seed',
+    'saveWeightsPath',
+    'logsDir',
+    'runsDir',
+    'saveEverySteps',
+    'resume',
+    ...COMMON,
   ],
   test: [
-    'weightsName', 'weights', 'saveWeightsPath', 'dataDir', 'split', 'decode', 'prefixText', 'classesMap', 'tokenizer',
-    'evalBatchSize', 'maxSourceLength', 'maxEvalExamples', 'outputDir', ...COMMON,
+    'weightsName',
+    'weights',
+    'saveWeightsPath',
+    'dataDir',
+    'split',
+    'decode',
+    'prefixText',
+    'classesMap',
+    'tokenizer',
+    'evalBatchSize',
+    'maxSourceLength',
+    'maxEvalExamples',
+    'outputDir',
+    ...COMMON,
   ],
   predict: [
-    'weightsName', 'weights', 'saveWeightsPath', 'decode', 'prefixText', 'classesMap', 'tokenizer', 'evalBatchSize', 'maxSourceLength',
-    'file', 'textColumn', 'format', ...COMMON,
+    'weightsName',
+    'weights',
+    'saveWeightsPath',
+    'decode',
+    'prefixText',
+    'classesMap',
+    'tokenizer',
+    'evalBatchSize',
+    'maxSourceLength',
+    'file',
+    'textColumn',
+    'format',
+    ...COMMON,
   ],
-  export: ['weightsName', 'weights', 'saveWeightsPath', 'out', 'tokenizer', 'prefixText', 'classesMap', 'maxSourceLength', 'quantize', 'quiet', 'verbose'],
+  export: [
+    'weightsName',
+    'weights',
+    'saveWeightsPath',
+    'out',
+    'tokenizer',
+    'prefixText',
+    'classesMap',
+    'maxSourceLength',
+    'quantize',
+    'quiet',
+    'verbose',
+  ],
   doctor: ['backend', 'device', 'threads', 'json', 'verbose'],
   report: ['run', 'output', 'logsDir', 'runsDir', 'saveWeightsPath', 'quiet', 'verbose'],
 };

@@ -13,7 +13,16 @@ import { writeAll, writeFileAtomicWith } from './fsutil.js';
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
 const DTYPE_SIZE: Record<SafetensorsDtype, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 
 /** A tensor as stored on disk, converted to float32 (floats) or int32 (integers). */
@@ -48,7 +57,8 @@ export function parseHeader(readAt: (offset: number, length: number) => Uint8Arr
   if (fileSize < 8) fail(`the file is ${fileSize} bytes, shorter than the 8-byte header length`);
   const lenBytes = readAt(0, 8);
   const headerLen = Number(new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true));
-  if (headerLen > fileSize - 8) fail(`header length ${headerLen} is larger than the rest of the file (${fileSize - 8} bytes); the file may be truncated`);
+  if (headerLen > fileSize - 8)
+    fail(`header length ${headerLen} is larger than the rest of the file (${fileSize - 8} bytes); the file may be truncated`);
   if (headerLen > MAX_HEADER_BYTES) fail(`header length ${headerLen} exceeds ${MAX_HEADER_BYTES} bytes`);
   let header: unknown;
   try {
@@ -73,17 +83,23 @@ export function parseHeader(readAt: (offset: number, length: number) => Uint8Arr
     const at = `tensor "${name}"`;
     if (value === null || typeof value !== 'object') fail(`${at} is not an object`);
     const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
-    if (typeof dtype !== 'string' || !(dtype in DTYPE_SIZE)) fail(`${at} has unknown dtype ${JSON.stringify(dtype)} (expected one of ${Object.keys(DTYPE_SIZE).join(', ')})`);
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`${at} has an invalid shape ${JSON.stringify(shape)}`);
+    if (typeof dtype !== 'string' || !(dtype in DTYPE_SIZE))
+      fail(`${at} has unknown dtype ${JSON.stringify(dtype)} (expected one of ${Object.keys(DTYPE_SIZE).join(', ')})`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      fail(`${at} has an invalid shape ${JSON.stringify(shape)}`);
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
       fail(`${at} has invalid data_offsets ${JSON.stringify(offsets)}`);
     }
     const [begin, end] = offsets as [number, number];
-    if (begin > end || end > dataLen) fail(`${at} has data_offsets [${begin}, ${end}] outside the data section of ${dataLen} bytes; the file may be truncated`);
+    if (begin > end || end > dataLen)
+      fail(`${at} has data_offsets [${begin}, ${end}] outside the data section of ${dataLen} bytes; the file may be truncated`);
     let elements = 1;
     for (const d of shape as number[]) elements *= d;
     const expected = elements * DTYPE_SIZE[dtype as SafetensorsDtype];
-    if (expected !== end - begin) fail(`${at} has shape [${(shape as number[]).join(', ')}] (${expected} bytes of ${dtype}) but its byte range holds ${end - begin} bytes`);
+    if (expected !== end - begin)
+      fail(
+        `${at} has shape [${(shape as number[]).join(', ')}] (${expected} bytes of ${dtype}) but its byte range holds ${end - begin} bytes`,
+      );
     entries.set(name, { dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end });
   }
   const sorted = [...entries.entries()].filter(([, e]) => e.end > e.begin).sort((a, b) => a[1].begin - b[1].begin);
@@ -218,7 +234,10 @@ export function readSafetensorsFile(file: string): { tensors: Map<string, RawTen
 }
 
 /** Parses a safetensors file held in memory. */
-export function readSafetensorsBytes(bytes: Uint8Array, source = 'safetensors data'): { tensors: Map<string, RawTensor>; metadata: Record<string, string> } {
+export function readSafetensorsBytes(
+  bytes: Uint8Array,
+  source = 'safetensors data',
+): { tensors: Map<string, RawTensor>; metadata: Record<string, string> } {
   const readAt = (offset: number, length: number): Uint8Array => bytes.subarray(offset, offset + length);
   const header = parseHeader(readAt, bytes.byteLength, source);
   const tensors = new Map<string, RawTensor>();
@@ -251,7 +270,9 @@ interface PlannedFile {
  * aligned), and a reader of each tensor's bytes in file order; nothing is copied until a reader is called.
  */
 function planFile(tensors: Map<string, TensorLike> | Record<string, TensorLike>, metadata: Record<string, string>): PlannedFile {
-  const entries = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const entries = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)).sort(([a], [b]) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  );
   const header: Record<string, unknown> = { __metadata__: metadata };
   const readers: { bytes: () => Uint8Array }[] = [];
   let offset = 0;
@@ -262,7 +283,12 @@ function planFile(tensors: Map<string, TensorLike> | Record<string, TensorLike>,
     readers.push({
       bytes() {
         const data = t instanceof tf.Tensor ? t.dataSync() : t.data;
-        const f = data instanceof Int32Array || data instanceof Float32Array ? data : isInt ? Int32Array.from(data as ArrayLike<number>) : Float32Array.from(data as ArrayLike<number>);
+        const f =
+          data instanceof Int32Array || data instanceof Float32Array
+            ? data
+            : isInt
+              ? Int32Array.from(data as ArrayLike<number>)
+              : Float32Array.from(data as ArrayLike<number>);
         return new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
       },
     });

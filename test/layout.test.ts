@@ -1,6 +1,6 @@
 /**
  * The source layout a newcomer reads: no import cycles among the modules of src/ (type-only imports count too: they
- * tie the modules' meanings together the same way), and no file over 500 lines.
+ * tie the modules' meanings together the same way), no file over 500 lines, and src/ formatted by prettier.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -69,4 +69,16 @@ test('src/ has no import cycle', () => {
 test('no file in src/ is over 500 lines', () => {
   const long = files.map((f) => [rel(f), fs.readFileSync(f, 'utf-8').split('\n').length - 1] as const).filter(([, n]) => n > 500);
   assert.deepEqual(long, []);
+});
+
+test('src/ is formatted as .prettierrc.json says (npm run format rewrites it)', async () => {
+  const prettier = await import('prettier');
+  const unformatted: string[] = [];
+  for (const file of sourceFiles(SRC)) {
+    const options = await prettier.resolveConfig(file);
+    if (!(await prettier.check(fs.readFileSync(file, 'utf-8'), { ...options, filepath: file }))) {
+      unformatted.push(path.relative(REPO_ROOT, file));
+    }
+  }
+  assert.deepEqual(unformatted, []);
 });

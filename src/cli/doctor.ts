@@ -10,7 +10,14 @@ import * as os from 'node:os';
 import type { ParsedParams } from './options.js';
 import { tf } from '../tf.js';
 import { T5clsError } from '../errors.js';
-import { describeBackends, initBackend, type BackendChoice, type BackendInfo, type BackendProbe, type DeviceChoice } from '../engine/init.js';
+import {
+  describeBackends,
+  initBackend,
+  type BackendChoice,
+  type BackendInfo,
+  type BackendProbe,
+  type DeviceChoice,
+} from '../engine/init.js';
 import { CUDA_REQUIREMENT, TFJS_NODE, TFJS_NODE_GPU } from '../engine/tensorflow/tfjs_node.js';
 import { readPackageJson, resolvePackageDir } from '../engine/optional_packages.js';
 import { benchmarkMatMul, type MatMulBench } from '../engine/bench.js';
@@ -66,7 +73,11 @@ function trainableSizes(availableBytes: number): TrainableSize[] {
   return SIZES.map(([model, config, batchSize]) => {
     const fit = (optimizer: OptimizerName) => {
       const e = estimateMemory(config, { batchSize, sourceLength: 64, targetLength: 4, optimizer });
-      return { totalBytes: e.totalBytes, fits: e.totalBytes <= availableBytes * USABLE_SHARE, engine: e.tensorBytes > WASM_TENSOR_BYTES ? ('cpu' as const) : ('wasm' as const) };
+      return {
+        totalBytes: e.totalBytes,
+        fits: e.totalBytes <= availableBytes * USABLE_SHARE,
+        engine: e.tensorBytes > WASM_TENSOR_BYTES ? ('cpu' as const) : ('wasm' as const),
+      };
     };
     return { model, parameters: parameterCount(config), batchSize, adamw: fit('adamw'), adafactor: fit('adafactor') };
   });
@@ -121,9 +132,13 @@ export async function diagnose(opts: DoctorOptions = {}): Promise<DoctorReport> 
   const t5Small = { parameters, adamwBytes: parameters * 16, adafactorBytes: parameters * 8 };
   const available = Math.min(memory.freeBytes, limit ?? Infinity);
   if (available < t5Small.adafactorBytes) {
-    warnings.push(`only ${gib(available)} of memory is free: fine-tuning t5-small needs more than ${gib(t5Small.adafactorBytes)} (Adafactor) or ${gib(t5Small.adamwBytes)} (AdamW) before activations`);
+    warnings.push(
+      `only ${gib(available)} of memory is free: fine-tuning t5-small needs more than ${gib(t5Small.adafactorBytes)} (Adafactor) or ${gib(t5Small.adamwBytes)} (AdamW) before activations`,
+    );
   } else if (available < t5Small.adamwBytes) {
-    warnings.push(`${gib(available)} of memory is free: fine-tuning t5-small with AdamW needs more than ${gib(t5Small.adamwBytes)}; try --use-adafactor`);
+    warnings.push(
+      `${gib(available)} of memory is free: fine-tuning t5-small with AdamW needs more than ${gib(t5Small.adamwBytes)}; try --use-adafactor`,
+    );
   }
 
   const backends = await describeBackends({ threads: opts.threads });
@@ -150,10 +165,15 @@ export async function diagnose(opts: DoctorOptions = {}): Promise<DoctorReport> 
     }
     training = trainingCheck();
     if (!training.ok) problems.push(`a training step fails on ${info.name}: ${training.error}`);
-    if (info.matmul === 'js') warnings.push('matrix products run in plain JavaScript: training will be very slow (install onnxruntime-node, or use the wasm backend)');
+    if (info.matmul === 'js')
+      warnings.push(
+        'matrix products run in plain JavaScript: training will be very slow (install onnxruntime-node, or use the wasm backend)',
+      );
     const blas = backends.find((b) => b.name === 'blas');
     if (info.matmul === 'onnxruntime' && blas && !blas.available && process.env[BLAS_ENV] === undefined) {
-      warnings.push(`no system BLAS: matrix products run in ONNX Runtime, training runs up to 1.5x slower than with OpenBLAS (${blasInstallHint()})`);
+      warnings.push(
+        `no system BLAS: matrix products run in ONNX Runtime, training runs up to 1.5x slower than with OpenBLAS (${blasInstallHint()})`,
+      );
     }
   }
   return {
@@ -192,9 +212,18 @@ export function trainingCheck(): { ok: boolean; losses: number[]; ms: number; er
   try {
     model = new T5ForConditionalGeneration(new T5Config({ ...NAMED_CONFIGS.tiny, vocab_size: 128 }), { seed: 7 });
     opt = new Adafactor({ lr: 1e-2, scaleParameter: false, relativeStep: false, warmupInit: false });
-    const inputIds = [[5, 6, 7, 8, 1], [9, 10, 11, 1, 0]];
-    const attentionMask = [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]];
-    const labels = [[3, 1], [4, 1]];
+    const inputIds = [
+      [5, 6, 7, 8, 1],
+      [9, 10, 11, 1, 0],
+    ];
+    const attentionMask = [
+      [1, 1, 1, 1, 1],
+      [1, 1, 1, 1, 0],
+    ];
+    const labels = [
+      [3, 1],
+      [4, 1],
+    ];
     const params = [...model.namedParameters().values()];
     for (let step = 0; step < 3; step++) {
       const { value, grads } = tf.variableGrads(() => model!.forward({ inputIds, attentionMask, labels, training: true }).loss!, params);
@@ -204,7 +233,8 @@ export function trainingCheck(): { ok: boolean; losses: number[]; ms: number; er
     }
     const ms = performance.now() - t0;
     if (!losses.every(Number.isFinite)) return { ok: false, losses, ms, error: `the loss is not finite (${losses.join(', ')})` };
-    if (!(losses[2]! < losses[0]!)) return { ok: false, losses, ms, error: `the loss does not go down (${losses.map((l) => l.toFixed(4)).join(' → ')})` };
+    if (!(losses[2]! < losses[0]!))
+      return { ok: false, losses, ms, error: `the loss does not go down (${losses.map((l) => l.toFixed(4)).join(' → ')})` };
     return { ok: true, losses, ms, error: null };
   } catch (e) {
     return { ok: false, losses, ms: performance.now() - t0, error: (e as Error).message.split('\n')[0] ?? '' };
@@ -239,7 +269,10 @@ interface ProbeResult {
 
 function probeGpuPackage(dir: string): Promise<ProbeResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['-e', GPU_PROBE, dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '0' } });
+    const child = spawn(process.execPath, ['-e', GPU_PROBE, dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '0' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -251,7 +284,12 @@ function probeGpuPackage(dir: string): Promise<ProbeResult> {
       try {
         resolve({ ...(JSON.parse(line) as Omit<ProbeResult, 'stderr'>), stderr });
       } catch {
-        const why = signal === 'SIGKILL' ? `did not finish in ${PROBE_TIMEOUT_MS / 1000} s` : signal ? `crashed (${signal})` : `exited with code ${code}`;
+        const why =
+          signal === 'SIGKILL'
+            ? `did not finish in ${PROBE_TIMEOUT_MS / 1000} s`
+            : signal
+              ? `crashed (${signal})`
+              : `exited with code ${code}`;
         resolve({ stage: 'crash', error: `loading it ${why}`, stderr });
       }
     });
@@ -274,7 +312,8 @@ export function libraryAdvice(lib: string): string {
   if (/^lib(cudart|cublas|cublasLt|cufft|curand|cusolver|cusparse|nvrtc|nvinfer)/.test(lib)) {
     return `${lib} is part of CUDA 11.2 (CUDA 12 does not provide the .so.11 libraries): install the CUDA 11.2 toolkit and add its lib64 folder to LD_LIBRARY_PATH, e.g. export LD_LIBRARY_PATH=/usr/local/cuda-11.2/lib64:$LD_LIBRARY_PATH`;
   }
-  if (/^libtensorflow/.test(lib)) return `${lib} should have been downloaded when ${TFJS_NODE_GPU} was installed: run "npm rebuild ${TFJS_NODE_GPU}" where the network can reach storage.googleapis.com`;
+  if (/^libtensorflow/.test(lib))
+    return `${lib} should have been downloaded when ${TFJS_NODE_GPU} was installed: run "npm rebuild ${TFJS_NODE_GPU}" where the network can reach storage.googleapis.com`;
   return `install the system library ${lib} (ldd on the package's tfjs_binding.node lists what is missing)`;
 }
 
@@ -314,13 +353,31 @@ async function gpuStatus(probe: BackendProbe | undefined): Promise<GpuStatus> {
     };
   }
   if (!dir || (probe && !probe.installed)) {
-    return { ...base, installed: false, version: null, loads: false, gpu: null, missingLibraries: [], reason: `${TFJS_NODE_GPU} is not installed`, advice: capitalize(installSteps) };
+    return {
+      ...base,
+      installed: false,
+      version: null,
+      loads: false,
+      gpu: null,
+      missingLibraries: [],
+      reason: `${TFJS_NODE_GPU} is not installed`,
+      advice: capitalize(installSteps),
+    };
   }
   const child = await probeGpuPackage(dir);
   const libs = missingLibraries(`${probe?.detail ?? ''}\n${child.error ?? ''}\n${child.stderr}`);
   const libAdvice = libs.map(libraryAdvice);
   if (child.stage === 'ok' && child.gpu === true) {
-    return { ...base, installed: true, version, loads: true, gpu: true, missingLibraries: libs, reason: null, advice: 'TensorFlow uses the CUDA GPU: train with --backend auto (or --device cuda to insist on it)' };
+    return {
+      ...base,
+      installed: true,
+      version,
+      loads: true,
+      gpu: true,
+      missingLibraries: libs,
+      reason: null,
+      advice: 'TensorFlow uses the CUDA GPU: train with --backend auto (or --device cuda to insist on it)',
+    };
   }
   if (child.stage === 'ok') {
     const reason = libs.length
@@ -359,36 +416,66 @@ export function formatDoctorReport(r: DoctorReport): string {
   lines.push(`t5cls ${r.t5cls} doctor (TensorFlow.js ${r.tfjs})`, '');
   row('Node.js', `${r.node.version} ${r.node.ok ? 'ok' : `TOO OLD: needs ${r.node.required}`}`);
   row('system', `${r.system.platform} ${r.system.arch}, ${r.system.cores} core${r.system.cores === 1 ? '' : 's'} (${r.system.cpu})`);
-  row('memory', `${gib(r.memory.freeBytes)} free of ${gib(r.memory.totalBytes)}${r.memory.limitBytes !== null ? `, limit ${gib(r.memory.limitBytes)} (cgroup)` : ''}`);
-  row('', `t5-small (${(r.t5Small.parameters / 1e6).toFixed(1)}M parameters) keeps ${gib(r.t5Small.adamwBytes)} of weights, gradients and optimizer state with AdamW, ${gib(r.t5Small.adafactorBytes)} with Adafactor, plus activations`);
-  lines.push('', `what fine-tunes here (estimated peak memory, batch × 64 tokens; ${gib(USABLE_SHARE * (r.memory.limitBytes ?? r.memory.totalBytes))} usable):`);
+  row(
+    'memory',
+    `${gib(r.memory.freeBytes)} free of ${gib(r.memory.totalBytes)}${r.memory.limitBytes !== null ? `, limit ${gib(r.memory.limitBytes)} (cgroup)` : ''}`,
+  );
+  row(
+    '',
+    `t5-small (${(r.t5Small.parameters / 1e6).toFixed(1)}M parameters) keeps ${gib(r.t5Small.adamwBytes)} of weights, gradients and optimizer state with AdamW, ${gib(r.t5Small.adafactorBytes)} with Adafactor, plus activations`,
+  );
+  lines.push(
+    '',
+    `what fine-tunes here (estimated peak memory, batch × 64 tokens; ${gib(USABLE_SHARE * (r.memory.limitBytes ?? r.memory.totalBytes))} usable):`,
+  );
   const fitText = (f: TrainableSize['adamw']) => `${gib(f.totalBytes).padStart(9)} ${f.fits ? `yes (${f.engine})` : 'no'}`.padEnd(22);
   for (const z of r.sizes) {
-    lines.push(`  ${z.model.padEnd(13)} ${`${(z.parameters / 1e6).toFixed(0)}M`.padStart(6)}  batch ${String(z.batchSize).padEnd(3)} AdamW ${fitText(z.adamw)} Adafactor ${fitText(z.adafactor)}`.trimEnd());
+    lines.push(
+      `  ${z.model.padEnd(13)} ${`${(z.parameters / 1e6).toFixed(0)}M`.padStart(6)}  batch ${String(z.batchSize).padEnd(3)} AdamW ${fitText(z.adamw)} Adafactor ${fitText(z.adafactor)}`.trimEnd(),
+    );
   }
   lines.push('', 'backends (auto tries tensorflow-gpu, tensorflow, then wasm, then cpu; blas and onnxruntime speed up wasm and cpu):');
   const nameWidth = Math.max(...r.backends.map((b) => b.name.length));
   const pkgWidth = Math.max(...r.backends.map((b) => `${b.package}${b.version ? ` ${b.version}` : ''}`.length));
   for (const b of r.backends) {
-    lines.push(`  ${b.available ? 'yes' : 'no '}  ${b.name.padEnd(nameWidth)}  ${`${b.package}${b.version ? ` ${b.version}` : ''}`.padEnd(pkgWidth)}  ${b.detail}`);
+    lines.push(
+      `  ${b.available ? 'yes' : 'no '}  ${b.name.padEnd(nameWidth)}  ${`${b.package}${b.version ? ` ${b.version}` : ''}`.padEnd(pkgWidth)}  ${b.detail}`,
+    );
   }
   lines.push('');
   const info = r.backend.info;
   row('backend', info ? `${r.backend.requested} → ${info.description}` : `${r.backend.requested}: FAILED: ${r.backend.error}`);
   if (info) row('device', info.device === 'cuda' ? 'CUDA GPU' : 'CPU');
-  row('threads', r.threads !== null ? `${r.threads} of ${r.system.cores} core${r.system.cores === 1 ? '' : 's'} (change with --threads)` : 'n/a');
+  row(
+    'threads',
+    r.threads !== null ? `${r.threads} of ${r.system.cores} core${r.system.cores === 1 ? '' : 's'} (change with --threads)` : 'n/a',
+  );
   if (r.speed) {
     if ('error' in r.speed) row('speed', `probe failed: ${r.speed.error}`);
-    else row('speed', `${r.speed.gflops.toFixed(1)} GFLOP/s (${r.speed.m}×${r.speed.k} by ${r.speed.k}×${r.speed.n} matmul, median ${r.speed.ms.toFixed(1)} ms)`);
+    else
+      row(
+        'speed',
+        `${r.speed.gflops.toFixed(1)} GFLOP/s (${r.speed.m}×${r.speed.k} by ${r.speed.k}×${r.speed.n} matmul, median ${r.speed.ms.toFixed(1)} ms)`,
+      );
   }
   if (r.training) {
-    row('training', r.training.ok
-      ? `ok: 3 steps of a tiny T5, loss ${r.training.losses.map((l) => l.toFixed(3)).join(' → ')} (${(r.training.ms / 1000).toFixed(1)} s)`
-      : `FAILED: ${r.training.error}`);
+    row(
+      'training',
+      r.training.ok
+        ? `ok: 3 steps of a tiny T5, loss ${r.training.losses.map((l) => l.toFixed(3)).join(' → ')} (${(r.training.ms / 1000).toFixed(1)} s)`
+        : `FAILED: ${r.training.error}`,
+    );
   }
   lines.push('');
   const g = r.gpu;
-  const state = g.gpu === true ? 'ok, TensorFlow uses the CUDA GPU' : g.installed ? (g.loads ? 'loads, but no GPU in use' : 'installed, does not load') : 'not installed';
+  const state =
+    g.gpu === true
+      ? 'ok, TensorFlow uses the CUDA GPU'
+      : g.installed
+        ? g.loads
+          ? 'loads, but no GPU in use'
+          : 'installed, does not load'
+        : 'not installed';
   lines.push(`GPU (${g.package}${g.version ? ` ${g.version}` : ''}): ${state}${g.nvidiaDriver ? `; NVIDIA driver ${g.nvidiaDriver}` : ''}`);
   if (g.reason && g.installed) lines.push(`  why: ${g.reason}`);
   if (g.missingLibraries.length) lines.push(`  missing: ${g.missingLibraries.join(', ')}`);
@@ -403,5 +490,8 @@ export function formatDoctorReport(r: DoctorReport): string {
 export async function run({ params: p }: ParsedParams): Promise<void> {
   const report = await diagnose({ backend: p.backend, device: p.device, threads: p.threads });
   console.log(p.json ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
-  if (!report.ok) throw new T5clsError(p.json ? `training cannot run here: ${report.problems.join('; ')}` : 'training cannot run here (the problems are listed above)');
+  if (!report.ok)
+    throw new T5clsError(
+      p.json ? `training cannot run here: ${report.problems.join('; ')}` : 'training cannot run here (the problems are listed above)',
+    );
 }

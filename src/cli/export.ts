@@ -37,6 +37,7 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const width = Math.max(...files.map((f) => f.file.length));
   for (const f of files) say(`  ${f.file.padEnd(width)}  ${formatBytes(f.bytes).padStart(10)}`);
   say(`wrote ${out} (load it with transformers.js: AutoModelForSeq2SeqLM.from_pretrained or pipeline('text2text-generation'))`);
-  if (files.some((f) => f.file === 'index.html')) say(`the classifier page: python3 -m http.server -d ${out}, then open http://localhost:8000/`);
+  if (files.some((f) => f.file === 'index.html'))
+    say(`the classifier page: python3 -m http.server -d ${out}, then open http://localhost:8000/`);
   console.log(out);
 }

@@ -32,11 +32,15 @@ export function checkJobMemory(
     : `running ${modelName} (${parameterText(estimate.parameters)}) at batch ${job.batchSize}`;
   const parts = [
     `weights ${formatBytes(estimate.weightBytes)}`,
-    ...(job.optimizer ? [`gradients ${formatBytes(estimate.gradientBytes)}`, `optimizer state ${formatBytes(estimate.optimizerBytes)}`] : []),
+    ...(job.optimizer
+      ? [`gradients ${formatBytes(estimate.gradientBytes)}`, `optimizer state ${formatBytes(estimate.optimizerBytes)}`]
+      : []),
     `activations ${formatBytes(estimate.activationBytes)}`,
   ];
   const advice = job.optimizer
-    ? fitAdvice(config, job, options.accumulation ?? 1, available).alternatives.map((a) => `${a.options} (about ${formatBytes(a.totalBytes)})`)
+    ? fitAdvice(config, job, options.accumulation ?? 1, available).alternatives.map(
+        (a) => `${a.options} (about ${formatBytes(a.totalBytes)})`,
+      )
     : job.batchSize > 1
       ? ['a smaller --eval-batch-size']
       : [];

@@ -8,7 +8,8 @@ import { UsageError } from '../errors.js';
 
 export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const say = sayer(p.quiet);
-  if (Array.isArray(p.from) && p.from.length > 1) throw new UsageError(`--from: load-dataset reads one source, got ${p.from.length} (${p.from.join(', ')})`);
+  if (Array.isArray(p.from) && p.from.length > 1)
+    throw new UsageError(`--from: load-dataset reads one source, got ${p.from.length} (${p.from.join(', ')})`);
   const from = Array.isArray(p.from) ? p.from[0] : p.from;
   // A local source names its own output folder (datasets/<folder or file name>_processed) unless the user named a
   // data set or subset: a TweetEval task folder must not land in the default emotion folder.

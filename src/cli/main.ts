@@ -36,7 +36,8 @@ const COMMANDS: CommandSpec[] = [
   {
     name: 'pretrain',
     summary: "continue T5's own span-corruption pretraining on unlabeled text, before fine-tuning with train",
-    example: 't5cls pretrain --from tweets.txt --model t5-small   |   t5cls pretrain --from ../tweeteval/irony --init random --model-config tiny --tokenizer ./t5-small',
+    example:
+      't5cls pretrain --from tweets.txt --model t5-small   |   t5cls pretrain --from ../tweeteval/irony --init random --model-config tiny --tokenizer ./t5-small',
     load: async () => (await import('./pretrain.js')).run,
     defaults: { useAdafactor: true, epochs: 1 },
   },
@@ -56,7 +57,8 @@ const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'export',
-    summary: 'write a checkpoint as ONNX files that transformers.js loads, with its tokenizer, classes and a page that classifies in the browser',
+    summary:
+      'write a checkpoint as ONNX files that transformers.js loads, with its tokenizer, classes and a page that classifies in the browser',
     example: 't5cls export   |   t5cls export --weights-name t5-small-Nov25_10-00-00-epoch3 --out web/model',
     load: async () => (await import('./export.js')).run,
   },
@@ -120,7 +122,9 @@ export async function main(argv: string[]): Promise<number> {
 /** A WebAssembly heap that could not grow: the wasm backend's allocation failures as tfjs-wasm reports them. */
 function outOfWasmMemory(e: Error | undefined): boolean {
   const text = String(e?.message ?? '');
-  return (e instanceof WebAssembly.RuntimeError || /^Aborted\(/.test(text)) && /memory access out of bounds|Aborted\(|out of memory/i.test(text);
+  return (
+    (e instanceof WebAssembly.RuntimeError || /^Aborted\(/.test(text)) && /memory access out of bounds|Aborted\(|out of memory/i.test(text)
+  );
 }
 
 /** Prints an error as one line (the stack with --verbose) and returns the exit code. */

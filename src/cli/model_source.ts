@@ -33,7 +33,10 @@ export async function resolveModelSource(p: SourceParams, say: (line: string) =>
       modelName = `t5-${p.modelConfig}-scratch`;
     } else {
       const file = path.resolve(p.modelConfig);
-      if (!fs.existsSync(file)) throw new UsageError(`--model-config: "${p.modelConfig}" is neither a named shape (${Object.keys(NAMED_CONFIGS).join(', ')}) nor an existing config.json file`);
+      if (!fs.existsSync(file))
+        throw new UsageError(
+          `--model-config: "${p.modelConfig}" is neither a named shape (${Object.keys(NAMED_CONFIGS).join(', ')}) nor an existing config.json file`,
+        );
       fields = T5Config.fromFile(file).toJSON();
       modelName = `${path.basename(path.dirname(file))}-scratch`;
     }
@@ -49,9 +52,16 @@ export async function resolveModelSource(p: SourceParams, say: (line: string) =>
 }
 
 /** The model itself, once the backend is up: random from `seed`, or the checkpoint's weights. */
-export function createModel(p: Pick<Params, 'seed' | 'modelConfig'>, config: T5Config, modelDir: string | undefined, say: (line: string) => void): T5ForConditionalGeneration {
+export function createModel(
+  p: Pick<Params, 'seed' | 'modelConfig'>,
+  config: T5Config,
+  modelDir: string | undefined,
+  say: (line: string) => void,
+): T5ForConditionalGeneration {
   if (modelDir === undefined) {
-    say(`initialised a random T5 (${p.modelConfig}: d_model ${config.d_model}, ${config.num_layers}+${config.num_decoder_layers} layers, vocab ${config.vocab_size})`);
+    say(
+      `initialised a random T5 (${p.modelConfig}: d_model ${config.d_model}, ${config.num_layers}+${config.num_decoder_layers} layers, vocab ${config.vocab_size})`,
+    );
     return new T5ForConditionalGeneration(config, { seed: p.seed });
   }
   return T5ForConditionalGeneration.fromPretrained(modelDir, { onWarning: say });

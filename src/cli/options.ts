@@ -50,7 +50,8 @@ export function readConfigFile(file: string, command: CommandName): Record<strin
   } catch (e) {
     throw new UsageError(`--config ${file}: not valid JSON (${(e as Error).message})`);
   }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new UsageError(`--config ${file}: expected a JSON object of option values`);
+  if (json === null || typeof json !== 'object' || Array.isArray(json))
+    throw new UsageError(`--config ${file}: expected a JSON object of option values`);
   const allowed = new Set<string>(COMMAND_PARAMS[command]);
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(json as Record<string, unknown>)) {
@@ -89,7 +90,9 @@ export function resolveParams(cmd: Command, command: CommandName): ParsedParams 
       const issue = e.issues[0]!;
       const name = String(issue.path[0] ?? '');
       const value = raw[name];
-      throw new UsageError(`${name ? `--${kebab(name)}` : 'options'}: ${describeIssue(issue)}${value !== undefined ? ` (got ${JSON.stringify(value)})` : ''}`);
+      throw new UsageError(
+        `${name ? `--${kebab(name)}` : 'options'}: ${describeIssue(issue)}${value !== undefined ? ` (got ${JSON.stringify(value)})` : ''}`,
+      );
     }
     throw e;
   }
@@ -99,6 +102,7 @@ function describeIssue(issue: z.ZodIssue): string {
   if (issue.code === 'too_small' && issue.type === 'number') return `expected a number ≥ ${issue.minimum}`;
   if (issue.code === 'too_big' && issue.type === 'number') return `expected a number ≤ ${issue.maximum}`;
   if (issue.code === 'invalid_enum_value') return `expected one of ${issue.options.join(', ')}`;
-  if (issue.code === 'invalid_type') return `expected ${issue.expected === 'number' ? 'a number' : issue.expected === 'integer' ? 'an integer' : issue.expected}`;
+  if (issue.code === 'invalid_type')
+    return `expected ${issue.expected === 'number' ? 'a number' : issue.expected === 'integer' ? 'an integer' : issue.expected}`;
   return issue.message;
 }

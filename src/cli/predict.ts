@@ -46,7 +46,8 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const decode: DecodeMode = p.decode;
   const format = p.format as OutputFormat;
   const out = stdoutWriter();
-  const bar = input.source === 'args' ? undefined : new Progress({ label: `predict (${decode})`, total: input.texts.length, quiet: p.quiet });
+  const bar =
+    input.source === 'args' ? undefined : new Progress({ label: `predict (${decode})`, total: input.texts.length, quiet: p.quiet });
   try {
     if (format === 'tsv') out.write(tsvHeader(classifier.classNames, decode) + '\n');
     const chunk = Math.max(MIN_CHUNK, 4 * p.evalBatchSize);
@@ -83,7 +84,10 @@ export interface PredictInput {
 /** Texts from the positional arguments, --file, or stdin (only when it is not a terminal). */
 export async function readInput(p: Pick<Params, 'texts' | 'file' | 'textColumn'>, given: Set<ParamName>): Promise<PredictInput> {
   const args = p.texts ?? [];
-  if (args.length && p.file !== undefined) throw new UsageError(`give the texts as arguments or with --file, not both (got ${args.length} argument${args.length === 1 ? '' : 's'} and --file ${p.file})`);
+  if (args.length && p.file !== undefined)
+    throw new UsageError(
+      `give the texts as arguments or with --file, not both (got ${args.length} argument${args.length === 1 ? '' : 's'} and --file ${p.file})`,
+    );
   if (args.length) return { texts: args, source: 'args', name: 'arguments', skippedBlank: 0 };
   let content: string;
   let name: string;
@@ -95,7 +99,9 @@ export async function readInput(p: Pick<Params, 'texts' | 'file' | 'textColumn'>
       content = fs.readFileSync(path.resolve(p.file), 'utf-8');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new UsageError(`--file ${p.file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, expected a file' : `cannot read the file (${code ?? (e as Error).message})`}`);
+      throw new UsageError(
+        `--file ${p.file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, expected a file' : `cannot read the file (${code ?? (e as Error).message})`}`,
+      );
     }
   } else {
     if (p.file === undefined && process.stdin.isTTY) throw new UsageError(noInputMessage());
@@ -153,15 +159,20 @@ export function parseJsonl(content: string, name: string, column: string): { tex
       throw new FormatError(`${where}: not valid JSON (${(e as Error).message}); expected one JSON object per line`);
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new FormatError(`${where}: expected a JSON object with a "${column}" field, got ${Array.isArray(value) ? 'an array' : JSON.stringify(value)}`);
+      throw new FormatError(
+        `${where}: expected a JSON object with a "${column}" field, got ${Array.isArray(value) ? 'an array' : JSON.stringify(value)}`,
+      );
     }
     const record = value as Record<string, unknown>;
     if (!(column in record)) {
       const fields = Object.keys(record);
-      throw new FormatError(`${where}: no "${column}" field (the object has ${fields.length ? fields.map((f) => `"${f}"`).join(', ') : 'no fields'}); choose the field with --text-column`);
+      throw new FormatError(
+        `${where}: no "${column}" field (the object has ${fields.length ? fields.map((f) => `"${f}"`).join(', ') : 'no fields'}); choose the field with --text-column`,
+      );
     }
     const text = record[column];
-    if (typeof text !== 'string') throw new FormatError(`${where}: field "${column}" is ${text === null ? 'null' : typeof text}, expected a string`);
+    if (typeof text !== 'string')
+      throw new FormatError(`${where}: field "${column}" is ${text === null ? 'null' : typeof text}, expected a string`);
     texts.push(text);
   });
   return { texts, skippedBlank };

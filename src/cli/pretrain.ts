@@ -32,11 +32,13 @@ import { claimRunName, refuseChangedOptions, RESUME_MAY_CHANGE, sayer, startResu
 /** Share of the texts held out for the denoising loss. */
 const HELD_OUT_SHARE = 0.05;
 
-
 export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const say = sayer(p.quiet);
   if (p.resume !== undefined) return resume(p, given, say);
-  if (p.from === undefined) throw new UsageError('--from: give the text to pretrain on (text files, CSV/TSV/JSONL/JSON files or folders; repeat --from for several)');
+  if (p.from === undefined)
+    throw new UsageError(
+      '--from: give the text to pretrain on (text files, CSV/TSV/JSONL/JSON files or folders; repeat --from for several)',
+    );
   const sources = readTextSources([p.from].flat(), { textColumn: p.textColumn });
   const texts = sources.flatMap((s) => s.texts);
   say(`read ${texts.length} texts from ${sources.length} file${sources.length === 1 ? '' : 's'}`);
@@ -110,7 +112,12 @@ async function resume(p: Params, given: Set<ParamName>, say: (line: string) => v
   }
 }
 
-async function resumeRun(loaded: LoadedRunState<PretrainStateFile>, p: Params, given: Set<ParamName>, say: (line: string) => void): Promise<void> {
+async function resumeRun(
+  loaded: LoadedRunState<PretrainStateFile>,
+  p: Params,
+  given: Set<ParamName>,
+  say: (line: string) => void,
+): Promise<void> {
   const { state, snapshotDir, stateDir } = loaded;
   const r = state.record;
   const options: PretrainOptions = {
@@ -123,7 +130,9 @@ async function resumeRun(loaded: LoadedRunState<PretrainStateFile>, p: Params, g
   };
   const at = state.progress;
   if (at.steps >= (options.maxSteps ?? Infinity) || at.epoch > options.epochs) {
-    throw new UsageError(`--resume: the run ${state.run.runName} has finished (${at.steps} steps, ${at.epoch - 1} epochs); nothing to resume (pass a larger --steps or --epochs to pretrain it further)`);
+    throw new UsageError(
+      `--resume: the run ${state.run.runName} has finished (${at.steps} steps, ${at.epoch - 1} epochs); nothing to resume (pass a larger --steps or --epochs to pretrain it further)`,
+    );
   }
   const sources = readTextSources([r.from as string | string[]].flat(), { textColumn: r.textColumn as string | undefined });
   const texts = sources.flatMap((s) => s.texts);
@@ -131,7 +140,12 @@ async function resumeRun(loaded: LoadedRunState<PretrainStateFile>, p: Params, g
   const { targetLength } = spanCorruptionLengths(options.inputLength, options);
   const { tensorBytes } = checkJobMemory(
     config,
-    { batchSize: options.batchSize, sourceLength: options.inputLength, targetLength, optimizer: options.useAdafactor ? 'adafactor' : 'adamw' },
+    {
+      batchSize: options.batchSize,
+      sourceLength: options.inputLength,
+      targetLength,
+      optimizer: options.useAdafactor ? 'adafactor' : 'adamw',
+    },
     state.run.modelName,
   );
   const backend = await startResumedBackend(p, given, r, tensorBytes, say);
@@ -148,7 +162,13 @@ async function resumeRun(loaded: LoadedRunState<PretrainStateFile>, p: Params, g
       ...state.run,
       stateDir,
       resume: loaded,
-      record: { ...r, epochs: options.epochs, steps: options.maxSteps, maxMinutes: options.maxMinutes, saveEverySteps: options.saveEverySteps },
+      record: {
+        ...r,
+        epochs: options.epochs,
+        steps: options.maxSteps,
+        maxMinutes: options.maxMinutes,
+        saveEverySteps: options.saveEverySteps,
+      },
       say,
     });
   } finally {

@@ -58,7 +58,10 @@ export function resolveDataDir(dataDir: string | undefined): string {
   }
   const root = path.resolve('datasets');
   const candidates = fs.existsSync(root)
-    ? fs.readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory() && e.name.endsWith('_processed')).map((e) => path.join(root, e.name))
+    ? fs
+        .readdirSync(root, { withFileTypes: true })
+        .filter((e) => e.isDirectory() && e.name.endsWith('_processed'))
+        .map((e) => path.join(root, e.name))
     : [];
   if (!candidates.length) throw new UsageError(`no processed data set under ${root}; run "t5cls load-dataset" first or pass --data-dir`);
   candidates.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
@@ -87,7 +90,12 @@ export function loadSplits(
 }
 
 /** A local model folder as given, or the Hub snapshot folder of a model id (downloaded once into the cache). */
-export async function resolveModelDir(model: string, revision: string, say: (l: string) => void, opts: { tokenizerOnly?: boolean } = {}): Promise<string> {
+export async function resolveModelDir(
+  model: string,
+  revision: string,
+  say: (l: string) => void,
+  opts: { tokenizerOnly?: boolean } = {},
+): Promise<string> {
   const local = path.resolve(model);
   if (fs.existsSync(local) && fs.statSync(local).isDirectory()) return local;
   if (model.startsWith('.') || model.startsWith('/') || model.includes('\\')) throw new UsageError(`--model ${model}: no such folder`);
@@ -118,7 +126,8 @@ export function resolveCheckpoint(p: Pick<Params, 'weights' | 'weightsName' | 's
     dir = path.resolve(p.saveWeightsPath, p.weightsName);
   } else {
     const found = findLatestBestCheckpoint(path.resolve(p.saveWeightsPath));
-    if (!found) throw new UsageError(`no checkpoint under ${path.resolve(p.saveWeightsPath)}; train first or pass --weights-name / --weights`);
+    if (!found)
+      throw new UsageError(`no checkpoint under ${path.resolve(p.saveWeightsPath)}; train first or pass --weights-name / --weights`);
     dir = found;
   }
   if (!fs.existsSync(dir)) throw new UsageError(`checkpoint ${dir}: no such folder`);
@@ -131,7 +140,11 @@ export function resolveCheckpoint(p: Pick<Params, 'weights' | 'weightsName' | 's
  */
 export function inferenceTensorBytes(checkpointDir: string, batchSize: number, inputs: number[][], targets: number[][]): number {
   const config = T5Config.fromFile(path.join(checkpointDir, 'config.json'));
-  const job = { batchSize: Math.min(batchSize, Math.max(1, inputs.length)), sourceLength: longestRow(inputs), targetLength: longestRow(targets) };
+  const job = {
+    batchSize: Math.min(batchSize, Math.max(1, inputs.length)),
+    sourceLength: longestRow(inputs),
+    targetLength: longestRow(targets),
+  };
   return checkJobMemory(config, job, path.basename(checkpointDir)).tensorBytes;
 }
 
@@ -141,7 +154,12 @@ const PATH_OPTIONS: ReadonlySet<ParamName> = new Set(['dataDir', 'classesMap', '
 function sameOptionValue(name: ParamName, now: unknown, recorded: unknown): boolean {
   if (PATH_OPTIONS.has(name)) {
     // A repeatable path option (--from) given once is the list of that one path.
-    const resolve = (v: unknown) => (Array.isArray(v) || name === 'from' ? [v].flat().map((x) => (typeof x === 'string' ? path.resolve(x) : x)) : typeof v === 'string' ? path.resolve(v) : v);
+    const resolve = (v: unknown) =>
+      Array.isArray(v) || name === 'from'
+        ? [v].flat().map((x) => (typeof x === 'string' ? path.resolve(x) : x))
+        : typeof v === 'string'
+          ? path.resolve(v)
+          : v;
     return JSON.stringify(resolve(now)) === JSON.stringify(resolve(recorded));
   }
   return JSON.stringify(now) === JSON.stringify(recorded);
@@ -160,12 +178,20 @@ export const RESUME_MAY_CHANGE: Record<'train' | 'pretrain', readonly ParamName[
  * `--resume` continues a run with the options it was started with: the command that started it, with --resume
  * added, is accepted, and so are changes to `mayChange`; any other option given with another value is refused.
  */
-export function refuseChangedOptions(p: Params, given: Set<ParamName>, recorded: Record<string, unknown>, mayChange: readonly ParamName[]): void {
+export function refuseChangedOptions(
+  p: Params,
+  given: Set<ParamName>,
+  recorded: Record<string, unknown>,
+  mayChange: readonly ParamName[],
+): void {
   const changed = [...given].filter((name) => !mayChange.includes(name) && !sameOptionValue(name, p[name], recorded[name]));
   if (changed.length === 0) return;
   const show = (v: unknown) => (v === undefined ? 'not set' : JSON.stringify(v));
   throw new UsageError(
-    `--resume continues a run with the options it was started with; ${changed.map((n) => `--${kebab(n)} was ${show(recorded[n])} in that run, not ${show(p[n])}`).join('; ')} (options that may change: ${mayChange.filter((n) => n !== 'resume').map((n) => `--${kebab(n)}`).join(', ')})`,
+    `--resume continues a run with the options it was started with; ${changed.map((n) => `--${kebab(n)} was ${show(recorded[n])} in that run, not ${show(p[n])}`).join('; ')} (options that may change: ${mayChange
+      .filter((n) => n !== 'resume')
+      .map((n) => `--${kebab(n)}`)
+      .join(', ')})`,
   );
 }
 
@@ -187,7 +213,9 @@ export async function startResumedBackend(
     tensorBytes,
   });
   if (backend.name !== recorded.backend) {
-    say(`note: the run started on the ${String(recorded.backend)} backend and goes on on ${backend.name}; its numbers may differ slightly from an uninterrupted run`);
+    say(
+      `note: the run started on the ${String(recorded.backend)} backend and goes on on ${backend.name}; its numbers may differ slightly from an uninterrupted run`,
+    );
   }
   return backend;
 }

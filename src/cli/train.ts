@@ -28,7 +28,14 @@ import { assertSafeName } from '../train/checkpoint.js';
  * What the training job's tensors need at their peak (training steps, or validation beside the optimizer state);
  * throws, in one line, when this machine cannot hold it.
  */
-function trainingTensorBytes(config: T5Config, modelName: string, p: Params, tokenizer: T5Tokenizer, train: Example[], classNames: string[]): number {
+function trainingTensorBytes(
+  config: T5Config,
+  modelName: string,
+  p: Params,
+  tokenizer: T5Tokenizer,
+  train: Example[],
+  classNames: string[],
+): number {
   const sourceLength = longestRow(encodeExamples(tokenizer, train, p.prefixText, p.maxSourceLength).map((e) => e.inputIds));
   const targetLength = longestRow(encodeClassNames(tokenizer, classNames));
   const optimizer = p.useAdafactor || p.useAdafactorSchedule ? 'adafactor' : 'adamw';
@@ -38,7 +45,6 @@ function trainingTensorBytes(config: T5Config, modelName: string, p: Params, tok
   const validation = estimateMemory(config, { batchSize: p.evalBatchSize, sourceLength, targetLength });
   return Math.max(training.tensorBytes, validation.tensorBytes + training.optimizerBytes);
 }
-
 
 export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const say = sayer(p.quiet);
@@ -65,7 +71,9 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   const options = trainOptions(p);
   const record: Record<string, unknown> = { ...p, dataDir, classesMap: classesMapPath, backend: backend.name, given: [...given] };
-  say(`training ${modelName} on ${train.length} examples (${classNames.length} classes), validating on ${validation.length}; backend ${backend.name}`);
+  say(
+    `training ${modelName} on ${train.length} examples (${classNames.length} classes), validating on ${validation.length}; backend ${backend.name}`,
+  );
   say(`log: ${logFile}`);
   say(`TensorBoard: ${tensorboardDir}`);
   const weightsDir = path.resolve(p.saveWeightsPath);

@@ -65,8 +65,14 @@ export interface TrainBatch {
 
 /** A training batch: inputs padded with the pad id, labels (class name + EOS) padded with -100. */
 export function trainBatch(examples: EncodedExample[], classTokens: number[][], padId: number): TrainBatch {
-  const inputs = padRows(examples.map((e) => e.inputIds), padId);
-  const labels = padRows(examples.map((e) => classTokens[e.label]!), IGNORE_INDEX);
+  const inputs = padRows(
+    examples.map((e) => e.inputIds),
+    padId,
+  );
+  const labels = padRows(
+    examples.map((e) => classTokens[e.label]!),
+    IGNORE_INDEX,
+  );
   labels.mask.dispose();
   return { inputIds: inputs.ids, attentionMask: inputs.mask, labels: labels.ids, size: examples.length };
 }
@@ -100,7 +106,12 @@ export function lengthGroupedBatches(lengths: number[], batchSize: number, rng: 
   const shuffled = order ?? rng.shuffle(lengths.map((_, i) => i));
   const batches: number[][] = [];
   for (const group of chunk(shuffled, batchSize * groupBatches)) {
-    batches.push(...chunk([...group].sort((a, b) => lengths[a]! - lengths[b]!), batchSize));
+    batches.push(
+      ...chunk(
+        [...group].sort((a, b) => lengths[a]! - lengths[b]!),
+        batchSize,
+      ),
+    );
   }
   return rng.shuffle(batches);
 }

@@ -58,7 +58,9 @@ export function buildSplits(
   for (const s of raw.splits) {
     for (const r of s.records) {
       if (labelKey(r.label) === undefined) {
-        throw new UsageError(`${at(s, s.labelFile, r)}: missing label${r.label === undefined ? '' : ` (found ${JSON.stringify(r.label)})`}`);
+        throw new UsageError(
+          `${at(s, s.labelFile, r)}: missing label${r.label === undefined ? '' : ` (found ${JSON.stringify(r.label)})`}`,
+        );
       }
     }
   }
@@ -98,7 +100,9 @@ export function buildSplits(
       else skipped.push(r.line);
     }
     if (skipped.length) {
-      opts.log?.(`${s.split} split: left out ${skipped.length} empty text(s), ${s.textFile} ${s.unit}s ${skipped.slice(0, 10).join(', ')}${skipped.length > 10 ? ', …' : ''}`);
+      opts.log?.(
+        `${s.split} split: left out ${skipped.length} empty text(s), ${s.textFile} ${s.unit}s ${skipped.slice(0, 10).join(', ')}${skipped.length > 10 ? ', …' : ''}`,
+      );
     }
   }
   return { classNames: names, splits };
@@ -110,7 +114,9 @@ export function buildSplits(
     const text = r.text.trim();
     if (text === '') {
       if (opts.skipEmptyTexts) return undefined;
-      throw new UsageError(`${at(s, s.textFile, r)}: empty text ${JSON.stringify(r.text)} (pass --skip-empty-texts to leave such examples out)`);
+      throw new UsageError(
+        `${at(s, s.textFile, r)}: empty text ${JSON.stringify(r.text)} (pass --skip-empty-texts to leave such examples out)`,
+      );
     }
     const k = labelKey(r.label)!;
     let label = typeof k === 'string' ? byName.get(k) : undefined;

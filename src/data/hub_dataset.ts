@@ -8,7 +8,8 @@ import type { RawDataset, RawSplit } from './build.js';
 import { SPLITS, type SplitName } from './processed.js';
 import { type YamlValue, YamlError, frontMatter, parseYaml } from './yaml.js';
 
-export const DATA_OFFLINE_HINT = 'to work offline, read local files with --from PATH (a TweetEval folder, or CSV / TSV / JSONL / JSON files)';
+export const DATA_OFFLINE_HINT =
+  'to work offline, read local files with --from PATH (a TweetEval folder, or CSV / TSV / JSONL / JSON files)';
 
 export interface HubDatasetOptions extends HubClientOptions {
   dataset: string;
@@ -44,7 +45,13 @@ export function globToRegExp(pattern: string): RegExp {
       const end = pattern.indexOf(']', i + 1);
       if (end < 0) re += '\\[';
       else {
-        re += '[' + pattern.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\') + ']';
+        re +=
+          '[' +
+          pattern
+            .slice(i + 1, end)
+            .replace(/^!/, '^')
+            .replace(/\\/g, '\\\\') +
+          ']';
         i = end;
       }
     } else re += c.replace(/[.+^${}()|\\\]]/g, '\\$&');
@@ -70,7 +77,8 @@ export function configDataFiles(card: YamlValue, subset: string, where: string):
     out.train = asList(df);
   } else if (Array.isArray(df)) {
     for (const item of df) {
-      if (!isObj(item) || typeof item.split !== 'string') throw new FormatError(`${where}: config '${subset}': each data_files entry needs a split and a path`);
+      if (!isObj(item) || typeof item.split !== 'string')
+        throw new FormatError(`${where}: config '${subset}': each data_files entry needs a split and a path`);
       (out[item.split] ??= []).push(...asList(item.path));
     }
   } else if (isObj(df)) {
@@ -100,7 +108,9 @@ function namesFromLabelFeature(feature: unknown): string[] | undefined {
 export function cardClassNames(card: YamlValue, subset: string, labelColumn: string): string[] | undefined {
   const di = isObj(card) ? card.dataset_info : undefined;
   const entries = Array.isArray(di) ? di.filter(isObj) : isObj(di) ? [di] : [];
-  const entry = entries.find((e) => e.config_name === subset) ?? (entries.length === 1 && entries[0]!.config_name === undefined ? entries[0] : undefined);
+  const entry =
+    entries.find((e) => e.config_name === subset) ??
+    (entries.length === 1 && entries[0]!.config_name === undefined ? entries[0] : undefined);
   const features = entry?.features;
   if (Array.isArray(features)) return namesFromLabelFeature(features.find((f) => isObj(f) && f.name === labelColumn));
   if (isObj(features)) return namesFromLabelFeature(features[labelColumn]);
@@ -112,7 +122,9 @@ function parquetClassNames(kv: { key: string; value?: string }[] | undefined, la
   const hf = kv?.find((k) => k.key === 'huggingface')?.value;
   if (!hf) return undefined;
   try {
-    const f = (JSON.parse(hf) as { info?: { features?: Record<string, { _type?: string; names?: unknown }> } }).info?.features?.[labelColumn];
+    const f = (JSON.parse(hf) as { info?: { features?: Record<string, { _type?: string; names?: unknown }> } }).info?.features?.[
+      labelColumn
+    ];
     return f?._type === 'ClassLabel' && Array.isArray(f.names) ? f.names.map(String) : undefined;
   } catch {
     return undefined;
@@ -215,7 +227,9 @@ export async function readHubDataset(opts: HubDatasetOptions): Promise<HubDatase
     const res = pats.map(globToRegExp);
     const matched = files.filter((f) => res.some((r) => r.test(f))).sort();
     if (matched.length === 0) {
-      throw new UsageError(`Dataset repository '${opts.dataset}' (${opts.subset}): no file matches ${pats.join(', ')} for the ${split} split`);
+      throw new UsageError(
+        `Dataset repository '${opts.dataset}' (${opts.subset}): no file matches ${pats.join(', ')} for the ${split} split`,
+      );
     }
     const other = matched.find((f) => !f.endsWith('.parquet'));
     if (other) throw new UsageError(`${shown(other)}: only parquet data files are supported`);

@@ -22,7 +22,15 @@ export {
 } from './processed.js';
 export { type RawDataset, type RawSplit, type RawRecord, buildSplits } from './build.js';
 export { type LocalOptions, readLocal, readMapping } from './local.js';
-export { type HubDatasetOptions, type HubDataset, readHubDataset, DATA_OFFLINE_HINT, globToRegExp, configDataFiles, cardClassNames } from './hub_dataset.js';
+export {
+  type HubDatasetOptions,
+  type HubDataset,
+  readHubDataset,
+  DATA_OFFLINE_HINT,
+  globToRegExp,
+  configDataFiles,
+  cardClassNames,
+} from './hub_dataset.js';
 export { parseDelimited } from './csv.js';
 export { parseYaml, frontMatter } from './yaml.js';
 

@@ -72,7 +72,8 @@ function readTweetEval(dir: string): RawDataset {
     const hasText = fs.existsSync(textFile);
     const hasLabels = fs.existsSync(labelFile);
     if (!hasText && !hasLabels) continue;
-    if (!hasText || !hasLabels) throw new UsageError(`${hasText ? labelFile : textFile}: missing (${hasText ? textFile : labelFile} is there)`);
+    if (!hasText || !hasLabels)
+      throw new UsageError(`${hasText ? labelFile : textFile}: missing (${hasText ? textFile : labelFile} is there)`);
     const texts = textLines(readText(textFile));
     const labels = textLines(readText(labelFile));
     if (texts.length !== labels.length) {
@@ -106,7 +107,9 @@ function tableRecords(file: string, split: SplitName, opts: Required<LocalOption
       }
       for (const key of [textColumn, labelColumn]) {
         if (!(key in value)) {
-          throw new UsageError(`${where}: no "${key}" field (fields: ${Object.keys(value).join(', ')}); choose it with --${key === textColumn ? 'text' : 'label'}-column`);
+          throw new UsageError(
+            `${where}: no "${key}" field (fields: ${Object.keys(value).join(', ')}); choose it with --${key === textColumn ? 'text' : 'label'}-column`,
+          );
         }
       }
       return { text: fieldOf(value, textColumn), label: fieldOf(value, labelColumn), line };
@@ -114,7 +117,8 @@ function tableRecords(file: string, split: SplitName, opts: Required<LocalOption
 
   if (ext === '.csv' || ext === '.tsv') {
     const rows = parseDelimited(text, ext === '.csv' ? ',' : '\t', file);
-    if (rows.length === 0) throw new UsageError(`${file}: empty (a header row with "${textColumn}" and "${labelColumn}" columns is expected)`);
+    if (rows.length === 0)
+      throw new UsageError(`${file}: empty (a header row with "${textColumn}" and "${labelColumn}" columns is expected)`);
     const header = rows[0]!.fields.map((h) => h.trim());
     const ti = header.indexOf(textColumn);
     const li = header.indexOf(labelColumn);
@@ -123,7 +127,9 @@ function tableRecords(file: string, split: SplitName, opts: Required<LocalOption
       [li, labelColumn, 'label'],
     ] as const) {
       if (idx < 0) {
-        throw new UsageError(`${file} line 1: no column "${col}" in the header (columns: ${header.join(', ')}); choose it with --${opt}-column`);
+        throw new UsageError(
+          `${file} line 1: no column "${col}" in the header (columns: ${header.join(', ')}); choose it with --${opt}-column`,
+        );
       }
     }
     return {
@@ -158,7 +164,14 @@ function tableRecords(file: string, split: SplitName, opts: Required<LocalOption
       };
     }
     const data = fieldOf(v, 'data');
-    if (Array.isArray(data)) return { unit: 'record', records: objectRecords(data.map((value, i) => ({ value, line: i + 1 })), 'record') };
+    if (Array.isArray(data))
+      return {
+        unit: 'record',
+        records: objectRecords(
+          data.map((value, i) => ({ value, line: i + 1 })),
+          'record',
+        ),
+      };
     throw new UsageError(`${file}: expected a JSON array of records (or an object whose "data" is one)`);
   }
   throw new UsageError(`${file}: unsupported file type ${JSON.stringify(ext)}; use .csv, .tsv, .jsonl or .json`);
@@ -169,7 +182,8 @@ function splitFiles(dir: string): Partial<Record<SplitName, string>> {
   const out: Partial<Record<SplitName, string>> = {};
   for (const [split, bases] of Object.entries(SPLIT_FILE_NAMES) as [SplitName, string[]][]) {
     const found = bases.flatMap((b) => TABLE_EXTS.map((e) => path.join(dir, b + e))).filter((f) => fs.existsSync(f));
-    if (found.length > 1) throw new UsageError(`${dir}: more than one file for the ${split} split (${found.map((f) => path.basename(f)).join(', ')})`);
+    if (found.length > 1)
+      throw new UsageError(`${dir}: more than one file for the ${split} split (${found.map((f) => path.basename(f)).join(', ')})`);
     if (found[0]) out[split] = found[0];
   }
   return out;

@@ -36,8 +36,12 @@ export const DEFAULT_CLASSES_MAP = 'classes_map.json';
 /** `datasets/<dataset-name>-<subset>_processed`, e.g. `datasets/tweet_eval-emotion_processed` for cardiffnlp/tweet_eval. */
 export function defaultOutDir(dataset: string, subset: string): string {
   const name = dataset.split('/').filter(Boolean).pop() ?? dataset;
-  for (const [what, v] of [['data set', name], ['subset', subset]] as const) {
-    if (!/^[\w.-]+$/.test(v) || v === '.' || v === '..') throw new UsageError(`${what} name ${JSON.stringify(v)} may only hold letters, digits, "-", "_" and "."`);
+  for (const [what, v] of [
+    ['data set', name],
+    ['subset', subset],
+  ] as const) {
+    if (!/^[\w.-]+$/.test(v) || v === '.' || v === '..')
+      throw new UsageError(`${what} name ${JSON.stringify(v)} may only hold letters, digits, "-", "_" and "."`);
   }
   return path.join('datasets', `${name}-${subset}_processed`);
 }
@@ -117,11 +121,14 @@ export function readClassesMap(file: string): ClassesMap {
   const byId = new Map<number, string>();
   for (const [name, id] of entries) {
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
-      throw new FormatError(`${file}: class ${JSON.stringify(name)} has id ${JSON.stringify(id)}, expected an integer 0..${entries.length - 1}`);
+      throw new FormatError(
+        `${file}: class ${JSON.stringify(name)} has id ${JSON.stringify(id)}, expected an integer 0..${entries.length - 1}`,
+      );
     }
     if (name.trim() === '') throw new FormatError(`${file}: a class name is empty (id ${id})`);
     const other = byId.get(id);
-    if (other !== undefined) throw new FormatError(`${file}: classes ${JSON.stringify(other)} and ${JSON.stringify(name)} both have id ${id}`);
+    if (other !== undefined)
+      throw new FormatError(`${file}: classes ${JSON.stringify(other)} and ${JSON.stringify(name)} both have id ${id}`);
     byId.set(id, name);
   }
   for (let i = 0; i < entries.length; i++) {

@@ -92,7 +92,12 @@ export interface CorruptedExample {
 }
 
 /** Applies a noise mask: noise span k becomes `sentinel(k)` in the input; the target holds the spans. */
-export function corruptSpans(tokens: readonly number[], mask: Uint8Array, sentinel: (k: number) => number, eosId: number): CorruptedExample {
+export function corruptSpans(
+  tokens: readonly number[],
+  mask: Uint8Array,
+  sentinel: (k: number) => number,
+  eosId: number,
+): CorruptedExample {
   const inputIds: number[] = [];
   const labels: number[] = [];
   let span = -1;

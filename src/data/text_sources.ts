@@ -33,7 +33,8 @@ function textField(value: unknown, column: string, where: string): string {
     throw new UsageError(`${where}: expected an object with a "${column}" field, found ${JSON.stringify(value).slice(0, 80)}`);
   }
   const v = (value as Record<string, unknown>)[column];
-  if (v === undefined) throw new UsageError(`${where}: no "${column}" field (fields: ${Object.keys(value).join(', ')}); choose it with --text-column`);
+  if (v === undefined)
+    throw new UsageError(`${where}: no "${column}" field (fields: ${Object.keys(value).join(', ')}); choose it with --text-column`);
   if (typeof v !== 'string') throw new UsageError(`${where}: "${column}" is ${JSON.stringify(v)}, expected a string`);
   return v;
 }
@@ -49,10 +50,15 @@ export function readTextFile(file: string, opts: TextSourceOptions = {}): string
     if (rows.length === 0) throw new UsageError(`${file}: empty (a header row with a "${column}" column is expected)`);
     const header = rows[0]!.fields.map((h) => h.trim());
     const ti = header.indexOf(column);
-    if (ti < 0) throw new UsageError(`${file} line 1: no column "${column}" in the header (columns: ${header.join(', ')}); choose it with --text-column`);
+    if (ti < 0)
+      throw new UsageError(
+        `${file} line 1: no column "${column}" in the header (columns: ${header.join(', ')}); choose it with --text-column`,
+      );
     texts = rows.slice(1).map((r) => r.fields[ti] ?? '');
   } else if (ext === '.jsonl') {
-    texts = lines(content).flatMap((l, i) => (l.trim() === '' ? [] : [textField(parseJsonLocated(l, file, i), column, `${file} line ${i + 1}`)]));
+    texts = lines(content).flatMap((l, i) =>
+      l.trim() === '' ? [] : [textField(parseJsonLocated(l, file, i), column, `${file} line ${i + 1}`)],
+    );
   } else if (ext === '.json') {
     const v = parseJsonLocated(content, file);
     const records = Array.isArray(v) ? v : (v as { data?: unknown } | null)?.data;
@@ -61,7 +67,9 @@ export function readTextFile(file: string, opts: TextSourceOptions = {}): string
   } else if (ext === '.txt' || ext === '') {
     texts = lines(content);
   } else {
-    throw new UsageError(`${file}: unsupported file type ${JSON.stringify(ext)}; use .txt (one text per line), .csv, .tsv, .jsonl or .json`);
+    throw new UsageError(
+      `${file}: unsupported file type ${JSON.stringify(ext)}; use .txt (one text per line), .csv, .tsv, .jsonl or .json`,
+    );
   }
   return texts.map((t) => t.trim()).filter((t) => t !== '');
 }

@@ -172,7 +172,11 @@ class FlowParser {
       return unescapeDouble(m[1]!, this.line);
     }
     const start = this.i;
-    while (this.i < this.s.length && !/[,\]}]/.test(this.s[this.i]!) && !(this.s[this.i] === ':' && /[\s,\]}]/.test(this.s[this.i + 1] ?? ' '))) {
+    while (
+      this.i < this.s.length &&
+      !/[,\]}]/.test(this.s[this.i]!) &&
+      !(this.s[this.i] === ':' && /[\s,\]}]/.test(this.s[this.i + 1] ?? ' '))
+    ) {
       this.i++;
     }
     return plainScalar(this.s.slice(start, this.i).trim());

@@ -112,9 +112,7 @@ function defaultThreads(): number {
 }
 
 function cudaError(reason: string): T5clsError {
-  return new T5clsError(
-    `--device cuda needs ${TFJS_NODE_GPU}@${tf.version_core} (which needs ${CUDA_REQUIREMENT}): ${reason}`,
-  );
+  return new T5clsError(`--device cuda needs ${TFJS_NODE_GPU}@${tf.version_core} (which needs ${CUDA_REQUIREMENT}): ${reason}`);
 }
 
 export async function initBackend(choice: BackendChoice = 'auto', opts: InitBackendOptions = {}): Promise<BackendInfo> {
@@ -212,12 +210,7 @@ async function tryTensorflow(
   return undefined;
 }
 
-async function startEmbedded(
-  name: 'wasm' | 'cpu',
-  threads: number,
-  opts: InitBackendOptions,
-  skipped: string[],
-): Promise<BackendInfo> {
+async function startEmbedded(name: 'wasm' | 'cpu', threads: number, opts: InitBackendOptions, skipped: string[]): Promise<BackendInfo> {
   let ort: OrtMatMul | undefined;
   let blas: BlasMatMul | undefined;
   const packages: Record<string, string> = {};
@@ -301,8 +294,15 @@ function wasmSelfCheck(): string | undefined {
   try {
     return tf.tidy(() => {
       // y = sum(gather(W, [0, 0, 2]) · M); dy/dW row r = (times r is gathered) · (row sums of M).
-      const w = tf.tensor2d([[1, 2], [3, 4], [5, 6]]);
-      const m = tf.tensor2d([[1, 2, 3], [4, 5, 6]]);
+      const w = tf.tensor2d([
+        [1, 2],
+        [3, 4],
+        [5, 6],
+      ]);
+      const m = tf.tensor2d([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]);
       const ids = tf.tensor1d([0, 0, 2], 'int32');
       const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => tf.sum(tf.matMul(tf.gather(x, ids), m)))(w);
       const y = value.dataSync()[0];
@@ -410,10 +410,7 @@ function blasProbe(threads: number): BackendProbe {
 
 function tensorflowProbe(name: 'tensorflow-gpu' | 'tensorflow', res: TfjsNodeLoad): BackendProbe {
   if (!res.ok) {
-    const hint =
-      name === 'tensorflow-gpu'
-        ? ` (needs ${CUDA_REQUIREMENT})`
-        : '';
+    const hint = name === 'tensorflow-gpu' ? ` (needs ${CUDA_REQUIREMENT})` : '';
     return {
       name,
       package: res.pkg,
@@ -427,7 +424,12 @@ function tensorflowProbe(name: 'tensorflow-gpu' | 'tensorflow', res: TfjsNodeLoa
   if (name === 'tensorflow-gpu') {
     const backend = tf.findBackend('tensorflow');
     const gpu = backend ? tensorflowUsesGpu() : undefined;
-    detail = gpu === true ? 'loads; TensorFlow uses a CUDA GPU' : gpu === false ? 'loads, but TensorFlow sees no usable GPU: it would run on the CPU' : 'loads';
+    detail =
+      gpu === true
+        ? 'loads; TensorFlow uses a CUDA GPU'
+        : gpu === false
+          ? 'loads, but TensorFlow sees no usable GPU: it would run on the CPU'
+          : 'loads';
   }
   return { name, package: res.pkg, version: res.version, installed: true, available: true, detail };
 }

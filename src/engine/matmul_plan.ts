@@ -13,12 +13,7 @@ interface MatMulPlan {
 }
 
 /** Output shape of op(a)·op(b) as tfjs defines it; throws tfjs's own messages on a mismatch. */
-export function planMatMul(
-  aShape: readonly number[],
-  bShape: readonly number[],
-  transposeA: boolean,
-  transposeB: boolean,
-): MatMulPlan {
+export function planMatMul(aShape: readonly number[], bShape: readonly number[], transposeA: boolean, transposeB: boolean): MatMulPlan {
   const ar = aShape.length;
   const br = bShape.length;
   if (ar < 2 || br < 2) {

@@ -67,7 +67,12 @@ export class Classifier {
   private readonly classTokens: number[][];
   private disposed = false;
 
-  constructor(model: T5ForConditionalGeneration, tokenizer: T5Tokenizer, classNames: string[], opts: { prefixText?: string; maxSourceLength?: number; meta?: CheckpointMeta } = {}) {
+  constructor(
+    model: T5ForConditionalGeneration,
+    tokenizer: T5Tokenizer,
+    classNames: string[],
+    opts: { prefixText?: string; maxSourceLength?: number; meta?: CheckpointMeta } = {},
+  ) {
     if (!classNames.length) throw new UsageError('a classifier needs at least one class');
     this.model = model;
     this.tokenizer = tokenizer;
@@ -91,8 +96,10 @@ export class Classifier {
     } else {
       throw missingClassesError(folder);
     }
-    if (!fs.existsSync(path.join(folder, 'config.json'))) throw new UsageError(`checkpoint ${folder}: no config.json (expected a model folder saved by t5cls or Hugging Face)`);
-    const tokenizer = opts.tokenizer instanceof T5Tokenizer ? opts.tokenizer : await T5Tokenizer.fromPretrained(path.resolve(opts.tokenizer ?? folder));
+    if (!fs.existsSync(path.join(folder, 'config.json')))
+      throw new UsageError(`checkpoint ${folder}: no config.json (expected a model folder saved by t5cls or Hugging Face)`);
+    const tokenizer =
+      opts.tokenizer instanceof T5Tokenizer ? opts.tokenizer : await T5Tokenizer.fromPretrained(path.resolve(opts.tokenizer ?? folder));
     const model = T5ForConditionalGeneration.fromPretrained(folder, { onWarning: opts.onWarning });
     return new Classifier(model, tokenizer, classNames, {
       prefixText: opts.prefixText ?? meta?.prefixText,
@@ -143,7 +150,9 @@ export class Classifier {
 
 /** The error for a model folder without t5cls.json when no classes map is given. */
 export function missingClassesError(folder: string): UsageError {
-  return new UsageError(`checkpoint ${folder} has no ${CHECKPOINT_META}, so its classes are unknown; pass the classes map (--classes-map FILE, or classesMap in the options)`);
+  return new UsageError(
+    `checkpoint ${folder} has no ${CHECKPOINT_META}, so its classes are unknown; pass the classes map (--classes-map FILE, or classesMap in the options)`,
+  );
 }
 
 /** Class names in id order from a {"name": id} map, a list of names, or a classes map file. */
@@ -153,7 +162,8 @@ function classNamesOf(map: Record<string, number> | string[] | string, source = 
     if (!map.length) throw new UsageError(`${source}: no classes`);
     const seen = new Set<string>();
     for (const name of map) {
-      if (typeof name !== 'string' || !name.trim()) throw new UsageError(`${source}: class names must be non-empty strings, got ${JSON.stringify(name)}`);
+      if (typeof name !== 'string' || !name.trim())
+        throw new UsageError(`${source}: class names must be non-empty strings, got ${JSON.stringify(name)}`);
       if (seen.has(name)) throw new UsageError(`${source}: class ${JSON.stringify(name)} is listed twice`);
       seen.add(name);
     }
@@ -165,7 +175,9 @@ function classNamesOf(map: Record<string, number> | string[] | string, source = 
   const names = new Array<string>(entries.length);
   for (const [name, id] of entries) {
     if (!Number.isInteger(id) || id < 0 || id >= entries.length || names[id] !== undefined) {
-      throw new UsageError(`${source}: class ${JSON.stringify(name)} has id ${JSON.stringify(id)}; ids must be 0..${entries.length - 1}, each once`);
+      throw new UsageError(
+        `${source}: class ${JSON.stringify(name)} has id ${JSON.stringify(id)}; ids must be 0..${entries.length - 1}, each once`,
+      );
     }
     names[id] = name;
   }

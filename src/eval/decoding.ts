@@ -41,8 +41,14 @@ export function predictGenerate(
   const labels = new Array<number>(inputs.length);
   const texts = new Array<string>(inputs.length);
   let done = 0;
-  for (const batch of lengthSortedBatches(inputs.map((r) => r.length), batchSize)) {
-    const { ids, mask } = padRows(batch.map((i) => inputs[i]!), model.config.pad_token_id);
+  for (const batch of lengthSortedBatches(
+    inputs.map((r) => r.length),
+    batchSize,
+  )) {
+    const { ids, mask } = padRows(
+      batch.map((i) => inputs[i]!),
+      model.config.pad_token_id,
+    );
     const sequences = model.generate({ inputIds: ids, attentionMask: mask, maxNewTokens });
     tf.dispose([ids, mask]);
     sequences.forEach((seq, j) => {
@@ -62,7 +68,10 @@ export function predictGenerate(
  * and every other position one class token, after its prefix (`parents`). Class c's log-likelihood is the sum over
  * its steps of log p(token | position): `steps[c]` lists those (position, token) pairs.
  */
-export function classTree(classTokens: number[][], startToken: number): { tokens: number[]; parents: number[]; steps: [number, number][][] } {
+export function classTree(
+  classTokens: number[][],
+  startToken: number,
+): { tokens: number[]; parents: number[]; steps: [number, number][][] } {
   const tokens = [startToken];
   const parents = [-1];
   const children = [new Map<number, number>()];
@@ -105,12 +114,22 @@ export function predictRank(
   const tree = classTree(classTokens, model.config.decoder_start_token_id);
   const n = tree.tokens.length;
   let done = 0;
-  for (const batch of lengthSortedBatches(inputs.map((r) => r.length), batchSize)) {
+  for (const batch of lengthSortedBatches(
+    inputs.map((r) => r.length),
+    batchSize,
+  )) {
     const b = batch.length;
     const logProbs = tf.tidy(() => {
-      const { ids, mask } = padRows(batch.map((i) => inputs[i]!), model.config.pad_token_id);
+      const { ids, mask } = padRows(
+        batch.map((i) => inputs[i]!),
+        model.config.pad_token_id,
+      );
       const { cross } = model.encodeForDecoding(ids, mask);
-      const decoderInput = tf.tensor2d(Array.from({ length: b }, () => tree.tokens), [b, n], 'int32');
+      const decoderInput = tf.tensor2d(
+        Array.from({ length: b }, () => tree.tokens),
+        [b, n],
+        'int32',
+      );
       const logits = model.decode(decoderInput, mask, cross, { tree: tree.parents });
       const rows: number[] = [];
       const tokens: number[] = [];

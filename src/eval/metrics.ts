@@ -55,9 +55,7 @@ export function classificationMetrics(yTrue: number[], yPred: number[], numClass
       throw new RangeError(`classificationMetrics: true label #${i} is ${t}, expected an integer in 0..${numClasses - 1}`);
     }
     if (!Number.isInteger(p) || p < INVALID_PREDICTION || p >= numClasses) {
-      throw new RangeError(
-        `classificationMetrics: prediction #${i} is ${p}, expected an integer in 0..${numClasses - 1} or -1 (invalid)`,
-      );
+      throw new RangeError(`classificationMetrics: prediction #${i} is ${p}, expected an integer in 0..${numClasses - 1} or -1 (invalid)`);
     }
     if (p === INVALID_PREDICTION) {
       confusion[t]![numClasses]!++;

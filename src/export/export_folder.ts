@@ -84,9 +84,13 @@ export async function writeExport(spec: ExportSpec): Promise<ExportedFile[]> {
         json('generation_config.json', exportGenerationConfig(weights.config, spec.meta.maxNewTokens));
         writeFileAtomic(path.join(tmp, TOKENIZER_JSON), fs.readFileSync(tokenizerJson));
         files.push({ file: TOKENIZER_JSON, bytes: fs.statSync(tokenizerJson).size });
-        json(TOKENIZER_CONFIG, exportTokenizerConfig(readJsonObject(path.join(spec.tokenizerDir, TOKENIZER_CONFIG)), spec.meta.maxSourceLength));
+        json(
+          TOKENIZER_CONFIG,
+          exportTokenizerConfig(readJsonObject(path.join(spec.tokenizerDir, TOKENIZER_CONFIG)), spec.meta.maxSourceLength),
+        );
         json(EXPORT_META, exportMeta(spec.meta, q8));
-        const onnx = (file: string, graph: Graph) => files.push({ file, bytes: writeOnnxFile(path.join(tmp, file), graph, spec.producerVersion) });
+        const onnx = (file: string, graph: Graph) =>
+          files.push({ file, bytes: writeOnnxFile(path.join(tmp, file), graph, spec.producerVersion) });
         onnx(ENCODER_FILE, encoderGraph(weights));
         onnx(DECODER_FILE, decoderMergedGraph(weights));
         if (q8) {
@@ -96,7 +100,12 @@ export async function writeExport(spec: ExportSpec): Promise<ExportedFile[]> {
         if (spec.page) {
           fs.mkdirSync(path.join(tmp, PAGE_DIR));
           const { prefix, classes, maxSourceLength } = spec.meta;
-          const meta = pageMeta(weights.config, spec.page.tokenizer, { prefix, classes, maxSourceLength, classTokens: spec.page.classTokens });
+          const meta = pageMeta(weights.config, spec.page.tokenizer, {
+            prefix,
+            classes,
+            maxSourceLength,
+            classTokens: spec.page.classTokens,
+          });
           writePage(spec.page.sources, meta, path.join(spec.tokenizerDir, SPIECE_FILE), (file, data) => {
             writeFileAtomic(path.join(tmp, file), data);
             files.push({ file, bytes: fs.statSync(path.join(tmp, file)).size });
@@ -119,6 +128,8 @@ function checkTarget(out: string): void {
   if (fs.readdirSync(out).length === 0) return;
   const meta = readJsonObject(path.join(out, EXPORT_META));
   if (meta?.format !== 't5cls-export') {
-    throw new UsageError(`--out ${out}: the folder exists and holds something other than a t5cls export; choose another folder or remove it`);
+    throw new UsageError(
+      `--out ${out}: the folder exists and holds something other than a t5cls export; choose another folder or remove it`,
+    );
   }
 }

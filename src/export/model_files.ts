@@ -76,7 +76,12 @@ export function exportMeta(fields: Omit<ExportMeta, 'format' | 'version' | 'onnx
     format: 't5cls-export',
     version: 1,
     ...fields,
-    onnx: { opset: OPSET, encoder: ENCODER_FILE, decoder: DECODER_FILE, ...(q8 ? { q8: { encoder: ENCODER_Q8_FILE, decoder: DECODER_Q8_FILE } } : {}) },
+    onnx: {
+      opset: OPSET,
+      encoder: ENCODER_FILE,
+      decoder: DECODER_FILE,
+      ...(q8 ? { q8: { encoder: ENCODER_Q8_FILE, decoder: DECODER_Q8_FILE } } : {}),
+    },
     createdAt: new Date().toISOString(),
   };
 }

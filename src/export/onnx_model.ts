@@ -79,7 +79,8 @@ function valueInfo(v: ValueInfo): ProtoMessage {
 
 function tensor(t: Initializer): ProtoMessage {
   const expected = t.dims.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[t.type];
-  if (t.data.byteLength !== expected) throw new Error(`initializer ${t.name}: ${t.data.byteLength} bytes for dims [${t.dims.join(', ')}] of ${t.type}`);
+  if (t.data.byteLength !== expected)
+    throw new Error(`initializer ${t.name}: ${t.data.byteLength} bytes for dims [${t.dims.join(', ')}] of ${t.type}`);
   const m = new ProtoMessage();
   for (const d of t.dims) m.int(1, d);
   return m.int(2, DATA_TYPE[t.type]).string(8, t.name).bytes(9, t.data);

@@ -83,8 +83,16 @@ export function findPageSources(resolve: (specifier: string) => string = createR
   return { ortFiles, sentencepieceJs, webFiles };
 }
 
-export function pageMeta(config: T5Config, tokenizer: T5Tokenizer, fields: { prefix: string; classes: string[]; classTokens: number[][]; maxSourceLength: number }): PageMeta {
-  const specialTokens: Record<string, number> = { '<pad>': tokenizer.padTokenId, '</s>': tokenizer.eosTokenId, '<unk>': tokenizer.unkTokenId };
+export function pageMeta(
+  config: T5Config,
+  tokenizer: T5Tokenizer,
+  fields: { prefix: string; classes: string[]; classTokens: number[][]; maxSourceLength: number },
+): PageMeta {
+  const specialTokens: Record<string, number> = {
+    '<pad>': tokenizer.padTokenId,
+    '</s>': tokenizer.eosTokenId,
+    '<unk>': tokenizer.unkTokenId,
+  };
   for (let n = 0; n < tokenizer.extraIds; n++) specialTokens[`<extra_id_${n}>`] = tokenizer.sentinelId(n);
   return {
     ...fields,
@@ -108,7 +116,7 @@ export function sentencepieceModule(commonJsSource: string): string {
     '// sentencepiece-js (Apache-2.0), wrapped as an ES module by t5cls export.',
     'const files = new Map();',
     'export function provideFile(name, bytes) { files.set(name, bytes); }',
-    "const fsStub = { readFileSync: (name) => { if (!files.has(name)) throw new Error(`no file ${name}`); return files.get(name); } };",
+    'const fsStub = { readFileSync: (name) => { if (!files.has(name)) throw new Error(`no file ${name}`); return files.get(name); } };',
     "const requireStub = (name) => { if (name === 'fs') return fsStub; throw new Error(`cannot load ${name} in a browser`); };",
     'const module = { exports: {} };',
     '(function (exports, require, module, __filename, __dirname) {',
@@ -120,7 +128,12 @@ export function sentencepieceModule(commonJsSource: string): string {
 }
 
 /** Writes the page's files through `write(path relative to the export folder, data)`. */
-export function writePage(sources: PageSources, meta: PageMeta, spieceModel: string, write: (file: string, data: string | Uint8Array) => void): void {
+export function writePage(
+  sources: PageSources,
+  meta: PageMeta,
+  spieceModel: string,
+  write: (file: string, data: string | Uint8Array) => void,
+): void {
   for (const file of sources.webFiles) write(file, fs.readFileSync(path.join(WEB_DIR, file)));
   for (const { source, name } of sources.ortFiles) write(path.join(PAGE_DIR, name), fs.readFileSync(source));
   write(path.join(PAGE_DIR, 'sentencepiece.js'), sentencepieceModule(fs.readFileSync(sources.sentencepieceJs, 'utf-8')));

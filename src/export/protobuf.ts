@@ -74,7 +74,8 @@ export class ProtoMessage {
 export function chunkBytes(chunk: Chunk): Uint8Array {
   if (chunk instanceof Uint8Array) return chunk;
   const bytes = chunk.bytes();
-  if (bytes.byteLength !== chunk.byteLength) throw new Error(`lazy chunk produced ${bytes.byteLength} bytes, announced ${chunk.byteLength}`);
+  if (bytes.byteLength !== chunk.byteLength)
+    throw new Error(`lazy chunk produced ${bytes.byteLength} bytes, announced ${chunk.byteLength}`);
   return bytes;
 }
 

@@ -80,7 +80,11 @@ function crossKeyValues(t5: T5Layers, layers: number[]): void {
     }
   }
   const branch = (b: GraphBuilder, name: string, names: string[]) => ({
-    graph: b.graph(name, [], names.map((n): ValueInfo => ({ name: n, type: 'float32' }))),
+    graph: b.graph(
+      name,
+      [],
+      names.map((n): ValueInfo => ({ name: n, type: 'float32' })),
+    ),
   });
   const outputs = layers.flatMap((i) => KINDS.map((kind) => presentName(i, 'encoder', kind)));
   g.opWithOutputs('If', ['use_cache_branch'], outputs, {
@@ -106,7 +110,8 @@ function keyValueInfos(weights: T5Weights, name: typeof pastName, selfLength: st
   for (let i = 0; i < c.num_decoder_layers; i++) {
     for (const part of ['decoder', 'encoder'] as const) {
       const length = part === 'decoder' ? selfLength : 'encoder_sequence_length_out';
-      for (const kind of KINDS) out.push({ name: name(i, part, kind), type: 'float32', shape: ['batch_size', c.num_heads, length, c.d_kv] });
+      for (const kind of KINDS)
+        out.push({ name: name(i, part, kind), type: 'float32', shape: ['batch_size', c.num_heads, length, c.d_kv] });
     }
   }
   return out;

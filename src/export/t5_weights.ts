@@ -111,8 +111,18 @@ export class T5Weights {
     };
     const channels = dims[axis];
     return {
-      q: { name: `${name}.int8`, type: 'int8', dims, data: { byteLength: dims[0] * dims[1], bytes: () => new Uint8Array(quantized().q.buffer) } },
-      scale: { name: `${name}.scale`, type: 'float32', dims: [channels], data: { byteLength: 4 * channels, bytes: () => floatBytes(quantized().scales) } },
+      q: {
+        name: `${name}.int8`,
+        type: 'int8',
+        dims,
+        data: { byteLength: dims[0] * dims[1], bytes: () => new Uint8Array(quantized().q.buffer) },
+      },
+      scale: {
+        name: `${name}.scale`,
+        type: 'float32',
+        dims: [channels],
+        data: { byteLength: 4 * channels, bytes: () => floatBytes(quantized().scales) },
+      },
     };
   }
 
@@ -139,7 +149,13 @@ export class T5Weights {
 }
 
 /** See T5Weights.positionTable: `bias` is the [buckets, heads] embedding of relative position buckets. */
-export function positionTableValues(bias: Float32Array, bidirectional: boolean, numBuckets: number, maxDistance: number, heads: number): Float32Array {
+export function positionTableValues(
+  bias: Float32Array,
+  bidirectional: boolean,
+  numBuckets: number,
+  maxDistance: number,
+  heads: number,
+): Float32Array {
   const out = new Float32Array((2 * maxDistance + 1) * heads);
   for (let r = -maxDistance; r <= maxDistance; r++) {
     const bucket = relativePositionBucket(r, bidirectional, numBuckets, maxDistance);

@@ -1,17 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import {
-  COMMIT_RE,
-  type RepoRef,
-  blobPath,
-  isCached,
-  linkSnapshot,
-  readRef,
-  repoCacheDir,
-  snapshotPath,
-  writeRef,
-} from './cache.js';
+import { COMMIT_RE, type RepoRef, blobPath, isCached, linkSnapshot, readRef, repoCacheDir, snapshotPath, writeRef } from './cache.js';
 import {
   DEFAULT_RETRY,
   DEFAULT_TIMEOUT_MS,
@@ -230,7 +220,8 @@ async function downloadBlob(client: HubClient, repo: RepoRef, meta: FileMetadata
     if (res.status >= 300 && res.status < 400) {
       await discardBody(sent);
       const loc = res.headers.get('location');
-      if (!loc || ++redirects > 10) throw new HubError(`Bad redirect while downloading ${what} from ${displayUrl(finalUrl)}`, res.status, undefined);
+      if (!loc || ++redirects > 10)
+        throw new HubError(`Bad redirect while downloading ${what} from ${displayUrl(finalUrl)}`, res.status, undefined);
       url = new URL(loc, finalUrl).toString();
       continue;
     }

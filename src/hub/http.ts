@@ -240,11 +240,7 @@ export function hubHttpError(http: HttpSettings, ctx: RequestContext, res: Respo
   }
   const detail = serverMsg ? `: ${oneLine(serverMsg)}` : '';
   if (status === 401 || status === 403) {
-    return new HubError(
-      `The Hub refused access to ${fileOf}${repoName} (${statusText}${detail}); ${tokenAdvice}`,
-      status,
-      code,
-    );
+    return new HubError(`The Hub refused access to ${fileOf}${repoName} (${statusText}${detail}); ${tokenAdvice}`, status, code);
   }
   if (status === 404) {
     return new HubError(
@@ -305,7 +301,11 @@ export async function hubRequest(
       // A host name that does not resolve will not resolve a second later (offline, or a wrong HF_ENDPOINT):
       // answer at once. Time-outs, dropped connections and refusals are retried.
       if (e.code === 'ENOTFOUND') {
-        throw new HubUnreachableError(new URL(url).origin === new URL(http.endpoint).origin ? http.endpoint : new URL(url).origin, e.message, opts.offlineHint);
+        throw new HubUnreachableError(
+          new URL(url).origin === new URL(http.endpoint).origin ? http.endpoint : new URL(url).origin,
+          e.message,
+          opts.offlineHint,
+        );
       }
       if (attempt >= http.retry.attempts) break;
       http.log?.(`Hub request failed (${e.message}); retrying (${attempt}/${http.retry.attempts - 1})`);

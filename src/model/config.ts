@@ -50,8 +50,17 @@ const DEFAULTS: Omit<T5ConfigFields, 'num_decoder_layers'> = {
 };
 
 const INTEGER_FIELDS = [
-  'vocab_size', 'd_model', 'd_kv', 'd_ff', 'num_layers', 'num_decoder_layers', 'num_heads',
-  'relative_attention_num_buckets', 'relative_attention_max_distance', 'decoder_start_token_id', 'pad_token_id',
+  'vocab_size',
+  'd_model',
+  'd_kv',
+  'd_ff',
+  'num_layers',
+  'num_decoder_layers',
+  'num_heads',
+  'relative_attention_num_buckets',
+  'relative_attention_max_distance',
+  'decoder_start_token_id',
+  'pad_token_id',
   'eos_token_id',
 ] as const;
 
@@ -97,10 +106,13 @@ export class T5Config implements T5ConfigFields {
     }
     for (const key of ['dropout_rate', 'layer_norm_epsilon', 'initializer_factor'] as const) {
       const v = merged[key];
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new FormatError(`${source}: field "${key}" must be a number ≥ 0, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+        throw new FormatError(`${source}: field "${key}" must be a number ≥ 0, got ${JSON.stringify(v)}`);
     }
-    if ((merged.dropout_rate as number) >= 1) throw new FormatError(`${source}: field "dropout_rate" must be below 1, got ${merged.dropout_rate}`);
-    if (typeof merged.tie_word_embeddings !== 'boolean') throw new FormatError(`${source}: field "tie_word_embeddings" must be true or false`);
+    if ((merged.dropout_rate as number) >= 1)
+      throw new FormatError(`${source}: field "dropout_rate" must be below 1, got ${merged.dropout_rate}`);
+    if (typeof merged.tie_word_embeddings !== 'boolean')
+      throw new FormatError(`${source}: field "tie_word_embeddings" must be true or false`);
     const proj = merged.feed_forward_proj;
     if (typeof proj !== 'string') throw new FormatError(`${source}: field "feed_forward_proj" must be a string`);
     const parts = proj.split('-');
@@ -154,7 +166,16 @@ function stripUndefined<T extends Record<string, unknown>>(o: T): T {
 
 /** Named model shapes for training from scratch (`--model-config tiny|small`). */
 export const NAMED_CONFIGS: Record<string, Partial<T5ConfigFields>> = {
-  tiny: { d_model: 64, d_kv: 16, d_ff: 256, num_layers: 2, num_decoder_layers: 2, num_heads: 4, relative_attention_num_buckets: 32, relative_attention_max_distance: 128 },
+  tiny: {
+    d_model: 64,
+    d_kv: 16,
+    d_ff: 256,
+    num_layers: 2,
+    num_decoder_layers: 2,
+    num_heads: 4,
+    relative_attention_num_buckets: 32,
+    relative_attention_max_distance: 128,
+  },
   small: { d_model: 512, d_kv: 64, d_ff: 2048, num_layers: 6, num_decoder_layers: 6, num_heads: 8 },
   base: { d_model: 768, d_kv: 64, d_ff: 3072, num_layers: 12, num_decoder_layers: 12, num_heads: 12 },
   large: { d_model: 1024, d_kv: 64, d_ff: 4096, num_layers: 24, num_decoder_layers: 24, num_heads: 16 },

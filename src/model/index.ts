@@ -1,5 +1,12 @@
 export { T5Config, NAMED_CONFIGS, type T5ConfigFields } from './config.js';
-export { T5ForConditionalGeneration, shiftRight, type DecodeOptions, type ForwardArgs, type ForwardOutput, type GenerateArgs } from './modeling_t5.js';
+export {
+  T5ForConditionalGeneration,
+  shiftRight,
+  type DecodeOptions,
+  type ForwardArgs,
+  type ForwardOutput,
+  type GenerateArgs,
+} from './modeling_t5.js';
 export { parameterShapes } from './parameters.js';
 export { tokenNll, sequenceCrossEntropy, IGNORE_INDEX } from './loss.js';
 export { loadCheckpointTensors } from './weights.js';

@@ -86,8 +86,7 @@ export function estimateMemory(c: T5Config, job: JobShape): MemoryEstimate {
   const parameters = parameterCount(c);
   const weightBytes = parameters * F32;
   const gradientBytes = job.optimizer ? weightBytes : 0;
-  const optimizerBytes =
-    job.optimizer === 'adamw' ? 2 * weightBytes : job.optimizer === 'adafactor' ? adafactorStateElements(c) * F32 : 0;
+  const optimizerBytes = job.optimizer === 'adamw' ? 2 * weightBytes : job.optimizer === 'adafactor' ? adafactorStateElements(c) * F32 : 0;
   const activationBytes = activationElements(c, job) * F32;
   const tensorBytes = weightBytes + gradientBytes + optimizerBytes + activationBytes;
   return {
@@ -130,7 +129,9 @@ export function fitAdvice(c: T5Config, job: JobShape, accumulation: number, avai
       const options = [
         optimizer !== job.optimizer ? '--use-adafactor' : '',
         split > 1 ? `--batch-size ${shape.batchSize} --gradient-accumulation-steps ${accumulation * split}` : '',
-      ].filter(Boolean).join(' ');
+      ]
+        .filter(Boolean)
+        .join(' ');
       if (options) alternatives.push({ options, totalBytes: estimateMemory(c, shape).totalBytes });
       break;
     }

@@ -141,10 +141,20 @@ export function encoderGraph(c: T5Config): NativeGraph {
   for (let i = 0; i < c.num_layers; i++) {
     const pre = `encoder.block.${i}.layer`;
     const attn = `${pre}.0.SelfAttention`;
-    use(`${pre}.0.layer_norm.weight`, `${attn}.q.weight`, `${attn}.k.weight`, `${attn}.v.weight`, `${attn}.o.weight`, `${pre}.1.layer_norm.weight`);
+    use(
+      `${pre}.0.layer_norm.weight`,
+      `${attn}.q.weight`,
+      `${attn}.k.weight`,
+      `${attn}.v.weight`,
+      `${attn}.o.weight`,
+      `${pre}.1.layer_norm.weight`,
+    );
     use(...feedForwardWeights(c, `${pre}.1.DenseReluDense`));
     const x = i === 0 ? stream.norm(`${pre}.0.layer_norm`) : stream.addAndNorm(delta, `${pre}.0.layer_norm`);
-    const kv = { key: projection(nodes, x, `${attn}.k.weight`, `${attn}.key`), value: projection(nodes, x, `${attn}.v.weight`, `${attn}.value`) };
+    const kv = {
+      key: projection(nodes, x, `${attn}.k.weight`, `${attn}.key`),
+      value: projection(nodes, x, `${attn}.v.weight`, `${attn}.value`),
+    };
     const ffIn = stream.addAndNorm(attention(nodes, c, attn, x, kv, 'bias'), `${pre}.1.layer_norm`);
     delta = feedForward(nodes, c, `${pre}.1.DenseReluDense`, ffIn);
   }
@@ -159,7 +169,12 @@ export function encoderGraph(c: T5Config): NativeGraph {
       use(w);
       const flat = projection(nodes, 'encoded', w, `${attn}.${part}.flat`);
       nodes.push({ op: 'Reshape', inputs: [flat, 'heads_shape'], outputs: [`${attn}.${part}.heads`] });
-      nodes.push({ op: 'Transpose', inputs: [`${attn}.${part}.heads`], outputs: [`cross.${j}.${part}`], attributes: { perm: [0, 2, 1, 3] } });
+      nodes.push({
+        op: 'Transpose',
+        inputs: [`${attn}.${part}.heads`],
+        outputs: [`cross.${j}.${part}`],
+        attributes: { perm: [0, 2, 1, 3] },
+      });
       outputs.push(`cross.${j}.${part}`);
     }
   }
@@ -204,7 +219,10 @@ export function decoderGraph(c: T5Config): NativeGraph {
     use(`${pre}.1.layer_norm.weight`, `${cross}.q.weight`, `${cross}.o.weight`, `${pre}.2.layer_norm.weight`);
     use(...feedForwardWeights(c, `${pre}.2.DenseReluDense`));
     const x = i === 0 ? stream.norm(`${pre}.0.layer_norm`) : stream.addAndNorm(delta, `${pre}.0.layer_norm`);
-    const kv = { key: projection(nodes, x, `${self}.k.weight`, `${self}.key`), value: projection(nodes, x, `${self}.v.weight`, `${self}.value`) };
+    const kv = {
+      key: projection(nodes, x, `${self}.k.weight`, `${self}.key`),
+      value: projection(nodes, x, `${self}.v.weight`, `${self}.value`),
+    };
     const crossIn = stream.addAndNorm(attention(nodes, c, self, x, kv, 'self_bias'), `${pre}.1.layer_norm`);
     const crossKv = { key: `cross.${i}.key`, value: `cross.${i}.value` };
     const ffIn = stream.addAndNorm(attention(nodes, c, cross, crossIn, crossKv, 'cross_bias'), `${pre}.2.layer_norm`);

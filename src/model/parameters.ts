@@ -13,7 +13,8 @@ export function parameterShapes(c: T5Config): [string, number[], number | 'ones'
     out.push([`${prefix}.k.weight`, [c.innerDim, c.d_model], f * c.d_model ** -0.5]);
     out.push([`${prefix}.v.weight`, [c.innerDim, c.d_model], f * c.d_model ** -0.5]);
     out.push([`${prefix}.o.weight`, [c.d_model, c.innerDim], f * c.innerDim ** -0.5]);
-    if (relative) out.push([`${prefix}.relative_attention_bias.weight`, [c.relative_attention_num_buckets, c.num_heads], f * c.d_model ** -0.5]);
+    if (relative)
+      out.push([`${prefix}.relative_attention_bias.weight`, [c.relative_attention_num_buckets, c.num_heads], f * c.d_model ** -0.5]);
   };
   const ff = (prefix: string) => {
     if (c.isGatedAct) {

@@ -75,7 +75,8 @@ export function resolveStateDict<T extends { dtype: SafetensorsDtype; shape: num
       continue;
     }
     const t = tensors.get(key)!;
-    if (!FLOAT_DTYPES.has(t.dtype)) throw new FormatError(`${source}: tensor "${key}" has dtype ${t.dtype}; expected a floating-point type`);
+    if (!FLOAT_DTYPES.has(t.dtype))
+      throw new FormatError(`${source}: tensor "${key}" has dtype ${t.dtype}; expected a floating-point type`);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       throw new FormatError(`${source}: tensor "${key}" has shape [${t.shape.join(', ')}] but the config expects [${shape.join(', ')}]`);
     }

@@ -71,11 +71,16 @@ function epochTable(data: RunReportData, bestEpoch: number | undefined): string 
   if (!data.epochs.length) return '<p class="note">No epoch has finished yet.</p>';
   const known = new Set(EPOCH_COLUMNS.map((c) => c[0]).concat('epoch'));
   const extra = [...new Set(data.epochs.flatMap((e) => Object.keys(e.metrics)))].filter((k) => !known.has(k));
-  const cols: [string, string][] = [...EPOCH_COLUMNS.filter(([k]) => data.epochs.some((e) => k in e.metrics)), ...extra.map((k): [string, string] => [k, k.replace(/_/g, ' ')])];
+  const cols: [string, string][] = [
+    ...EPOCH_COLUMNS.filter(([k]) => data.epochs.some((e) => k in e.metrics)),
+    ...extra.map((k): [string, string] => [k, k.replace(/_/g, ' ')]),
+  ];
   const head = `<tr><th>epoch</th>${cols.map(([, label]) => `<th>${escapeHtml(label)}</th>`).join('')}</tr>`;
   const rows = data.epochs.map((e) => {
     const best = e.epoch === bestEpoch;
-    const cells = cols.map(([k]) => `<td>${k === 'learning_rate' || k.endsWith('invalid') ? fmtPlain(e.metrics[k]) : fmt(e.metrics[k])}</td>`).join('');
+    const cells = cols
+      .map(([k]) => `<td>${k === 'learning_rate' || k.endsWith('invalid') ? fmtPlain(e.metrics[k]) : fmt(e.metrics[k])}</td>`)
+      .join('');
     return `<tr${best ? ' class="best" title="best checkpoint"' : ''}><td>${e.epoch}${best ? ' ★' : ''}</td>${cells}</tr>`;
   });
   return `<table class="num"><thead>${head}</thead><tbody>${rows.join('')}</tbody></table>`;
@@ -84,11 +89,17 @@ function epochTable(data: RunReportData, bestEpoch: number | undefined): string 
 function testSection(data: RunReportData): string {
   const t = data.test;
   if (!t) return '';
-  const what = [t.examples !== undefined ? `${t.examples} ${escapeHtml(t.split ?? '')} examples` : escapeHtml(t.split ?? ''), t.decode ? `${escapeHtml(t.decode)} decoding` : '']
+  const what = [
+    t.examples !== undefined ? `${t.examples} ${escapeHtml(t.split ?? '')} examples` : escapeHtml(t.split ?? ''),
+    t.decode ? `${escapeHtml(t.decode)} decoding` : '',
+  ]
     .filter(Boolean)
     .join(', ');
   const perClass = t.per_class
-    .map((c) => `<tr><td class="name">${escapeHtml(c.name)}</td><td>${fmt(c.precision)}</td><td>${fmt(c.recall)}</td><td>${fmt(c.f1)}</td><td>${c.support}</td></tr>`)
+    .map(
+      (c) =>
+        `<tr><td class="name">${escapeHtml(c.name)}</td><td>${fmt(c.precision)}</td><td>${fmt(c.recall)}</td><td>${fmt(c.f1)}</td><td>${c.support}</td></tr>`,
+    )
     .join('');
   return `
 <section id="test">
@@ -161,7 +172,9 @@ export function renderReportHtml(data: RunReportData): string {
     data.test ? card(`test macro F1`, fmt(data.test.macro_f1)) : '',
   ].join('');
   const hasLr = data.epochs.some((e) => typeof e.metrics.learning_rate === 'number');
-  const hasDev = data.epochs.some((e) => ['dev_accuracy', 'dev_macro_f1', 'dev_micro_f1', 'dev_weighted_f1'].some((k) => typeof e.metrics[k] === 'number'));
+  const hasDev = data.epochs.some((e) =>
+    ['dev_accuracy', 'dev_macro_f1', 'dev_micro_f1', 'dev_weighted_f1'].some((k) => typeof e.metrics[k] === 'number'),
+  );
   const trainingCharts = [
     data.lossPerStep.steps.length
       ? `<figure><figcaption>Training loss per optimizer step${data.lossPerStep.steps.length > 2 ? ' <span class="light">(smoothed: exponential moving average, weight 0.6)</span>' : ''}</figcaption><div class="chart" id="chart-loss"></div></figure>`

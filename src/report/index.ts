@@ -26,7 +26,8 @@ export function writeRunReport(options: RunReportOptions = {}): string {
   } catch (e) {
     throw new UsageError(`--output ${file}: cannot create its folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new UsageError(`--output ${file}: is a folder; give an .html file name`);
+  if (fs.existsSync(file) && fs.statSync(file).isDirectory())
+    throw new UsageError(`--output ${file}: is a folder; give an .html file name`);
   writeFileAtomic(file, renderReportHtml(data));
   return file;
 }

@@ -174,7 +174,10 @@ export function resolveRun(loc: RunLocations = {}): ResolvedRun {
 
   if (loc.run === undefined || loc.run === '') {
     const runs = listRuns(logsDir, runsDir);
-    if (!runs.length) throw new UsageError(`no training run under ${logsDir} or ${runsDir}; train first, or name the run, its log file or its runs/ folder`);
+    if (!runs.length)
+      throw new UsageError(
+        `no training run under ${logsDir} or ${runsDir}; train first, or name the run, its log file or its runs/ folder`,
+      );
     const starts = runs.map((r) => {
       const lf = path.join(logsDir, `${r}.txt`);
       const ed = path.join(runsDir, r);
@@ -197,14 +200,19 @@ export function resolveRun(loc: RunLocations = {}): ResolvedRun {
       eventsDir = dir;
       name = path.basename(dir);
     } else {
-      throw new UsageError(`${loc.run}: neither a runs/ folder with events.out.tfevents.* files nor a checkpoint folder with ${CHECKPOINT_META}`);
+      throw new UsageError(
+        `${loc.run}: neither a runs/ folder with events.out.tfevents.* files nor a checkpoint folder with ${CHECKPOINT_META}`,
+      );
     }
   } else {
     name = loc.run;
     if (/[/\\]/.test(name) || name === '.' || name === '..') throw new UsageError(`${loc.run}: no such log file or folder`);
   }
 
-  logFile ??= firstFile([path.join(logsDir, `${name}.txt`), eventsDir && path.join(path.dirname(path.dirname(eventsDir)), 'logs', `${name}.txt`)]);
+  logFile ??= firstFile([
+    path.join(logsDir, `${name}.txt`),
+    eventsDir && path.join(path.dirname(path.dirname(eventsDir)), 'logs', `${name}.txt`),
+  ]);
   let log: ParsedRunLog | undefined;
   if (logFile) log = readRunLog(logFile);
   const logRoot = logFile && log ? trainingRoot(path.dirname(logFile), log.options.logsDir) : undefined;
@@ -230,7 +238,9 @@ export function resolveRun(loc: RunLocations = {}): ResolvedRun {
   if (!logFile && !eventsDir) {
     const known = listRuns(logsDir, runsDir);
     const hint = known.length ? `; runs there: ${known.slice(0, 5).join(', ')}${known.length > 5 ? ', …' : ''}` : '';
-    throw new UsageError(`run "${name}": no log ${path.join(logsDir, `${name}.txt`)} and no event files in ${path.join(runsDir, name)}${hint}`);
+    throw new UsageError(
+      `run "${name}": no log ${path.join(logsDir, `${name}.txt`)} and no event files in ${path.join(runsDir, name)}${hint}`,
+    );
   }
   return { name, logFile, eventsDir, eventFiles: eventsDir ? eventFilesIn(eventsDir) : [], weightsDirs };
 }
@@ -281,16 +291,20 @@ function readTestMetrics(file: string): ReportTest {
   const classes = raw.classes;
   const confusion = raw.confusion_matrix;
   const perClass = raw.per_class as Record<string, Record<string, unknown>> | undefined;
-  if (!Array.isArray(classes) || !classes.every((c) => typeof c === 'string')) throw new FormatError(`${file}: "classes" must be an array of class names`);
+  if (!Array.isArray(classes) || !classes.every((c) => typeof c === 'string'))
+    throw new FormatError(`${file}: "classes" must be an array of class names`);
   const n = classes.length;
   if (
     !Array.isArray(confusion) ||
     confusion.length !== n ||
-    !confusion.every((row) => Array.isArray(row) && (row.length === n || row.length === n + 1) && row.every((v) => Number.isInteger(v) && v >= 0))
+    !confusion.every(
+      (row) => Array.isArray(row) && (row.length === n || row.length === n + 1) && row.every((v) => Number.isInteger(v) && v >= 0),
+    )
   ) {
     throw new FormatError(`${file}: "confusion_matrix" must be ${n} rows of ${n} (or ${n + 1}) counts, one per class in "classes"`);
   }
-  if (!perClass || typeof perClass !== 'object') throw new FormatError(`${file}: "per_class" must be an object {class: {precision, recall, f1, support}}`);
+  if (!perClass || typeof perClass !== 'object')
+    throw new FormatError(`${file}: "per_class" must be an object {class: {precision, recall, f1, support}}`);
   return {
     file,
     split: typeof raw.split === 'string' ? raw.split : undefined,
@@ -305,7 +319,13 @@ function readTestMetrics(file: string): ReportTest {
     per_class: (classes as string[]).map((name) => {
       const c = perClass[name];
       if (!c) throw new FormatError(`${file}: "per_class" has no entry for class "${name}"`);
-      return { name, precision: finite(c.precision), recall: finite(c.recall), f1: finite(c.f1), support: typeof c.support === 'number' ? c.support : 0 };
+      return {
+        name,
+        precision: finite(c.precision),
+        recall: finite(c.recall),
+        f1: finite(c.f1),
+        support: typeof c.support === 'number' ? c.support : 0,
+      };
     }),
     confusion_matrix: confusion as number[][],
     created_at: typeof raw.created_at === 'string' ? raw.created_at : undefined,
@@ -325,7 +345,8 @@ export function collectRunData(resolved: ResolvedRun, now: Date = new Date()): R
   const byTag = new Map<string, Map<number, number>>();
   for (const file of resolved.eventFiles) {
     const contents = readEventFile(file);
-    if (contents.truncated) notes.push(`${path.basename(file)} ends inside a record (the run was interrupted while writing); its complete records are shown`);
+    if (contents.truncated)
+      notes.push(`${path.basename(file)} ends inside a record (the run was interrupted while writing); its complete records are shown`);
     const restarts = [...contents.restarts];
     contents.scalars.forEach((s, i) => {
       // A resumed run's writer supersedes what was logged at its first step and later, as TensorBoard purges it.
@@ -367,17 +388,27 @@ export function collectRunData(resolved: ResolvedRun, now: Date = new Date()): R
       if (meta && meta.runName === resolved.name) found.push({ dir: m![1]!, meta });
     }
   }
-  const checkpoints: ReportCheckpoint[] = found.map(({ dir, meta }) => ({ dir, epoch: meta.epoch, step: meta.step, metrics: cleanMetrics(meta.metrics ?? {}) }));
+  const checkpoints: ReportCheckpoint[] = found.map(({ dir, meta }) => ({
+    dir,
+    epoch: meta.epoch,
+    step: meta.step,
+    metrics: cleanMetrics(meta.metrics ?? {}),
+  }));
   const best = [...found].sort(
     (a, b) => (b.meta.metrics?.dev_macro_f1 ?? -Infinity) - (a.meta.metrics?.dev_macro_f1 ?? -Infinity) || b.meta.epoch - a.meta.epoch,
   )[0];
   let test: ReportTest | undefined;
   if (!best) {
-    notes.push(`no checkpoint of this run was found in ${resolved.weightsDirs.length ? resolved.weightsDirs.join(', ') : 'the weights folder'}`);
+    notes.push(
+      `no checkpoint of this run was found in ${resolved.weightsDirs.length ? resolved.weightsDirs.join(', ') : 'the weights folder'}`,
+    );
   } else {
     const metricsFile = path.join(best.dir, 'metrics.json');
     if (isFile(metricsFile)) test = readTestMetrics(metricsFile);
-    else notes.push(`no test results yet: run "t5cls test --weights-name ${path.basename(best.dir)}" to add the confusion matrix and per-class scores`);
+    else
+      notes.push(
+        `no test results yet: run "t5cls test --weights-name ${path.basename(best.dir)}" to add the confusion matrix and per-class scores`,
+      );
   }
 
   return {

@@ -112,8 +112,7 @@ export function parseSpVocab(bytes: Uint8Array, file: string): SpVocab {
     else if (wireType === 2) {
       const n = varint();
       pos += n;
-    }
-    else if (wireType === 5) pos += 4;
+    } else if (wireType === 5) pos += 4;
     else bad(`unsupported wire type ${wireType}`);
     if (pos > end) bad('truncated field');
   };

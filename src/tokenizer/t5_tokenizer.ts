@@ -27,7 +27,6 @@ const EOS_TOKEN = '</s>';
 const UNK_TOKEN = '<unk>';
 const DEFAULT_EXTRA_IDS = 100;
 
-
 export interface EncodeOptions {
   /** Append EOS (HF `add_special_tokens`); default true. */
   addSpecialTokens?: boolean;
@@ -181,7 +180,8 @@ export class T5Tokenizer {
       bytes = fs.readFileSync(file);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new UsageError(`${file}: not found (a T5 tokenizer folder must hold the SentencePiece model ${SPIECE_FILE})`);
+      if (code === 'ENOENT')
+        throw new UsageError(`${file}: not found (a T5 tokenizer folder must hold the SentencePiece model ${SPIECE_FILE})`);
       throw new FormatError(`${file}: cannot read (${code ?? (e as Error).message})`);
     }
     const vocab = parseSpVocab(bytes, file);

@@ -22,7 +22,8 @@ export function stepHoldFromEnv(env: NodeJS.ProcessEnv = process.env): StepHold 
   const raw = env[HOLD_ENV];
   if (raw === undefined || raw === '') return undefined;
   const m = /^(\d+)(:until-killed)?$/.exec(raw.trim());
-  if (!m || Number(m[1]) < 1) throw new UsageError(`${HOLD_ENV}="${raw}": expected a step number ≥ 1, optionally followed by ":until-killed"`);
+  if (!m || Number(m[1]) < 1)
+    throw new UsageError(`${HOLD_ENV}="${raw}": expected a step number ≥ 1, optionally followed by ":until-killed"`);
   return { step: Number(m[1]), untilKilled: m[2] !== undefined };
 }
 
@@ -30,7 +31,12 @@ export function stepHoldFromEnv(env: NodeJS.ProcessEnv = process.env): StepHold 
  * Waits as `hold` says once `steps` reaches its step: until `stopped()` turns true, or forever with `untilKilled`.
  * A timer keeps the process alive meanwhile (signal listeners alone do not).
  */
-export async function holdAtStep(hold: StepHold | undefined, steps: number, stopped: () => boolean, say: (line: string) => void): Promise<void> {
+export async function holdAtStep(
+  hold: StepHold | undefined,
+  steps: number,
+  stopped: () => boolean,
+  say: (line: string) => void,
+): Promise<void> {
   if (!hold || hold.step !== steps) return;
   say(`holding after step ${steps} (${HOLD_ENV})`);
   await new Promise<void>((resolve) => {

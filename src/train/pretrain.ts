@@ -33,8 +33,21 @@ import type { TrainOptions } from './types.js';
 
 /** The training options pretraining shares with `train`, plus its own. */
 export interface PretrainOptions
-  extends SpanCorruptionOptions,
-    Pick<TrainOptions, 'epochs' | 'maxSteps' | 'batchSize' | 'evalBatchSize' | 'learningRate' | 'lrWarmupSteps' | 'weightDecay' | 'useAdafactor' | 'seed' | 'quiet'> {
+  extends
+    SpanCorruptionOptions,
+    Pick<
+      TrainOptions,
+      | 'epochs'
+      | 'maxSteps'
+      | 'batchSize'
+      | 'evalBatchSize'
+      | 'learningRate'
+      | 'lrWarmupSteps'
+      | 'weightDecay'
+      | 'useAdafactor'
+      | 'seed'
+      | 'quiet'
+    > {
   /** Tokens of every corrupted input (EOS included). */
   inputLength: number;
   maxMinutes?: number;
@@ -114,7 +127,11 @@ export interface PretrainResult {
 }
 
 /** Texts → packed raw sequences, split into training and held-out ones (whole texts held out, the last ones). */
-export function pretrainSequences(tokenizer: T5Tokenizer, texts: string[], o: PretrainOptions): { train: number[][]; heldOut: number[][]; rawLength: number; targetLength: number } {
+export function pretrainSequences(
+  tokenizer: T5Tokenizer,
+  texts: string[],
+  o: PretrainOptions,
+): { train: number[][]; heldOut: number[][]; rawLength: number; targetLength: number } {
   const { rawLength, targetLength } = spanCorruptionLengths(o.inputLength, o);
   const ids = texts.map((t) => tokenizer.encode(t));
   const total = ids.reduce((n, t) => n + t.length, 0);
@@ -134,13 +151,23 @@ export function pretrainSequences(tokenizer: T5Tokenizer, texts: string[], o: Pr
 }
 
 function corruptRows(rows: number[][], o: PretrainOptions, tokenizer: T5Tokenizer, rng: Rng): CorruptedExample[] {
-  return rows.map((row) => corruptSpans(row, randomSpansNoiseMask(row.length, o, rng), (k) => tokenizer.sentinelId(k), tokenizer.eosTokenId));
+  return rows.map((row) =>
+    corruptSpans(row, randomSpansNoiseMask(row.length, o, rng), (k) => tokenizer.sentinelId(k), tokenizer.eosTokenId),
+  );
 }
 
 function batchTensors(examples: CorruptedExample[]): { inputIds: tf.Tensor2D; labels: tf.Tensor2D } {
   return {
-    inputIds: tf.tensor2d(examples.map((e) => e.inputIds), undefined, 'int32'),
-    labels: tf.tensor2d(examples.map((e) => e.labels), undefined, 'int32'),
+    inputIds: tf.tensor2d(
+      examples.map((e) => e.inputIds),
+      undefined,
+      'int32',
+    ),
+    labels: tf.tensor2d(
+      examples.map((e) => e.labels),
+      undefined,
+      'int32',
+    ),
   };
 }
 
@@ -148,7 +175,12 @@ function batchTensors(examples: CorruptedExample[]): { inputIds: tf.Tensor2D; la
  * Mean denoising loss (over all target tokens) and span-token accuracy over held-out examples, dropout off.
  * `isSpanToken` tells the spans' own tokens from sentinels and EOS.
  */
-export function evaluateDenoising(model: T5ForConditionalGeneration, examples: CorruptedExample[], batchSize: number, isSpanToken: (id: number) => boolean): HeldOutMetrics {
+export function evaluateDenoising(
+  model: T5ForConditionalGeneration,
+  examples: CorruptedExample[],
+  batchSize: number,
+  isSpanToken: (id: number) => boolean,
+): HeldOutMetrics {
   let lossSum = 0;
   let targetTokens = 0;
   let hits = 0;
@@ -162,11 +194,13 @@ export function evaluateDenoising(model: T5ForConditionalGeneration, examples: C
     lossSum += loss.dataSync()[0]! * t.labels.size;
     targetTokens += t.labels.size;
     const pred = predicted.dataSync();
-    batch.flatMap((e) => e.labels).forEach((id, i) => {
-      if (!isSpanToken(id)) return;
-      spanTokens++;
-      if (pred[i] === id) hits++;
-    });
+    batch
+      .flatMap((e) => e.labels)
+      .forEach((id, i) => {
+        if (!isSpanToken(id)) return;
+        spanTokens++;
+        if (pred[i] === id) hits++;
+      });
     tf.dispose([loss, predicted, t.inputIds, t.labels]);
   }
   return { loss: lossSum / targetTokens, tokenAccuracy: spanTokens ? hits / spanTokens : 0 };
@@ -190,7 +224,10 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
   let at: PretrainProgress = { epoch: 1, nextBatch: 0, steps: 0, rng: rng.getState() };
   if (job.resume) {
     const { state, snapshotDir } = job.resume;
-    if (state.textsFingerprint !== fingerprint) throw new UsageError(`--resume ${snapshotDir}: the text differs from the text the run started with (${[state.record.from].flat().join(', ')})`);
+    if (state.textsFingerprint !== fingerprint)
+      throw new UsageError(
+        `--resume ${snapshotDir}: the text differs from the text the run started with (${[state.record.from].flat().join(', ')})`,
+      );
     await restoreOptimizerState(optimizer, job.resume.optimizer, state.optimizer.order, model, snapshotDir);
     model.dropoutSeed = state.dropout.seed;
     model.dropoutCounter = state.dropout.counter;
@@ -214,7 +251,14 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
         version: 1,
         savedAt: new Date().toISOString(),
         reason,
-        run: { runName: job.runName, modelName: job.modelName, runTime: job.runTime, checkpointDir: job.checkpointDir, logFile: job.logFile, tensorboardDir: job.tensorboardDir },
+        run: {
+          runName: job.runName,
+          modelName: job.modelName,
+          runTime: job.runTime,
+          checkpointDir: job.checkpointDir,
+          logFile: job.logFile,
+          tensorboardDir: job.tensorboardDir,
+        },
         record: job.record,
         options: o,
         textsFingerprint: fingerprint,
@@ -250,19 +294,37 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
         // A new order and a new masking every epoch, drawn from the generator as it stands at the epoch's start.
         const epochRng = rng.getState();
         const order = randomPermutation(train.length, rng);
-        const batches = chunk(corruptRows(order.map((i) => train[i]!), o, tokenizer, rng), o.batchSize);
+        const batches = chunk(
+          corruptRows(
+            order.map((i) => train[i]!),
+            o,
+            tokenizer,
+            rng,
+          ),
+          o.batchSize,
+        );
         const first = epoch === at.epoch ? at.nextBatch : 0;
-        const bar = new Progress({ label: `pretrain epoch ${epoch}/${o.epochs}`, total: Math.min(batches.length - first, totalSteps - steps), quiet: o.quiet });
+        const bar = new Progress({
+          label: `pretrain epoch ${epoch}/${o.epochs}`,
+          total: Math.min(batches.length - first, totalSteps - steps),
+          quiet: o.quiet,
+        });
         for (let b = first; b < batches.length; b++) {
           if (baseLr !== undefined) optimizer.lr = scheduledLr(baseLr, steps, o.lrWarmupSteps);
           const t = batchTensors(batches[b]!);
-          const { value, grads } = tf.variableGrads(() => model.forward({ inputIds: t.inputIds, labels: t.labels, training: true }).loss!, params);
+          const { value, grads } = tf.variableGrads(
+            () => model.forward({ inputIds: t.inputIds, labels: t.labels, training: true }).loss!,
+            params,
+          );
           const loss = value.dataSync()[0]!;
           const gradNorm = globalNorm(Object.values(grads));
           if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
             tf.dispose([value, t.inputIds, t.labels, ...Object.values(grads)]);
             const kept = lastState ? `; the last state is ${lastState}` : '; nothing of this run was saved';
-            throw new T5clsError(`pretraining stopped: the ${Number.isFinite(loss) ? 'gradient norm' : 'loss'} is ${Number.isFinite(loss) ? gradNorm : loss} at step ${steps + 1}${kept}`, 1);
+            throw new T5clsError(
+              `pretraining stopped: the ${Number.isFinite(loss) ? 'gradient norm' : 'loss'} is ${Number.isFinite(loss) ? gradNorm : loss} at step ${steps + 1}${kept}`,
+              1,
+            );
           }
           optimizer.applyGradients(grads);
           tf.dispose([value, t.inputIds, t.labels, ...Object.values(grads)]);
@@ -277,7 +339,12 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
           const here: PretrainProgress = { epoch, nextBatch: b + 1, steps, rng: epochRng, heldOut: heldOutMetrics };
           if (b + 1 === batches.length) {
             // The epoch is done: the next one starts from the generator as it is now.
-            await saveState(last ? (stop.signal ? 'interrupt' : 'end') : 'epoch', { ...here, epoch: epoch + 1, nextBatch: 0, rng: rng.getState() });
+            await saveState(last ? (stop.signal ? 'interrupt' : 'end') : 'epoch', {
+              ...here,
+              epoch: epoch + 1,
+              nextBatch: 0,
+              rng: rng.getState(),
+            });
           } else if (last) {
             await saveState(stop.signal ? 'interrupt' : 'end', here);
           } else if (o.saveEverySteps !== undefined && steps % o.saveEverySteps === 0) {
@@ -303,7 +370,9 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
       maxSourceLength: o.inputLength,
       classesMap: {},
       options: { objective: 'span-corruption', ...job.record },
-      metrics: (heldOutMetrics ? { heldout_loss: heldOutMetrics.loss, heldout_token_accuracy: heldOutMetrics.tokenAccuracy } : {}) as Record<string, number>,
+      metrics: (heldOutMetrics
+        ? { heldout_loss: heldOutMetrics.loss, heldout_token_accuracy: heldOutMetrics.tokenAccuracy }
+        : {}) as Record<string, number>,
       createdAt: new Date().toISOString(),
     };
     // The finished run's model takes the run's checkpoint name; a stopped run's (and one a later session of the run
@@ -317,7 +386,11 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
     if (stoppedBy) {
       const command = `t5cls pretrain --resume ${shellQuote(job.stateDir)}`;
       log.line(`stopped by ${stoppedBy} after step ${steps}; resume with: ${command}`);
-      throw new TrainingInterrupted(stoppedBy, checkpoint, `stopped by ${stoppedBy} after step ${steps}; the model is saved in ${checkpoint} and the state in ${lastState}. Resume with: ${command}`);
+      throw new TrainingInterrupted(
+        stoppedBy,
+        checkpoint,
+        `stopped by ${stoppedBy} after step ${steps}; the model is saved in ${checkpoint} and the state in ${lastState}. Resume with: ${command}`,
+      );
     }
     return { steps, checkpoint, heldOut: heldOutMetrics };
   } finally {

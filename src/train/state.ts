@@ -149,7 +149,10 @@ export function listSnapshots(stateDir: string): { seq: number; dir: string }[] 
 export function dataFingerprint(classNames: string[], train: Example[], validation: Example[]): string {
   const h = createHash('sha256');
   h.update(JSON.stringify(classNames));
-  for (const [name, split] of [['train', train], ['validation', validation]] as const) {
+  for (const [name, split] of [
+    ['train', train],
+    ['validation', validation],
+  ] as const) {
     h.update(`\n${name} ${split.length}\n`);
     for (const e of split) h.update(`${e.label}\t${JSON.stringify(e.text)}\n`);
   }
@@ -185,7 +188,12 @@ export function removePartials(stateDir: string): void {
  * here. On failure nothing but the temp folder is touched (and that is removed), and the error says what failed.
  * Returns the snapshot folder.
  */
-export function saveTrainState(stateDir: string, state: TrainStateToSave, model: T5ForConditionalGeneration, optimizer: tf.Optimizer): Promise<string> {
+export function saveTrainState(
+  stateDir: string,
+  state: TrainStateToSave,
+  model: T5ForConditionalGeneration,
+  optimizer: tf.Optimizer,
+): Promise<string> {
   return saveRunState<TrainStateFile>(stateDir, state, model, optimizer);
 }
 
@@ -242,7 +250,8 @@ export function loadRunState<S extends RunStateBase>(target: string, format: str
   let snapshotDir = target;
   if (!fs.existsSync(path.join(target, STATE_FILE))) {
     const newest = listSnapshots(target)[0];
-    if (!newest) throw new UsageError(`${target}: no saved training state (expected ${snapshotName(1).replace(/\d+$/, 'N')}/${STATE_FILE} inside)`);
+    if (!newest)
+      throw new UsageError(`${target}: no saved training state (expected ${snapshotName(1).replace(/\d+$/, 'N')}/${STATE_FILE} inside)`);
     snapshotDir = newest.dir;
   }
   const file = path.join(snapshotDir, STATE_FILE);
@@ -295,7 +304,8 @@ export async function restoreOptimizerState(
     if (!slots) throw new FormatError(`${source}: no optimizer state for "${hf}"`);
     for (const { slot, tensor } of slots) weights.push({ name: `${params.get(hf)!.name}/${slot}`, tensor });
   }
-  if (bySlot.size !== order.length) throw new FormatError(`${source}: optimizer state for ${bySlot.size} parameters, but the state order names ${order.length}`);
+  if (bySlot.size !== order.length)
+    throw new FormatError(`${source}: optimizer state for ${bySlot.size} parameters, but the state order names ${order.length}`);
   await optimizer.setWeights(weights);
 }
 
@@ -328,7 +338,10 @@ export function findLatestRunState(runsDir: string, format = TRAIN_STATE_FORMAT)
 export function resolveResumeTarget(resume: true | string, runsDir: string, format = TRAIN_STATE_FORMAT): string {
   if (resume === true || resume === 'latest') {
     const found = findLatestRunState(runsDir, format);
-    if (!found) throw new UsageError(`--resume: no saved ${format === TRAIN_STATE_FORMAT ? 'training' : 'pretraining'} state under ${runsDir}; pass the run's folder`);
+    if (!found)
+      throw new UsageError(
+        `--resume: no saved ${format === TRAIN_STATE_FORMAT ? 'training' : 'pretraining'} state under ${runsDir}; pass the run's folder`,
+      );
     return found;
   }
   const asPath = path.resolve(resume);

@@ -38,7 +38,8 @@ export class SummaryWriter {
     this.fd = fs.openSync(this.file, 'a');
     this.writeEvent(encodeEvent(startMs / 1000, 0, { fileVersion: 'brain.Event:2' }));
     if (options.purgeStep !== undefined) {
-      if (!Number.isSafeInteger(options.purgeStep)) throw new RangeError(`SummaryWriter: purgeStep must be an integer, got ${options.purgeStep}`);
+      if (!Number.isSafeInteger(options.purgeStep))
+        throw new RangeError(`SummaryWriter: purgeStep must be an integer, got ${options.purgeStep}`);
       this.writeEvent(encodeEvent(startMs / 1000, options.purgeStep, { sessionStart: true }));
     }
   }

@@ -85,16 +85,38 @@ export function defaultLearningRate(useAdafactor: boolean): number {
 }
 
 /** The optimizer options describe (train and pretrain build theirs here). */
-export function makeOptimizer(
-  o: Pick<TrainOptions, 'learningRate' | 'useAdafactor' | 'useAdafactorSchedule' | 'weightDecay'>,
-): { optimizer: Adafactor | AdamW; baseLr: number | undefined } {
+export function makeOptimizer(o: Pick<TrainOptions, 'learningRate' | 'useAdafactor' | 'useAdafactorSchedule' | 'weightDecay'>): {
+  optimizer: Adafactor | AdamW;
+  baseLr: number | undefined;
+} {
   if (o.useAdafactorSchedule) {
-    if (o.learningRate !== undefined) throw new T5clsError('--learning-rate cannot be combined with --use-adafactor-schedule (Adafactor sets its own rate)', 2);
-    return { optimizer: new Adafactor({ lr: null, scaleParameter: true, relativeStep: true, warmupInit: true, weightDecay: o.weightDecay, inPlaceParameters: true }), baseLr: undefined };
+    if (o.learningRate !== undefined)
+      throw new T5clsError('--learning-rate cannot be combined with --use-adafactor-schedule (Adafactor sets its own rate)', 2);
+    return {
+      optimizer: new Adafactor({
+        lr: null,
+        scaleParameter: true,
+        relativeStep: true,
+        warmupInit: true,
+        weightDecay: o.weightDecay,
+        inPlaceParameters: true,
+      }),
+      baseLr: undefined,
+    };
   }
   const lr = o.learningRate ?? defaultLearningRate(o.useAdafactor);
   if (o.useAdafactor) {
-    return { optimizer: new Adafactor({ lr, scaleParameter: false, relativeStep: false, warmupInit: false, weightDecay: o.weightDecay, inPlaceParameters: true }), baseLr: lr };
+    return {
+      optimizer: new Adafactor({
+        lr,
+        scaleParameter: false,
+        relativeStep: false,
+        warmupInit: false,
+        weightDecay: o.weightDecay,
+        inPlaceParameters: true,
+      }),
+      baseLr: lr,
+    };
   }
   return { optimizer: new AdamW({ lr, weightDecay: o.weightDecay, inPlaceParameters: true }), baseLr: lr };
 }
@@ -125,7 +147,9 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
     if (job.resume) {
       const { state, snapshotDir } = job.resume;
       if (state.dataFingerprint !== fingerprint) {
-        throw new UsageError(`--resume ${snapshotDir}: the training or validation data differ from those the run started with (${String(job.record.dataDir)})`);
+        throw new UsageError(
+          `--resume ${snapshotDir}: the training or validation data differ from those the run started with (${String(job.record.dataDir)})`,
+        );
       }
       await restoreOptimizerState(optimizer, job.resume.optimizer, state.optimizer.order, model, snapshotDir);
       rng.setState(state.rng);
@@ -138,9 +162,25 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
     } else {
       model.dropoutSeed = o.seed;
       model.dropoutCounter = 0;
-      p = { epoch: 1, order: null, nextBatch: 0, steps: 0, lossSum: 0, lossCount: 0, correct: 0, seen: 0, currentLr: baseLr ?? 0, bestMacroF1: -1, epochsWithoutGain: 0, epochs: [], stoppedEarly: false };
+      p = {
+        epoch: 1,
+        order: null,
+        nextBatch: 0,
+        steps: 0,
+        lossSum: 0,
+        lossCount: 0,
+        correct: 0,
+        seen: 0,
+        currentLr: baseLr ?? 0,
+        bestMacroF1: -1,
+        epochsWithoutGain: 0,
+        epochs: [],
+        stoppedEarly: false,
+      };
       if (fs.existsSync(job.stateDir)) {
-        throw new UsageError(`${job.stateDir} already exists: another run started under the name ${runName} in the same second; start again`);
+        throw new UsageError(
+          `${job.stateDir} already exists: another run started under the name ${runName} in the same second; start again`,
+        );
       }
       log.options(job.record);
     }
@@ -156,7 +196,14 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
           version: 1,
           savedAt: new Date().toISOString(),
           reason,
-          run: { runName, modelName: job.modelName, runTime: job.runTime, weightsDir: job.weightsDir, logFile: job.logFile, tensorboardDir: job.tensorboardDir },
+          run: {
+            runName,
+            modelName: job.modelName,
+            runTime: job.runTime,
+            weightsDir: job.weightsDir,
+            logFile: job.logFile,
+            tensorboardDir: job.tensorboardDir,
+          },
           record: job.record,
           options: o,
           classNames: job.classNames,
@@ -175,7 +222,11 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       const command = `t5cls train --resume ${shellQuote(job.stateDir)}`;
       const where = `after step ${p.steps} (${p.order ? `epoch ${p.epoch}` : `end of epoch ${p.epoch - 1}`})`;
       log.line(`stopped by ${stop.signal} ${where}; resume with: ${command}`);
-      throw new TrainingInterrupted(stop.signal, job.stateDir, `stopped by ${stop.signal} ${where}; the state is saved in ${lastState}. Resume with: ${command}`);
+      throw new TrainingInterrupted(
+        stop.signal,
+        job.stateDir,
+        `stopped by ${stop.signal} ${where}; the state is saved in ${lastState}. Resume with: ${command}`,
+      );
     };
     const failNonFinite = (what: string, value: number): never => {
       throw new T5clsError(
@@ -199,7 +250,11 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       while (p.nextBatch < batches.length) {
         const bi = p.nextBatch;
         const batchIndices = batches[bi]!;
-        const batch = trainBatch(batchIndices.map((i) => trainSet[i]!), classTokens, model.config.pad_token_id);
+        const batch = trainBatch(
+          batchIndices.map((i) => trainSet[i]!),
+          classTokens,
+          model.config.pad_token_id,
+        );
         const { loss, correct: batchCorrect, grads } = batchGradients(model, params, batch, 1 / o.gradientAccumulationSteps);
         disposeBatch(batch);
         if (!Number.isFinite(loss)) {
@@ -252,7 +307,15 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       const r = validate(job, p, epoch, devInputs, classTokens);
       p.epochs.push(r);
       log.epoch(epoch, { ...r });
-      for (const key of ['learning_rate', 'train_loss', 'train_accuracy', 'dev_accuracy', 'dev_macro_f1', 'dev_micro_f1', 'dev_weighted_f1'] as const) {
+      for (const key of [
+        'learning_rate',
+        'train_loss',
+        'train_accuracy',
+        'dev_accuracy',
+        'dev_macro_f1',
+        'dev_micro_f1',
+        'dev_weighted_f1',
+      ] as const) {
         tb.addScalar(key, r[key], epoch);
       }
       tb.flush();
@@ -270,7 +333,14 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
     tb?.close();
     optimizer.dispose();
   }
-  return { epochs: p.epochs, bestCheckpoint: p.bestCheckpoint, bestMacroF1: p.bestMacroF1, steps: p.steps, stoppedEarly: p.stoppedEarly, lastState };
+  return {
+    epochs: p.epochs,
+    bestCheckpoint: p.bestCheckpoint,
+    bestMacroF1: p.bestMacroF1,
+    steps: p.steps,
+    stoppedEarly: p.stoppedEarly,
+    lastState,
+  };
 }
 
 /** Forward and backward on one batch: its loss, exact matches and gradients (scaled by `scale`, 1/accumulation steps). */
@@ -311,7 +381,11 @@ function validate(job: TrainJob, p: TrainProgress, epoch: number, devInputs: num
     devDone = d;
   });
   devBar.done();
-  const m = classificationMetrics(job.validation.map((e) => e.label), preds.labels, job.classNames.length);
+  const m = classificationMetrics(
+    job.validation.map((e) => e.label),
+    preds.labels,
+    job.classNames.length,
+  );
   return {
     epoch,
     learning_rate: p.currentLr,

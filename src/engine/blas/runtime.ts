@@ -19,11 +19,7 @@ export const KOFFI_PACKAGE = 'koffi';
 export function defaultBlasLibraries(platform: NodeJS.Platform = process.platform): string[] {
   switch (platform) {
     case 'darwin':
-      return [
-        '/opt/homebrew/opt/openblas/lib/libopenblas.dylib',
-        '/usr/local/opt/openblas/lib/libopenblas.dylib',
-        'libopenblas.dylib',
-      ];
+      return ['/opt/homebrew/opt/openblas/lib/libopenblas.dylib', '/usr/local/opt/openblas/lib/libopenblas.dylib', 'libopenblas.dylib'];
     case 'win32':
       return ['libopenblas.dll', 'openblas.dll'];
     default:
@@ -161,12 +157,15 @@ class BlasMatMulImpl implements BlasMatMul {
   readonly acceptsShared = true;
   calls = 0;
 
-  constructor(lib: KoffiLib, readonly library: string, readonly koffiVersion: string) {
+  constructor(
+    lib: KoffiLib,
+    readonly library: string,
+    readonly koffiVersion: string,
+  ) {
     this.sgemm = lib.func(
       'void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int)',
     ) as SgemmFn;
-    this.setLibraryThreads =
-      optionalFunc(lib, 'void openblas_set_num_threads(int)') ?? optionalFunc(lib, 'void MKL_Set_Num_Threads(int)');
+    this.setLibraryThreads = optionalFunc(lib, 'void openblas_set_num_threads(int)') ?? optionalFunc(lib, 'void MKL_Set_Num_Threads(int)');
     this.getLibraryThreads = optionalFunc(lib, 'int openblas_get_num_threads()');
     const config = optionalFunc(lib, 'const char *openblas_get_config()')?.() as string | undefined;
     const core = optionalFunc(lib, 'const char *openblas_get_corename()')?.() as string | undefined;

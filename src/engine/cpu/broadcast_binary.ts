@@ -63,31 +63,66 @@ export function broadcastPlan(
 }
 
 /** out = a op b over one run: a and b advance by sa and sb (each 0 or 1). */
-function run(op: BinaryOp, out: Float32Array, o: number, n: number, a: Float32Array, ia: number, sa: number, b: Float32Array, ib: number, sb: number): void {
+function run(
+  op: BinaryOp,
+  out: Float32Array,
+  o: number,
+  n: number,
+  a: Float32Array,
+  ia: number,
+  sa: number,
+  b: Float32Array,
+  ib: number,
+  sb: number,
+): void {
   const end = o + n;
   if (sa === 1 && sb === 1) {
     switch (op) {
-      case 'add': for (; o < end; o++, ia++, ib++) out[o] = a[ia]! + b[ib]!; return;
-      case 'sub': for (; o < end; o++, ia++, ib++) out[o] = a[ia]! - b[ib]!; return;
-      case 'mul': for (; o < end; o++, ia++, ib++) out[o] = a[ia]! * b[ib]!; return;
-      case 'div': for (; o < end; o++, ia++, ib++) out[o] = a[ia]! / b[ib]!; return;
+      case 'add':
+        for (; o < end; o++, ia++, ib++) out[o] = a[ia]! + b[ib]!;
+        return;
+      case 'sub':
+        for (; o < end; o++, ia++, ib++) out[o] = a[ia]! - b[ib]!;
+        return;
+      case 'mul':
+        for (; o < end; o++, ia++, ib++) out[o] = a[ia]! * b[ib]!;
+        return;
+      case 'div':
+        for (; o < end; o++, ia++, ib++) out[o] = a[ia]! / b[ib]!;
+        return;
     }
   }
   if (sb === 0) {
     const y = b[ib]!;
     switch (op) {
-      case 'add': for (; o < end; o++, ia += sa) out[o] = a[ia]! + y; return;
-      case 'sub': for (; o < end; o++, ia += sa) out[o] = a[ia]! - y; return;
-      case 'mul': for (; o < end; o++, ia += sa) out[o] = a[ia]! * y; return;
-      case 'div': for (; o < end; o++, ia += sa) out[o] = a[ia]! / y; return;
+      case 'add':
+        for (; o < end; o++, ia += sa) out[o] = a[ia]! + y;
+        return;
+      case 'sub':
+        for (; o < end; o++, ia += sa) out[o] = a[ia]! - y;
+        return;
+      case 'mul':
+        for (; o < end; o++, ia += sa) out[o] = a[ia]! * y;
+        return;
+      case 'div':
+        for (; o < end; o++, ia += sa) out[o] = a[ia]! / y;
+        return;
     }
   }
   const x = a[ia]!; // sa === 0, sb === 1
   switch (op) {
-    case 'add': for (; o < end; o++, ib++) out[o] = x + b[ib]!; return;
-    case 'sub': for (; o < end; o++, ib++) out[o] = x - b[ib]!; return;
-    case 'mul': for (; o < end; o++, ib++) out[o] = x * b[ib]!; return;
-    case 'div': for (; o < end; o++, ib++) out[o] = x / b[ib]!; return;
+    case 'add':
+      for (; o < end; o++, ib++) out[o] = x + b[ib]!;
+      return;
+    case 'sub':
+      for (; o < end; o++, ib++) out[o] = x - b[ib]!;
+      return;
+    case 'mul':
+      for (; o < end; o++, ib++) out[o] = x * b[ib]!;
+      return;
+    case 'div':
+      for (; o < end; o++, ib++) out[o] = x / b[ib]!;
+      return;
   }
 }
 

@@ -28,7 +28,17 @@ import { registerCommonKernels, type EngineLibraries, type RegisteredKernels } f
 import { installArrayPool, uninstallArrayPool } from './array_pool.js';
 import { keepMarkingOnMainThread } from './main_thread_gc.js';
 
-const CPU_KERNELS: KernelConfig[] = [addConfig, subConfig, multiplyConfig, realDivConfig, softmaxConfig, reluConfig, stepConfig, tanhConfig, sumConfig];
+const CPU_KERNELS: KernelConfig[] = [
+  addConfig,
+  subConfig,
+  multiplyConfig,
+  realDivConfig,
+  softmaxConfig,
+  reluConfig,
+  stepConfig,
+  tanhConfig,
+  sumConfig,
+];
 /** Kernels the stock backend does not have at all. */
 const OWN_KERNELS: KernelConfig[] = [reluGradConfig, reluDropoutConfig];
 /** Kernels that exist only as ONNX Runtime graphs. */

@@ -41,7 +41,15 @@ export const dropoutKernel: KernelFunc = ({ inputs, backend, attrs }) => {
 };
 
 /** The keep mask from uniform draws u: u >= rate in float32 (as tfjs compares its float32 random tensor). */
-function dropoutLoop(xv: Float32Array, yv: Float32Array, mv: Float32Array, st: AleaState, threshold: number, scale: number, relu: boolean): void {
+function dropoutLoop(
+  xv: Float32Array,
+  yv: Float32Array,
+  mv: Float32Array,
+  st: AleaState,
+  threshold: number,
+  scale: number,
+  relu: boolean,
+): void {
   // Alea stepped inline (see alea.ts).
   let { s0, s1, s2, c } = st;
   for (let i = 0; i < xv.length; i++) {

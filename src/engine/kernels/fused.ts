@@ -51,7 +51,10 @@ function run(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<stri
   return tf.engine().runKernel(name, inputs as never, attrs as never) as tf.Tensor | tf.Tensor[];
 }
 
-type Forward = (inputs: tf.Tensor[], save: tf.GradSaveFunc) => {
+type Forward = (
+  inputs: tf.Tensor[],
+  save: tf.GradSaveFunc,
+) => {
   value: tf.Tensor;
   gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
 };
@@ -69,11 +72,14 @@ function withGradient(forward: Forward, inputs: tf.Tensor[]): tf.Tensor {
 
 /** Inverted dropout through `T5clsDropout` (see dropout in model/layers.ts for the unfused ops). */
 export function fusedDropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
-  return withGradient(([input], save) => {
-    const [y, mask] = run('T5clsDropout', { x: input! }, { rate, seed }) as tf.Tensor[];
-    save([mask!]);
-    return { value: y!, gradFunc: (dy, saved) => tf.mul(dy, saved[0]!) };
-  }, [x]);
+  return withGradient(
+    ([input], save) => {
+      const [y, mask] = run('T5clsDropout', { x: input! }, { rate, seed }) as tf.Tensor[];
+      save([mask!]);
+      return { value: y!, gradFunc: (dy, saved) => tf.mul(dy, saved[0]!) };
+    },
+    [x],
+  );
 }
 
 /**
@@ -82,11 +88,14 @@ export function fusedDropout(x: tf.Tensor, rate: number, seed: number): tf.Tenso
  */
 export function fusedReluDropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor | undefined {
   if (!tf.getKernel('T5clsReluDropout', tf.getBackend())) return undefined;
-  return withGradient(([input], save) => {
-    const [y, factor] = run('T5clsReluDropout', { x: input! }, { rate, seed }) as tf.Tensor[];
-    save([factor!]);
-    return { value: y!, gradFunc: (dy, saved) => tf.mul(dy, saved[0]!) };
-  }, [x]);
+  return withGradient(
+    ([input], save) => {
+      const [y, factor] = run('T5clsReluDropout', { x: input! }, { rate, seed }) as tf.Tensor[];
+      save([factor!]);
+      return { value: y!, gradFunc: (dy, saved) => tf.mul(dy, saved[0]!) };
+    },
+    [x],
+  );
 }
 
 /**

@@ -7,7 +7,11 @@ import { kernelFor, type CompiledKernel, type ElementwiseSpec } from '../wasm/si
 export const f32 = Math.fround;
 
 /** The SIMD kernels for `specs` when the backend is wasm and every array lies on its heap, else undefined. */
-export function simdKernels(backend: unknown, arrays: readonly Float32Array[], specs: readonly ElementwiseSpec[]): CompiledKernel[] | undefined {
+export function simdKernels(
+  backend: unknown,
+  arrays: readonly Float32Array[],
+  specs: readonly ElementwiseSpec[],
+): CompiledKernel[] | undefined {
   const memory = wasmMemoryOf(backend);
   if (!memory || arrays.some((a) => a.buffer !== memory.buffer)) return undefined;
   const kernels = specs.map((spec) => kernelFor(spec, memory));

@@ -71,7 +71,13 @@ function filteredNodes(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): TapeNod
   return out;
 }
 
-function leanGradients(this: EngineInternals, f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor, allowNoGradients = false): { value: tf.Tensor; grads: tf.Tensor[] } {
+function leanGradients(
+  this: EngineInternals,
+  f: () => tf.Tensor,
+  xs: tf.Tensor[],
+  dy?: tf.Tensor,
+  allowNoGradients = false,
+): { value: tf.Tensor; grads: tf.Tensor[] } {
   const original = originals.get(this)!;
   if (this.state.gradientDepth !== 0 || !fusedKernels.enabled) return original.call(this, f, xs, dy, allowNoGradients);
   if (xs.length === 0) throw new Error('gradients() received an empty list of xs.');
@@ -122,7 +128,9 @@ function leanGradients(this: EngineInternals, f: () => tf.Tensor, xs: tf.Tensor[
         }
         const dx = this.tidy(() => inputGradients[name]!());
         if (dx.dtype !== 'float32') {
-          throw new Error(`Error in gradient for op ${node.kernelName}. The gradient of input ${name} must have 'float32' dtype, but has '${dx.dtype}'`);
+          throw new Error(
+            `Error in gradient for op ${node.kernelName}. The gradient of input ${name} must have 'float32' dtype, but has '${dx.dtype}'`,
+          );
         }
         const x = node.inputs[name]!;
         if (!tf.util.arraysEqual(dx.shape, x.shape)) {

@@ -107,11 +107,7 @@ function fusedFromProduct(backendName: string, product: KernelFunc): KernelFunc 
       attrs: { transposeA: !!attrs.transposeA, transposeB: !!attrs.transposeB },
     }) as TensorInfo;
     const n = current.shape[current.shape.length - 1]!;
-    if (
-      current.dtype === 'float32' &&
-      (!bias || (bias.dtype === 'float32' && isTrailingBias(bias, n))) &&
-      activation !== 'prelu'
-    ) {
+    if (current.dtype === 'float32' && (!bias || (bias.dtype === 'float32' && isTrailingBias(bias, n))) && activation !== 'prelu') {
       const out = storage.read(current) as Float32Array;
       const biasData = bias ? (storage.read(bias) as Float32Array) : undefined;
       epilogueInPlace(out, n, biasData, activation, alpha);
@@ -123,8 +119,7 @@ function fusedFromProduct(backendName: string, product: KernelFunc): KernelFunc 
       current = added;
     }
     if (activation !== 'linear') {
-      const inputs: Record<string, TensorInfo> =
-        activation === 'prelu' ? { x: current, alpha: preluActivationWeights! } : { x: current };
+      const inputs: Record<string, TensorInfo> = activation === 'prelu' ? { x: current, alpha: preluActivationWeights! } : { x: current };
       const kernelAttrs: NamedAttrMap = activation === 'leakyrelu' ? { alpha } : {};
       const activated = callKernel(ACTIVATION_KERNELS[activation], backendName, inputs, args.backend, kernelAttrs);
       storage.dispose(current);
@@ -140,11 +135,7 @@ export type MatMulMode = 'native' | 'wasm-gemm' | 'transpose-first' | 'stock';
  * Installs our matmul kernels on `backendName`: native through `products` when given, else our wasm product or
  * transpose-first on wasm, else the stock kernels. Returns the mode in effect.
  */
-export function installMatMulKernels(
-  backendName: 'cpu' | 'wasm',
-  products: MatrixProducts | undefined,
-  threads = 1,
-): MatMulMode {
+export function installMatMulKernels(backendName: 'cpu' | 'wasm', products: MatrixProducts | undefined, threads = 1): MatMulMode {
   const stockBmm = stockKernel('BatchMatMul', backendName);
   if (!stockBmm) throw new Error(`backend ${backendName} has no BatchMatMul kernel`);
   let bmm: KernelFunc | undefined;

@@ -73,7 +73,12 @@ export const tokenNllKernel: KernelFunc = ({ inputs, backend }) => {
  * Row r's log Σ exp of `v` (rows of length n), as a function of r: SIMD on the wasm heap (max, then Σ e^(x - max)
  * in float32 lanes), else float64 in JavaScript. Also gives the max and the sum for the gradient.
  */
-export function rowLogSumExp(backend: unknown, v: Float32Array, n: number, sums: Float32Array): ((r: number) => number) & { parts?: (r: number) => [number, number] } {
+export function rowLogSumExp(
+  backend: unknown,
+  v: Float32Array,
+  n: number,
+  sums: Float32Array,
+): ((r: number) => number) & { parts?: (r: number) => [number, number] } {
   const simd = n % 4 === 0 && n > 0 ? simdKernels(backend, [v, sums], [ROW_MAX, SUM_EXP]) : undefined;
   if (!simd) return (r: number) => logSumExp(v, r * n, n);
   const [rowMax, sumExp] = simd as [CompiledKernel, CompiledKernel];

@@ -32,7 +32,10 @@ export function runTranspose(stock: KernelFunc, copyRuns: boolean): KernelFunc {
     if (copyRuns && ort && x.dtype === 'float32' && tf.util.sizeFromShape(x.shape) >= ORT_MIN_ELEMENTS.value) {
       // The cpu engine's large tensors: ONNX Runtime's transpose, on two threads.
       const storage = storageFor(args.backend);
-      const out = storage.alloc(perm.map((p) => x.shape[p]!), 'float32');
+      const out = storage.alloc(
+        perm.map((p) => x.shape[p]!),
+        'float32',
+      );
       ortTranspose(ort, storage.read(x) as Float32Array, x.shape, perm, out.data as Float32Array);
       return out.info;
     }

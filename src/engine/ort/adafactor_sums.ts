@@ -59,7 +59,11 @@ export function ortFactoredSums(ort: OrtMatMul, p: Float32Array, g: Float32Array
           G: { data: g.subarray(from, from + n * cols), dims },
           EPS: { data: eps, dims: [1] },
         },
-        { ROW: { data: rowOut.subarray(0, n), dims: [n] }, COL: { data: colOut, dims: [cols] }, PSS: { data: pOut.subarray(0, n), dims: [n] } },
+        {
+          ROW: { data: rowOut.subarray(0, n), dims: [n] },
+          COL: { data: colOut, dims: [cols] },
+          PSS: { data: pOut.subarray(0, n), dims: [n] },
+        },
       );
       for (let r = 0; r < n; r++) {
         rowSums[b * rows + r0 + r] = rowOut[r]!;

@@ -19,7 +19,14 @@ export function ortGatedGelu(ort: OrtMatMul, a: Float32Array, b: Float32Array, y
 }
 
 /** da = dy · b · gelu_new'(a), db = dy · gelu_new(a) */
-export function ortGatedGeluGrad(ort: OrtMatMul, dy: Float32Array, a: Float32Array, b: Float32Array, da: Float32Array, db: Float32Array): void {
+export function ortGatedGeluGrad(
+  ort: OrtMatMul,
+  dy: Float32Array,
+  a: Float32Array,
+  b: Float32Array,
+  da: Float32Array,
+  db: Float32Array,
+): void {
   const n = a.length;
   ort.runGraph(
     'gated_gelu_grad',

@@ -89,7 +89,9 @@ export function withNativeGraphFallback<T>(what: string, f: () => T): T | undefi
   } catch (e) {
     nativeGraphs.enabled = false;
     const reason = (e instanceof Error ? e.message : String(e)).split('\n')[0];
-    process.emitWarning(`ONNX Runtime could not run the ${what} graph (${reason}); inference continues on tfjs kernels`, { code: 'T5CLS_NATIVE_GRAPH' });
+    process.emitWarning(`ONNX Runtime could not run the ${what} graph (${reason}); inference continues on tfjs kernels`, {
+      code: 'T5CLS_NATIVE_GRAPH',
+    });
     return undefined;
   }
 }

@@ -14,11 +14,7 @@ export function ortRmsNorm(ort: OrtMatMul, x: Float32Array, w: Float32Array, eps
     'rms_norm',
     () =>
       onnxModel(
-        [
-          ...rowScale('X', 'S'),
-          { op: 'Mul', inputs: ['X', 'S'], outputs: ['XS'] },
-          { op: 'Mul', inputs: ['W', 'XS'], outputs: ['Y'] },
-        ],
+        [...rowScale('X', 'S'), { op: 'Mul', inputs: ['X', 'S'], outputs: ['XS'] }, { op: 'Mul', inputs: ['W', 'XS'], outputs: ['Y'] }],
         ['X', 'W', 'EPS', 'D'],
         ['Y'],
       ),

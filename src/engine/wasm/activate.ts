@@ -95,8 +95,7 @@ export function wasmSupport(): { simd: boolean; threads: boolean } {
       typeof SharedArrayBuffer !== 'undefined' &&
       WebAssembly.validate(
         new Uint8Array([
-          0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 5, 4, 1, 3, 1, 1, 10, 11, 1, 9, 0, 65, 0, 254,
-          16, 2, 0, 26, 11,
+          0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 5, 4, 1, 3, 1, 1, 10, 11, 1, 9, 0, 65, 0, 254, 16, 2, 0, 26, 11,
         ]),
       );
   } catch {
@@ -136,10 +135,7 @@ async function createModule(build: WasmBuild, threads: number): Promise<Emscript
       locateFile: (p, prefix) => (p.endsWith('.worker.js') && worker ? worker : path.join(prefix || dir, p)),
       instantiateWasm(imports, receive) {
         if (build === 'threaded-simd') imports.env['emscripten_num_logical_cores'] = () => 2 * threads;
-        WebAssembly.instantiate(binary, imports as WebAssembly.Imports).then(
-          (r) => receive(r.instance, r.module),
-          reject,
-        );
+        WebAssembly.instantiate(binary, imports as WebAssembly.Imports).then((r) => receive(r.instance, r.module), reject);
         return {};
       },
       onAbort: (what) => reject(new Error(`wasm module aborted: ${String(what)}`)),

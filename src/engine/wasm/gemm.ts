@@ -64,18 +64,46 @@ function gemmFunction(): FunctionEntry {
     }
     return [
       ...Array.from({ length: rowsInBlock * 4 }, (_, j) => [...zero, ...set(ACC(Math.floor(j / 4), j % 4))]).flat(),
-      ...get(A), ...get(I), ...get(LDA), I32_MUL, I32_ADD, ...set(PA),
-      ...get(PANEL), ...set(PB),
-      ...get(K), ...set(KK),
-      LOOP, 0x40,
+      ...get(A),
+      ...get(I),
+      ...get(LDA),
+      I32_MUL,
+      I32_ADD,
+      ...set(PA),
+      ...get(PANEL),
+      ...set(PB),
+      ...get(K),
+      ...set(KK),
+      LOOP,
+      0x40,
       ...body,
-      ...get(PA), ...i32(4), I32_ADD, ...set(PA),
-      ...get(PB), ...i32(64), I32_ADD, ...set(PB),
-      ...get(KK), ...i32(1), I32_SUB, ...set(KK),
-      ...get(KK), BR_IF, 0,
+      ...get(PA),
+      ...i32(4),
+      I32_ADD,
+      ...set(PA),
+      ...get(PB),
+      ...i32(64),
+      I32_ADD,
+      ...set(PB),
+      ...get(KK),
+      ...i32(1),
+      I32_SUB,
+      ...set(KK),
+      ...get(KK),
+      BR_IF,
+      0,
       END,
       // PC = C + I·LDC + 64·P
-      ...get(C), ...get(I), ...get(LDC), I32_MUL, I32_ADD, ...get(P), ...i32(64), I32_MUL, I32_ADD, ...set(PC),
+      ...get(C),
+      ...get(I),
+      ...get(LDC),
+      I32_MUL,
+      I32_ADD,
+      ...get(P),
+      ...i32(64),
+      I32_MUL,
+      I32_ADD,
+      ...set(PC),
       ...Array.from({ length: rowsInBlock * 4 }, (_, j) => {
         const r = Math.floor(j / 4);
         const c = j % 4;
@@ -86,36 +114,83 @@ function gemmFunction(): FunctionEntry {
   };
 
   const expr: Bytes = [
-    ...get(P0), ...set(P),
-    BLOCK, 0x40,
-    ...get(P), ...get(P1), I32_GE_U, BR_IF, 0,
-    LOOP, 0x40,
+    ...get(P0),
+    ...set(P),
+    BLOCK,
+    0x40,
+    ...get(P),
+    ...get(P1),
+    I32_GE_U,
+    BR_IF,
+    0,
+    LOOP,
+    0x40,
     // PANEL = BP + P·K·64
-    ...get(BP), ...get(P), ...get(K), I32_MUL, ...i32(6), 0x74 /* i32.shl */, I32_ADD, ...set(PANEL),
-    ...i32(0), ...set(I),
-    BLOCK, 0x40,
-    LOOP, 0x40,
-    ...get(I), ...i32(4), I32_ADD, ...get(ROWS), I32_GT_U, BR_IF, 1,
+    ...get(BP),
+    ...get(P),
+    ...get(K),
+    I32_MUL,
+    ...i32(6),
+    0x74 /* i32.shl */,
+    I32_ADD,
+    ...set(PANEL),
+    ...i32(0),
+    ...set(I),
+    BLOCK,
+    0x40,
+    LOOP,
+    0x40,
+    ...get(I),
+    ...i32(4),
+    I32_ADD,
+    ...get(ROWS),
+    I32_GT_U,
+    BR_IF,
+    1,
     ...kLoop(4),
-    ...get(I), ...i32(4), I32_ADD, ...set(I),
-    BR, 0,
+    ...get(I),
+    ...i32(4),
+    I32_ADD,
+    ...set(I),
+    BR,
+    0,
     END,
     END,
-    BLOCK, 0x40,
-    LOOP, 0x40,
-    ...get(I), ...get(ROWS), I32_GE_U, BR_IF, 1,
+    BLOCK,
+    0x40,
+    LOOP,
+    0x40,
+    ...get(I),
+    ...get(ROWS),
+    I32_GE_U,
+    BR_IF,
+    1,
     ...kLoop(1),
-    ...get(I), ...i32(1), I32_ADD, ...set(I),
-    BR, 0,
+    ...get(I),
+    ...i32(1),
+    I32_ADD,
+    ...set(I),
+    BR,
+    0,
     END,
     END,
-    ...get(P), ...i32(1), I32_ADD, ...set(P),
-    ...get(P), ...get(P1), I32_LT_U, BR_IF, 0,
+    ...get(P),
+    ...i32(1),
+    I32_ADD,
+    ...set(P),
+    ...get(P),
+    ...get(P1),
+    I32_LT_U,
+    BR_IF,
+    0,
     END,
     END,
     END,
   ];
-  const locals: Bytes[] = [[...uleb(7), I32], [...uleb(24), V128]];
+  const locals: Bytes[] = [
+    [...uleb(7), I32],
+    [...uleb(24), V128],
+  ];
   const fn = [...vec(locals), ...expr];
   return { type: [0x60, ...vec(Array.from({ length: 9 }, () => [I32])), ...vec([])], code: [...uleb(fn.length), ...fn] };
 }
@@ -223,8 +298,22 @@ class WasmGemmImpl implements WasmGemm {
   run(j: GemmBatch): void {
     this.calls++;
     const ctl = this.control;
-    const job = (p0: number, p1: number, b0: number, b1: number) =>
-      [j.rows, j.k, j.a, 4 * j.lda, j.bp, j.c, 4 * j.ldc, p0, p1, b0, b1, 4 * j.aStride, 4 * j.bpStride, 4 * j.cStride];
+    const job = (p0: number, p1: number, b0: number, b1: number) => [
+      j.rows,
+      j.k,
+      j.a,
+      4 * j.lda,
+      j.bp,
+      j.c,
+      4 * j.ldc,
+      p0,
+      p1,
+      b0,
+      b1,
+      4 * j.aStride,
+      4 * j.bpStride,
+      4 * j.cStride,
+    ];
     // Until the worker has started (or if it could not), the calling thread does all of it.
     if (!ctl || (j.panels < 2 && j.batch < 2) || Atomics.load(ctl, 17) !== 1) {
       runJob(this.gemm, job(0, j.panels, 0, j.batch));
@@ -235,7 +324,10 @@ class WasmGemmImpl implements WasmGemm {
       j.batch >= 2
         ? [job(0, j.panels, 0, j.batch >> 1), job(0, j.panels, j.batch >> 1, j.batch)]
         : [job(0, j.panels >> 1, 0, 1), job(j.panels >> 1, j.panels, 0, 1)];
-    ctl.set(theirs.map((v) => v | 0), 2);
+    ctl.set(
+      theirs.map((v) => v | 0),
+      2,
+    );
     this.seq = (this.seq % 0x3fffffff) + 1;
     Atomics.store(ctl, 0, this.seq);
     Atomics.notify(ctl, 0);

@@ -168,7 +168,9 @@ function compileElementwise(spec: ElementwiseSpec): { type: Bytes; code: Bytes }
   const scalarLocal = Array.from({ length: spec.scalars }, () => newV());
   const sumLocal = Array.from({ length: nSums }, () => newV());
   const get = (idx: number): Vec => ({ code: [OP.localGet, ...uleb(idx)] });
-  const bin = (op: number) => (a: Vec, b: Vec): Vec => ({ code: [...a.code, ...b.code, ...simd(op)] });
+  const bin =
+    (op: number) =>
+    (a: Vec, b: Vec): Vec => ({ code: [...a.code, ...b.code, ...simd(op)] });
   const bodyCode: Bytes = [];
   const stores: Bytes = [];
   const usedInputs = new Set<number>();
@@ -206,8 +208,8 @@ function compileElementwise(spec: ElementwiseSpec): { type: Bytes; code: Bytes }
       const c = builder.constant;
       const x = builder.bind(builder.max(a, c(-87)));
       const n = builder.bind({ code: [...builder.mul(x, c(Math.LOG2E)).code, ...simd(SIMD.f32x4Nearest)] });
-      const r = builder.bind(builder.sub(builder.sub(x, builder.mul(n, c(0.693359375))), builder.mul(n, c(-2.12194440e-4))));
-      let p = c(1.9875691500e-4);
+      const r = builder.bind(builder.sub(builder.sub(x, builder.mul(n, c(0.693359375))), builder.mul(n, c(-2.1219444e-4))));
+      let p = c(1.98756915e-4);
       for (const coef of [1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1]) {
         p = builder.add(builder.mul(p, r), c(coef));
       }
@@ -219,7 +221,8 @@ function compileElementwise(spec: ElementwiseSpec): { type: Bytes; code: Bytes }
           ...simd(SIMD.i32x4TruncSatF32x4S),
           ...v128Const(new Int32Array([127, 127, 127, 127])),
           ...simd(SIMD.i32x4Add),
-          OP.i32Const, ...sleb(23),
+          OP.i32Const,
+          ...sleb(23),
           ...simd(SIMD.i32x4Shl),
         ],
       };
@@ -248,7 +251,8 @@ function compileElementwise(spec: ElementwiseSpec): { type: Bytes; code: Bytes }
   // Sum accumulators start at zero (v128 locals are zero-initialised), max accumulators at -Infinity; all are
   // stored after the loop.
   const accInit: Bytes = [];
-  for (const k of maxAccumulators) accInit.push(...v128Const(new Float32Array([-Infinity, -Infinity, -Infinity, -Infinity])), OP.localSet, ...uleb(sumLocal[k]!));
+  for (const k of maxAccumulators)
+    accInit.push(...v128Const(new Float32Array([-Infinity, -Infinity, -Infinity, -Infinity])), OP.localSet, ...uleb(sumLocal[k]!));
   const sumStores: Bytes = [];
   for (let k = 0; k < nSums; k++) {
     sumStores.push(OP.localGet, ...uleb(sumsParam), OP.localGet, ...uleb(sumLocal[k]!), ...simd(SIMD.store), 2, ...uleb(16 * k));
@@ -256,20 +260,39 @@ function compileElementwise(spec: ElementwiseSpec): { type: Bytes; code: Bytes }
   const expr: Bytes = [
     ...splats,
     ...accInit,
-    OP.block, 0x40,
-    OP.localGet, ...uleb(lenParam), OP.i32Eqz, OP.brIf, 0,
-    OP.loop, 0x40,
+    OP.block,
+    0x40,
+    OP.localGet,
+    ...uleb(lenParam),
+    OP.i32Eqz,
+    OP.brIf,
+    0,
+    OP.loop,
+    0x40,
     ...loads,
     ...bodyCode,
     ...stores,
-    OP.localGet, ...uleb(iLocal), OP.i32Const, ...sleb(16), OP.i32Add, OP.localTee, ...uleb(iLocal),
-    OP.localGet, ...uleb(lenParam), OP.i32LtU, OP.brIf, 0,
+    OP.localGet,
+    ...uleb(iLocal),
+    OP.i32Const,
+    ...sleb(16),
+    OP.i32Add,
+    OP.localTee,
+    ...uleb(iLocal),
+    OP.localGet,
+    ...uleb(lenParam),
+    OP.i32LtU,
+    OP.brIf,
+    0,
     OP.end,
     OP.end,
     ...sumStores,
     OP.end,
   ];
-  const locals: Bytes[] = [[...uleb(1), I32], [...uleb(vLocals.length), V128]];
+  const locals: Bytes[] = [
+    [...uleb(1), I32],
+    [...uleb(vLocals.length), V128],
+  ];
   const fn = [...vec(locals), ...expr];
   const type = [0x60, ...vec(Array.from({ length: nParams }, (_, p) => [p <= lenParam ? I32 : F32])), ...vec([])];
   return { type, code: [...uleb(fn.length), ...fn] };
@@ -284,7 +307,14 @@ export interface FunctionEntry {
 export function buildModule(fns: readonly FunctionEntry[], shared: boolean): Uint8Array<ArrayBuffer> {
   const memoryLimits = shared ? [0x03, ...uleb(0), ...uleb(65536)] : [0x00, ...uleb(0)];
   const bytes: Bytes = [
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, vec(fns.map((c) => c.type))),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, ...memoryLimits]])),
     ...section(3, vec(fns.map((_, i) => uleb(i)))),
@@ -316,7 +346,13 @@ export function instantiateKernels(specs: readonly ElementwiseSpec[], memory: We
 }
 
 /** Lane sums of x² (one input, one 4-lane accumulator): Σ x² over the run, split into 4 partial sums. */
-export const SUM_OF_SQUARES: ElementwiseSpec = { outputs: 0, inputs: 1, scalars: 0, sums: 1, body: (k) => k.sum(0, k.mul(k.input(0), k.input(0))) };
+export const SUM_OF_SQUARES: ElementwiseSpec = {
+  outputs: 0,
+  inputs: 1,
+  scalars: 0,
+  sums: 1,
+  body: (k) => k.sum(0, k.mul(k.input(0), k.input(0))),
+};
 
 /**
  * Runs element-wise kernel `spec` over `n` elements: the wasm kernel for the first multiple of 4, then `tail(from)`
@@ -377,7 +413,13 @@ export function stagingSlots(lengths: readonly number[]): { memory: WebAssembly.
   return { memory, slots: lengths.map((length, k) => new Float32Array(memory.buffer, offsets[k], length)) };
 }
 
-function runStaged(spec: ElementwiseSpec, outs: readonly Float32Array[], ins: readonly Float32Array[], scalars: readonly number[], n4: number): boolean {
+function runStaged(
+  spec: ElementwiseSpec,
+  outs: readonly Float32Array[],
+  ins: readonly Float32Array[],
+  scalars: readonly number[],
+  n4: number,
+): boolean {
   const { memory, slots } = stagingSlots(new Array<number>(outs.length + ins.length).fill(STAGE_CHUNK));
   const kernel = kernelFor(spec, memory);
   if (!kernel) return false;

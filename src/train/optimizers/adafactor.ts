@@ -30,7 +30,6 @@ import {
 
 const f32 = Math.fround;
 
-
 export interface AdafactorOptions {
   /** External learning rate; must be left out (null) with `relativeStep`. */
   lr?: number | null;
@@ -47,7 +46,6 @@ export interface AdafactorOptions {
   /** As AdamW's: parameters may be updated in their own memory on the cpu backend too (the trainer sets it). */
   inPlaceParameters?: boolean;
 }
-
 
 interface ParamState {
   step: number;
@@ -200,69 +198,75 @@ export class Adafactor extends tf.Optimizer {
     const batchCols = factored ? variable.size / shape[shape.length - 2]! : 0;
     // Scratch for the SIMD path: column factors, a block of column sums, the kernels' lane sums.
     const scratchSizes = factored && factoredCols % 4 === 0 ? [batchCols, factoredCols, 16] : [];
-    const fused = updateInPlace(targets, [gradient], (outs, ins, memory, scratch) => {
-      const [pOut, rmsOut] = outs as [Float32Array, Float32Array];
-      const [pIn] = ins as [Float32Array];
-      const g = ins[targets.length]!;
-      const k = targets.length - 1;
-      const m = s.expAvg ? { out: outs[k]!, in: ins[k]! } : undefined;
-      const cols = shape[shape.length - 1]!;
-      const rows = shape[shape.length - 2]!;
-      // The cpu engine's large parameters: the sums in ONNX Runtime graphs on both threads.
-      const ort = factored && !memory && variable.size >= ORT_MIN_ELEMENTS.value ? cpuEngineOrt.ort : undefined;
-      const sums = ort ? ortFactoredSums(ort, pIn, g, rows, cols, f32(eps1)) : undefined;
-      const rms = f32(f32(Math.sqrt(f32(sums ? sums.paramSumSq : sumOfSquares(pIn, memory, scratch[2])))) / sqrtNumel);
-      rmsOut[0] = rms;
-      let lr: number;
-      let decay: number | undefined;
-      if (this.scaleParameter) {
-        const useRms = rms > f32(eps2);
-        lr = useRms ? f32(rms * f32(rel)) : f32(eps2 * rel);
-        if (this.weightDecay !== 0) decay = useRms ? f32(lr * f32(-this.weightDecay)) : f32(-this.weightDecay * (eps2 * rel));
-      } else {
-        lr = f32(rel);
-        if (this.weightDecay !== 0) decay = f32(-this.weightDecay * rel);
-      }
-      const keep = f32(beta2t);
-      const take = f32(1.0 - beta2t);
-      const e1 = f32(eps1);
-      const step: AdafactorElementStep = {
-        lr,
-        clip: 1,
-        decay,
-        beta1: this.beta1 === null ? undefined : [f32(this.beta1), f32(1 - this.beta1)],
-      };
-      if (factored) {
-        const f: FactoredParameter = {
-          p: { out: pOut, in: pIn },
-          g,
-          rows,
-          cols,
-          row: { out: outs[2]!, in: ins[2]! },
-          col: { out: outs[3]!, in: ins[3]! },
-          m,
-          eps1: e1,
-          keep,
-          take,
-          rFactor: new Float32Array(outs[2]!.length),
+    const fused = updateInPlace(
+      targets,
+      [gradient],
+      (outs, ins, memory, scratch) => {
+        const [pOut, rmsOut] = outs as [Float32Array, Float32Array];
+        const [pIn] = ins as [Float32Array];
+        const g = ins[targets.length]!;
+        const k = targets.length - 1;
+        const m = s.expAvg ? { out: outs[k]!, in: ins[k]! } : undefined;
+        const cols = shape[shape.length - 1]!;
+        const rows = shape[shape.length - 2]!;
+        // The cpu engine's large parameters: the sums in ONNX Runtime graphs on both threads.
+        const ort = factored && !memory && variable.size >= ORT_MIN_ELEMENTS.value ? cpuEngineOrt.ort : undefined;
+        const sums = ort ? ortFactoredSums(ort, pIn, g, rows, cols, f32(eps1)) : undefined;
+        const rms = f32(f32(Math.sqrt(f32(sums ? sums.paramSumSq : sumOfSquares(pIn, memory, scratch[2])))) / sqrtNumel);
+        rmsOut[0] = rms;
+        let lr: number;
+        let decay: number | undefined;
+        if (this.scaleParameter) {
+          const useRms = rms > f32(eps2);
+          lr = useRms ? f32(rms * f32(rel)) : f32(eps2 * rel);
+          if (this.weightDecay !== 0) decay = useRms ? f32(lr * f32(-this.weightDecay)) : f32(-this.weightDecay * (eps2 * rel));
+        } else {
+          lr = f32(rel);
+          if (this.weightDecay !== 0) decay = f32(-this.weightDecay * rel);
+        }
+        const keep = f32(beta2t);
+        const take = f32(1.0 - beta2t);
+        const e1 = f32(eps1);
+        const step: AdafactorElementStep = {
+          lr,
+          clip: 1,
+          decay,
+          beta1: this.beta1 === null ? undefined : [f32(this.beta1), f32(1 - this.beta1)],
         };
-        const clip = { sqrtNumel, threshold: this.clipThreshold };
-        if (memory && scratch.length === 3 && factoredSimd(memory, f, scratch, clip, step)) return;
-        const cFactor = new Float32Array(f.col.out.length);
-        if (sums) factoredSecondMomentsFromSums(f, sums.rowSums, sums.colSums, cFactor);
-        else factoredSecondMoments(f, cFactor);
-        const updateSumSq = ort ? ortUpdateSumSq(ort, g, rows, cols, f.rFactor, cFactor) : factoredUpdateSumSq(f, cFactor);
-        step.clip = clipFactor(updateSumSq, sqrtNumel, this.clipThreshold);
-        // The cpu backend: the sums above in float64 (as torch accumulates on the CPU), the element-wise update in
-        // the SIMD kernel on copies in a private wasm memory (the same float32 operations as factoredApply).
-        if (!memory && cols % 4 === 0 && stagedApply(f, cFactor, step)) return;
-        factoredApply(f, cFactor, step);
-      } else {
-        const [vOut, vIn] = [outs[2]!, ins[2]!];
-        step.clip = clipFactor(unfactoredSecondMoment(g, e1, keep, take, vIn, vOut), sqrtNumel, this.clipThreshold);
-        unfactoredApply(pOut, pIn, g, vOut, step, m);
-      }
-    }, scratchSizes, targets.map((_, k) => k > 0 || this.inPlaceParameters));
+        if (factored) {
+          const f: FactoredParameter = {
+            p: { out: pOut, in: pIn },
+            g,
+            rows,
+            cols,
+            row: { out: outs[2]!, in: ins[2]! },
+            col: { out: outs[3]!, in: ins[3]! },
+            m,
+            eps1: e1,
+            keep,
+            take,
+            rFactor: new Float32Array(outs[2]!.length),
+          };
+          const clip = { sqrtNumel, threshold: this.clipThreshold };
+          if (memory && scratch.length === 3 && factoredSimd(memory, f, scratch, clip, step)) return;
+          const cFactor = new Float32Array(f.col.out.length);
+          if (sums) factoredSecondMomentsFromSums(f, sums.rowSums, sums.colSums, cFactor);
+          else factoredSecondMoments(f, cFactor);
+          const updateSumSq = ort ? ortUpdateSumSq(ort, g, rows, cols, f.rFactor, cFactor) : factoredUpdateSumSq(f, cFactor);
+          step.clip = clipFactor(updateSumSq, sqrtNumel, this.clipThreshold);
+          // The cpu backend: the sums above in float64 (as torch accumulates on the CPU), the element-wise update in
+          // the SIMD kernel on copies in a private wasm memory (the same float32 operations as factoredApply).
+          if (!memory && cols % 4 === 0 && stagedApply(f, cFactor, step)) return;
+          factoredApply(f, cFactor, step);
+        } else {
+          const [vOut, vIn] = [outs[2]!, ins[2]!];
+          step.clip = clipFactor(unfactoredSecondMoment(g, e1, keep, take, vIn, vOut), sqrtNumel, this.clipThreshold);
+          unfactoredApply(pOut, pIn, g, vOut, step, m);
+        }
+      },
+      scratchSizes,
+      targets.map((_, k) => k > 0 || this.inPlaceParameters),
+    );
     if (fused) return;
 
     tf.tidy(() => {
@@ -356,7 +360,8 @@ export class Adafactor extends tf.Optimizer {
           return t;
         };
         const step = (await need('step').data())[0] ?? NaN;
-        if (!Number.isInteger(step) || step < 0) throw new FormatError(`Adafactor state: "${name}/step" is ${step}, expected a whole number ≥ 0`);
+        if (!Number.isInteger(step) || step < 0)
+          throw new FormatError(`Adafactor state: "${name}/step" is ${step}, expected a whole number ≥ 0`);
         const asVar = (t: tf.Tensor) => tf.tidy(() => tf.variable(t.dtype === 'float32' ? t : tf.cast(t, 'float32'), false));
         const st: ParamState = { step, rms: asVar(need('rms')) };
         next.set(name, st);

@@ -156,7 +156,14 @@ const STAGED_ELEMENTS = 1 << 16;
  * done) when the kernel cannot run here.
  */
 export function stagedApply(f: FactoredParameter, cFactor: Float32Array, step: AdafactorElementStep): boolean {
-  const { p: { out: pOut, in: pIn }, g, rows, cols, rFactor, m } = f;
+  const {
+    p: { out: pOut, in: pIn },
+    g,
+    rows,
+    cols,
+    rFactor,
+    m,
+  } = f;
   const blockRows = Math.max(1, Math.floor(STAGED_ELEMENTS / cols));
   const span = blockRows * cols;
   const { memory, slots } = stagingSlots([cols, span, span, m ? span : 0]);
@@ -180,7 +187,14 @@ export function stagedApply(f: FactoredParameter, cFactor: Float32Array, step: A
       const off = 4 * r * cols;
       const p = sp.byteOffset + off;
       const mAt = m ? sm.byteOffset + off : undefined;
-      applyRow(apply, { pOut: p, pIn: p, g: sg.byteOffset + off, cf: cf.byteOffset, mOut: mAt, mIn: mAt }, rowBytes, rFactor[row]!, step, tail);
+      applyRow(
+        apply,
+        { pOut: p, pIn: p, g: sg.byteOffset + off, cf: cf.byteOffset, mOut: mAt, mIn: mAt },
+        rowBytes,
+        rFactor[row]!,
+        step,
+        tail,
+      );
     }
     pOut.set(sp.subarray(0, n * cols), from);
     if (m) m.out.set(sm.subarray(0, n * cols), from);
@@ -196,7 +210,18 @@ export function factoredSimd(
   clip: { sqrtNumel: number; threshold: number },
   step: AdafactorElementStep,
 ): boolean {
-  const { p: { out: pOut, in: pIn }, g, rows, cols, eps1, keep, take, row: { in: rowIn, out: rowOut }, rFactor, m } = f;
+  const {
+    p: { out: pOut, in: pIn },
+    g,
+    rows,
+    cols,
+    eps1,
+    keep,
+    take,
+    row: { in: rowIn, out: rowOut },
+    rFactor,
+    m,
+  } = f;
   const [cFactor, colBlock, sums] = scratch as [Float32Array, Float32Array, Float32Array];
   const stats = kernelFor(ROW_STATS_KERNEL, memory);
   const sumSq = kernelFor(UPDATE_SUM_SQ_KERNEL, memory);
@@ -253,7 +278,15 @@ function decayedMean(old: number, sum: number, n: number, keep: number, take: nu
  * averages from the float64 column sums `colSum`, and the column factors (1/sqrt(column)).
  */
 function factorsOfBatch(f: FactoredParameter, b: number, colSum: Float64Array, cFactor: Float32Array): void {
-  const { rows, cols, keep, take, row: { out: rowOut }, col: { in: colIn, out: colOut }, rFactor } = f;
+  const {
+    rows,
+    cols,
+    keep,
+    take,
+    row: { out: rowOut },
+    col: { in: colIn, out: colOut },
+    rFactor,
+  } = f;
   let rowTotal = 0;
   for (let r = 0; r < rows; r++) rowTotal += rowOut[b * rows + r]!;
   const rowMean = f32(f32(rowTotal) / rows);
@@ -275,7 +308,15 @@ export function clipFactor(sumSq: number, sqrtNumel: number, clipThreshold: numb
 
 /** Row and column means of grad² + eps1 into the decayed averages, then the row and column factors of the update. */
 export function factoredSecondMoments(f: FactoredParameter, cFactor: Float32Array): void {
-  const { g, rows, cols, eps1, keep, take, row: { in: rowIn, out: rowOut } } = f;
+  const {
+    g,
+    rows,
+    cols,
+    eps1,
+    keep,
+    take,
+    row: { in: rowIn, out: rowOut },
+  } = f;
   const batches = rowOut.length / rows;
   const colSum = new Float64Array(cols);
   for (let b = 0; b < batches; b++) {
@@ -297,8 +338,19 @@ export function factoredSecondMoments(f: FactoredParameter, cFactor: Float32Arra
 }
 
 /** factoredSecondMoments from row and column sums computed elsewhere (the cpu engine's ONNX Runtime graphs). */
-export function factoredSecondMomentsFromSums(f: FactoredParameter, rowSums: Float64Array, colSums: Float64Array, cFactor: Float32Array): void {
-  const { rows, cols, keep, take, row: { in: rowIn, out: rowOut } } = f;
+export function factoredSecondMomentsFromSums(
+  f: FactoredParameter,
+  rowSums: Float64Array,
+  colSums: Float64Array,
+  cFactor: Float32Array,
+): void {
+  const {
+    rows,
+    cols,
+    keep,
+    take,
+    row: { in: rowIn, out: rowOut },
+  } = f;
   const batches = rowOut.length / rows;
   for (let b = 0; b < batches; b++) {
     for (let r = 0; r < rows; r++) {
@@ -328,7 +380,14 @@ export function factoredUpdateSumSq(f: FactoredParameter, cFactor: Float32Array)
 }
 
 export function factoredApply(f: FactoredParameter, cFactor: Float32Array, step: AdafactorElementStep): void {
-  const { p: { out: pOut, in: pIn }, g, rows, cols, rFactor, m } = f;
+  const {
+    p: { out: pOut, in: pIn },
+    g,
+    rows,
+    cols,
+    rFactor,
+    m,
+  } = f;
   const batches = rFactor.length / rows;
   for (let b = 0; b < batches; b++) {
     for (let r = 0; r < rows; r++) {
@@ -344,7 +403,14 @@ export function factoredApply(f: FactoredParameter, cFactor: Float32Array, step:
 }
 
 /** The full (unfactored) second moment; returns the sum of squares of the update before clipping. */
-export function unfactoredSecondMoment(g: Float32Array, eps1: number, keep: number, take: number, vIn: Float32Array, vOut: Float32Array): number {
+export function unfactoredSecondMoment(
+  g: Float32Array,
+  eps1: number,
+  keep: number,
+  take: number,
+  vIn: Float32Array,
+  vOut: Float32Array,
+): number {
   let sum = 0;
   for (let i = 0; i < g.length; i++) {
     const gi = g[i]!;

@@ -28,7 +28,6 @@ export interface AdamWOptions {
   inPlaceParameters?: boolean;
 }
 
-
 interface ParamState {
   step: number;
   expAvg: tf.Variable;
@@ -114,15 +113,21 @@ export class AdamW extends tf.Optimizer {
     const bc2 = f32(biasCorrection2Sqrt);
     const eps = f32(this.eps);
     const negStep = f32(-stepSize);
-    const fused = updateInPlace([variable, s.expAvg, s.expAvgSq], [gradient], (outs, ins, memory) => {
-      const [pOut, mOut, vOut] = outs as [Float32Array, Float32Array, Float32Array];
-      const [pIn, mIn, vIn, g] = ins as [Float32Array, Float32Array, Float32Array, Float32Array];
-      const scalars = [decay, b1, c1, b2, c2, bc2, eps, negStep];
-      runElementwise(ADAMW_KERNEL, memory, outs, ins, scalars, pOut.length, (from) =>
-        adamwElements(from, pOut, mOut, vOut, pIn, mIn, vIn, g, decay, b1, c1, b2, c2, bc2, eps, negStep),
-      );
-      // The moments are this optimizer's own: written in place on every embedded backend.
-    }, [], [this.inPlaceParameters, true, true]);
+    const fused = updateInPlace(
+      [variable, s.expAvg, s.expAvgSq],
+      [gradient],
+      (outs, ins, memory) => {
+        const [pOut, mOut, vOut] = outs as [Float32Array, Float32Array, Float32Array];
+        const [pIn, mIn, vIn, g] = ins as [Float32Array, Float32Array, Float32Array, Float32Array];
+        const scalars = [decay, b1, c1, b2, c2, bc2, eps, negStep];
+        runElementwise(ADAMW_KERNEL, memory, outs, ins, scalars, pOut.length, (from) =>
+          adamwElements(from, pOut, mOut, vOut, pIn, mIn, vIn, g, decay, b1, c1, b2, c2, bc2, eps, negStep),
+        );
+        // The moments are this optimizer's own: written in place on every embedded backend.
+      },
+      [],
+      [this.inPlaceParameters, true, true],
+    );
     if (fused) return;
 
     tf.tidy(() => {

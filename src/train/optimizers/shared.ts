@@ -28,11 +28,7 @@ export function gradientPairs(
  * Groups the entries of a saved optimizer state (`<variable>/<key>`, plus `iter`) by variable, refusing keys the
  * optimizer does not know.
  */
-export function groupState<K extends string>(
-  weightValues: NamedTensor[],
-  keys: readonly K[],
-  who: string,
-): Map<string, Map<K, tf.Tensor>> {
+export function groupState<K extends string>(weightValues: NamedTensor[], keys: readonly K[], who: string): Map<string, Map<K, tf.Tensor>> {
   const groups = new Map<string, Map<K, tf.Tensor>>();
   for (const { name, tensor } of weightValues) {
     if (name === 'iter') continue;
