@@ -11,7 +11,7 @@
  *
  * tfjs's autodiff needs no change: the gradients of a matmul are matmuls, which come back through these kernels.
  */
-import type { KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
+import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 
 import { wasmGemm } from '../flags.js';
 import type { MatrixProducts } from '../products.js';
@@ -132,10 +132,14 @@ function fusedFromProduct(backendName: string, product: KernelFunc): KernelFunc 
 export type MatMulMode = 'native' | 'wasm-gemm' | 'transpose-first' | 'stock';
 
 /**
- * Installs our matmul kernels on `backendName`: native through `products` when given, else our wasm product or
- * transpose-first on wasm, else the stock kernels. Returns the mode in effect.
+ * The matmul kernels for `backendName` and the mode they implement: native through `products` when given, else our
+ * wasm product or transpose-first on wasm; none (the stock kernels) on cpu without `products`.
  */
-export function installMatMulKernels(backendName: 'cpu' | 'wasm', products: MatrixProducts | undefined, threads = 1): MatMulMode {
+export function matMulKernelConfigs(
+  backendName: 'cpu' | 'wasm',
+  products: MatrixProducts | undefined,
+  threads = 1,
+): { mode: MatMulMode; configs: KernelConfig[] } {
   const stockBmm = stockKernel('BatchMatMul', backendName);
   if (!stockBmm) throw new Error(`backend ${backendName} has no BatchMatMul kernel`);
   let bmm: KernelFunc | undefined;
@@ -150,12 +154,21 @@ export function installMatMulKernels(backendName: 'cpu' | 'wasm', products: Matr
     bmm = transposeFirst('BatchMatMul', backendName);
     mode = 'transpose-first';
   }
-  if (bmm) {
-    replaceKernel('BatchMatMul', backendName, mode, bmm);
-    replaceKernel('_FusedMatMul', backendName, mode, fusedFromProduct(backendName, bmm));
-  } else {
-    restoreMatMulKernels(backendName);
-  }
+  if (!bmm) return { mode, configs: [] };
+  return {
+    mode,
+    configs: [
+      { kernelName: 'BatchMatMul', backendName, kernelFunc: bmm },
+      { kernelName: '_FusedMatMul', backendName, kernelFunc: fusedFromProduct(backendName, bmm) },
+    ],
+  };
+}
+
+/** Registers `matMulKernelConfigs` on `backendName` (the stock kernels when there are none); returns the mode. */
+export function installMatMulKernels(backendName: 'cpu' | 'wasm', products: MatrixProducts | undefined, threads = 1): MatMulMode {
+  const { mode, configs } = matMulKernelConfigs(backendName, products, threads);
+  if (configs.length === 0) restoreMatMulKernels(backendName);
+  for (const k of configs) replaceKernel(k.kernelName, backendName, mode, k.kernelFunc);
   return mode;
 }
 
