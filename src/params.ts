@@ -23,7 +23,8 @@ export const ParamsSchema = z.object({
     .union([str(), z.array(str()).min(1)])
     .optional()
     .describe(
-      'load-dataset: a local TweetEval folder or CSV/TSV/JSONL/JSON file(s) instead of the Hub; pretrain: text files or folders (repeat the flag for several)',
+      'load-dataset: a local TweetEval folder or CSV/TSV/JSONL/JSON file(s) instead of the Hub; pretrain: text files or ' +
+        'folders (repeat the flag for several)',
     ),
   textColumn: str().default('text').describe('text column of CSV/TSV/JSONL/JSON sources'),
   labelColumn: str().default('label').describe('label column of CSV/TSV/JSONL/JSON sources (class names or ids)'),
@@ -31,7 +32,8 @@ export const ParamsSchema = z.object({
   out: str()
     .optional()
     .describe(
-      "output folder: load-dataset's processed data (default datasets/<dataset>-<subset>_processed); export's model folder (default exports/<checkpoint>)",
+      "output folder: load-dataset's processed data (default datasets/<dataset>-<subset>_processed); export's model folder " +
+        '(default exports/<checkpoint>)',
     ),
   classesMap: str().default('classes_map.json').describe('classes map file {"class name": id}'),
   // model and data

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { libraryAdvice, missingLibraries, parseNvidiaDriverVersion } from '../src/cli/doctor.js';
+import { libraryAdvice, missingLibraries, parseNvidiaDriverVersion } from '../src/cli/doctor_gpu.js';
 import { REPO_ROOT } from './helpers/fixtures.js';
 
 const CLI = path.join(REPO_ROOT, 'bin/t5cls.js');

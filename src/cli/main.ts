@@ -37,7 +37,8 @@ const COMMANDS: CommandSpec[] = [
     name: 'pretrain',
     summary: "continue T5's own span-corruption pretraining on unlabeled text, before fine-tuning with train",
     example:
-      't5cls pretrain --from tweets.txt --model t5-small   |   t5cls pretrain --from ../tweeteval/irony --init random --model-config tiny --tokenizer ./t5-small',
+      't5cls pretrain --from tweets.txt --model t5-small   |   t5cls pretrain --from ../tweeteval/irony --init random ' +
+      '--model-config tiny --tokenizer ./t5-small',
     load: async () => (await import('./pretrain.js')).run,
     defaults: { useAdafactor: true, epochs: 1 },
   },

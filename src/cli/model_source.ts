@@ -35,7 +35,8 @@ export async function resolveModelSource(p: SourceParams, say: (line: string) =>
       const file = path.resolve(p.modelConfig);
       if (!fs.existsSync(file))
         throw new UsageError(
-          `--model-config: "${p.modelConfig}" is neither a named shape (${Object.keys(NAMED_CONFIGS).join(', ')}) nor an existing config.json file`,
+          `--model-config: "${p.modelConfig}" is neither a named shape (${Object.keys(NAMED_CONFIGS).join(', ')}) nor an ` +
+            `existing config.json file`,
         );
       fields = T5Config.fromFile(file).toJSON();
       modelName = `${path.basename(path.dirname(file))}-scratch`;
@@ -60,7 +61,8 @@ export function createModel(
 ): T5ForConditionalGeneration {
   if (modelDir === undefined) {
     say(
-      `initialised a random T5 (${p.modelConfig}: d_model ${config.d_model}, ${config.num_layers}+${config.num_decoder_layers} layers, vocab ${config.vocab_size})`,
+      `initialised a random T5 (${p.modelConfig}: d_model ${config.d_model}, ` +
+        `${config.num_layers}+${config.num_decoder_layers} layers, vocab ${config.vocab_size})`,
     );
     return new T5ForConditionalGeneration(config, { seed: p.seed });
   }

@@ -86,7 +86,8 @@ export async function readInput(p: Pick<Params, 'texts' | 'file' | 'textColumn'>
   const args = p.texts ?? [];
   if (args.length && p.file !== undefined)
     throw new UsageError(
-      `give the texts as arguments or with --file, not both (got ${args.length} argument${args.length === 1 ? '' : 's'} and --file ${p.file})`,
+      `give the texts as arguments or with --file, not both (got ${args.length} argument${args.length === 1 ? '' : 's'} and ` +
+        `--file ${p.file})`,
     );
   if (args.length) return { texts: args, source: 'args', name: 'arguments', skippedBlank: 0 };
   let content: string;

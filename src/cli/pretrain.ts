@@ -131,7 +131,8 @@ async function resumeRun(
   const at = state.progress;
   if (at.steps >= (options.maxSteps ?? Infinity) || at.epoch > options.epochs) {
     throw new UsageError(
-      `--resume: the run ${state.run.runName} has finished (${at.steps} steps, ${at.epoch - 1} epochs); nothing to resume (pass a larger --steps or --epochs to pretrain it further)`,
+      `--resume: the run ${state.run.runName} has finished (${at.steps} steps, ${at.epoch - 1} epochs); nothing to resume ` +
+        `(pass a larger --steps or --epochs to pretrain it further)`,
     );
   }
   const sources = readTextSources([r.from as string | string[]].flat(), { textColumn: r.textColumn as string | undefined });

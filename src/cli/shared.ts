@@ -188,10 +188,11 @@ export function refuseChangedOptions(
   if (changed.length === 0) return;
   const show = (v: unknown) => (v === undefined ? 'not set' : JSON.stringify(v));
   throw new UsageError(
-    `--resume continues a run with the options it was started with; ${changed.map((n) => `--${kebab(n)} was ${show(recorded[n])} in that run, not ${show(p[n])}`).join('; ')} (options that may change: ${mayChange
-      .filter((n) => n !== 'resume')
-      .map((n) => `--${kebab(n)}`)
-      .join(', ')})`,
+    `--resume continues a run with the options it was started with; ` +
+      `${changed.map((n) => `--${kebab(n)} was ${show(recorded[n])} in that run, not ${show(p[n])}`).join('; ')} (options that may change: ${mayChange
+        .filter((n) => n !== 'resume')
+        .map((n) => `--${kebab(n)}`)
+        .join(', ')})`,
   );
 }
 
@@ -214,7 +215,8 @@ export async function startResumedBackend(
   });
   if (backend.name !== recorded.backend) {
     say(
-      `note: the run started on the ${String(recorded.backend)} backend and goes on on ${backend.name}; its numbers may differ slightly from an uninterrupted run`,
+      `note: the run started on the ${String(recorded.backend)} backend and goes on on ${backend.name}; its numbers may ` +
+        `differ slightly from an uninterrupted run`,
     );
   }
   return backend;

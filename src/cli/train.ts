@@ -72,7 +72,8 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const options = trainOptions(p);
   const record: Record<string, unknown> = { ...p, dataDir, classesMap: classesMapPath, backend: backend.name, given: [...given] };
   say(
-    `training ${modelName} on ${train.length} examples (${classNames.length} classes), validating on ${validation.length}; backend ${backend.name}`,
+    `training ${modelName} on ${train.length} examples (${classNames.length} classes), validating on ${validation.length}; ` +
+      `backend ${backend.name}`,
   );
   say(`log: ${logFile}`);
   say(`TensorBoard: ${tensorboardDir}`);
@@ -103,7 +104,8 @@ async function trainAndReport(job: TrainJob, say: (line: string) => void): Promi
     const result = await runTraining(job);
     say(
       result.bestCheckpoint
-        ? `best dev macro-F1 ${result.bestMacroF1.toFixed(4)}: ${result.bestCheckpoint}\nevaluate it with: t5cls test --weights-name ${path.basename(result.bestCheckpoint)}`
+        ? `best dev macro-F1 ${result.bestMacroF1.toFixed(4)}: ${result.bestCheckpoint}\nevaluate it with: t5cls test ` +
+            `--weights-name ${path.basename(result.bestCheckpoint)}`
         : 'no checkpoint was saved',
     );
     try {
@@ -137,7 +139,8 @@ async function resumeRun(loaded: LoadedTrainState, p: Params, given: Set<ParamNa
   const at = state.progress;
   if (at.stoppedEarly || at.epoch > options.epochs || (options.maxSteps !== undefined && at.steps >= options.maxSteps)) {
     throw new UsageError(
-      `--resume: the run ${state.run.runName} has finished (${at.epochs.length} epochs, ${at.steps} steps${at.stoppedEarly ? ', stopped early' : ''}); nothing to resume` +
+      `--resume: the run ${state.run.runName} has finished (${at.epochs.length} epochs, ${at.steps} ` +
+        `steps${at.stoppedEarly ? ', stopped early' : ''}); nothing to resume` +
         (at.stoppedEarly ? '' : ' (pass a larger --epochs to train it further)'),
     );
   }

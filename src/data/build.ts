@@ -101,7 +101,8 @@ export function buildSplits(
     }
     if (skipped.length) {
       opts.log?.(
-        `${s.split} split: left out ${skipped.length} empty text(s), ${s.textFile} ${s.unit}s ${skipped.slice(0, 10).join(', ')}${skipped.length > 10 ? ', …' : ''}`,
+        `${s.split} split: left out ${skipped.length} empty text(s), ${s.textFile} ${s.unit}s ` +
+          `${skipped.slice(0, 10).join(', ')}${skipped.length > 10 ? ', …' : ''}`,
       );
     }
   }

@@ -44,7 +44,8 @@ export function parseDelimited(text: string, delimiter: string, file: string): D
         }
         if (i < n && s[i] !== delimiter && s[i] !== '\n' && !(s[i] === '\r' && s[i + 1] === '\n')) {
           throw new FormatError(
-            `${file}: line ${line}: unexpected ${JSON.stringify(s[i])} after the closing quote of a field (a quote inside a quoted field is written "")`,
+            `${file}: line ${line}: unexpected ${JSON.stringify(s[i])} after the closing quote of a field (a quote inside a ` +
+              `quoted field is written "")`,
           );
         }
       } else {

@@ -108,7 +108,8 @@ function tableRecords(file: string, split: SplitName, opts: Required<LocalOption
       for (const key of [textColumn, labelColumn]) {
         if (!(key in value)) {
           throw new UsageError(
-            `${where}: no "${key}" field (fields: ${Object.keys(value).join(', ')}); choose it with --${key === textColumn ? 'text' : 'label'}-column`,
+            `${where}: no "${key}" field (fields: ${Object.keys(value).join(', ')}); choose it with ` +
+              `--${key === textColumn ? 'text' : 'label'}-column`,
           );
         }
       }
@@ -206,7 +207,8 @@ export function readLocal(from: string, opts: LocalOptions = {}): RawDataset {
     const files = splitFiles(from);
     if (!files.train) {
       throw new UsageError(
-        `--from ${from}: neither a TweetEval folder (train_text.txt, train_labels.txt, mapping.txt) nor one with train.csv / .tsv / .jsonl / .json`,
+        `--from ${from}: neither a TweetEval folder (train_text.txt, train_labels.txt, mapping.txt) nor one with train.csv / ` +
+          `.tsv / .jsonl / .json`,
       );
     }
     const mapping = path.join(from, 'mapping.txt');

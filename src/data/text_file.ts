@@ -19,7 +19,8 @@ export function readUtf8(file: string, what?: string): string {
     const bad = firstInvalidUtf8(bytes);
     const line = bytes.subarray(0, bad).filter((b) => b === 0x0a).length + 1;
     throw new UsageError(
-      `${file} line ${line}: not UTF-8 text (invalid byte 0x${bytes[bad]?.toString(16).padStart(2, '0')} at offset ${bad}); save the file as UTF-8`,
+      `${file} line ${line}: not UTF-8 text (invalid byte 0x${bytes[bad]?.toString(16).padStart(2, '0')} at offset ${bad}); ` +
+        `save the file as UTF-8`,
     );
   }
 }

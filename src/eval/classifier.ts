@@ -151,7 +151,8 @@ export class Classifier {
 /** The error for a model folder without t5cls.json when no classes map is given. */
 export function missingClassesError(folder: string): UsageError {
   return new UsageError(
-    `checkpoint ${folder} has no ${CHECKPOINT_META}, so its classes are unknown; pass the classes map (--classes-map FILE, or classesMap in the options)`,
+    `checkpoint ${folder} has no ${CHECKPOINT_META}, so its classes are unknown; pass the classes map (--classes-map FILE, or ` +
+      `classesMap in the options)`,
   );
 }
 

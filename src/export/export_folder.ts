@@ -65,7 +65,8 @@ export async function writeExport(spec: ExportSpec): Promise<ExportedFile[]> {
   const tokenizerJson = path.join(spec.tokenizerDir, TOKENIZER_JSON);
   if (!fs.existsSync(tokenizerJson)) {
     throw new UsageError(
-      `${spec.tokenizerDir}: no ${TOKENIZER_JSON}, which transformers.js needs; pass --tokenizer with a folder that has one (the base model's, e.g. a t5-small download)`,
+      `${spec.tokenizerDir}: no ${TOKENIZER_JSON}, which transformers.js needs; pass --tokenizer with a folder that has one ` +
+        `(the base model's, e.g. a t5-small download)`,
     );
   }
   const weights = T5Weights.fromFolder(spec.checkpointDir, spec.onWarning);

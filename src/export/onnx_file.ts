@@ -14,7 +14,8 @@ export function writeOnnxFile(file: string, graph: Graph, producerVersion: strin
   const model = encodeModel(graph, producerVersion);
   if (model.byteLength > MAX_MESSAGE_BYTES) {
     throw new T5clsError(
-      `${graph.name}: the ONNX model would take ${(model.byteLength / 2 ** 30).toFixed(2)} GiB, over the 2 GiB a single ONNX file can hold (external data files are not supported yet)`,
+      `${graph.name}: the ONNX model would take ${(model.byteLength / 2 ** 30).toFixed(2)} GiB, over the 2 GiB a single ONNX ` +
+        `file can hold (external data files are not supported yet)`,
     );
   }
   const fd = fs.openSync(file, 'w');

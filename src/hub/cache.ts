@@ -27,7 +27,8 @@ const REPO_ID_RE = /^(?:[\w.-]+\/)?[\w.-]{1,96}$/;
 export function assertRepoId(id: string, what = 'repository id'): void {
   if (!REPO_ID_RE.test(id) || id.includes('--') || id.includes('..') || id.split('/').some((part) => /^[-.]|[-.]$/.test(part))) {
     throw new UsageError(
-      `${what} ${JSON.stringify(id)} is not a valid Hugging Face id (expected "name" or "namespace/name" of letters, digits, "-", "_", ".")`,
+      `${what} ${JSON.stringify(id)} is not a valid Hugging Face id (expected "name" or "namespace/name" of letters, digits, ` +
+        `"-", "_", ".")`,
     );
   }
 }

@@ -138,7 +138,8 @@ export async function fileMetadata(client: HubClient, repo: RepoRef, revision: s
       .filter(Boolean)
       .join(', ');
     throw new HubError(
-      `The answer for file '${file}' of ${repo.type} repository '${repo.id}' lacks ${missing}: ${client.http.endpoint} does not look like a Hugging Face Hub (check HF_ENDPOINT and any proxy)`,
+      `The answer for file '${file}' of ${repo.type} repository '${repo.id}' lacks ${missing}: ${client.http.endpoint} does ` +
+        `not look like a Hugging Face Hub (check HF_ENDPOINT and any proxy)`,
       sent.res.status,
       undefined,
     );

@@ -252,7 +252,8 @@ export function hubHttpError(http: HttpSettings, ctx: RequestContext, res: Respo
   }
   if (isRetryableStatus(status)) {
     return new HubError(
-      `The Hub kept failing for ${fileOf}${repoName} (${statusText}${detail} for ${displayUrl(url)} after ${http.retry.attempts} tries); try again later`,
+      `The Hub kept failing for ${fileOf}${repoName} (${statusText}${detail} for ${displayUrl(url)} after ` +
+        `${http.retry.attempts} tries); try again later`,
       status,
       code,
     );

@@ -120,7 +120,8 @@ export class T5Config implements T5ConfigFields {
     const act = parts[parts.length - 1]!;
     if ((parts.length > 1 && !isGated) || parts.length > 2 || !ACTIVATIONS.has(act)) {
       throw new FormatError(
-        `${source}: feed_forward_proj "${proj}" is not a valid activation; expected "relu", "gated-gelu" or "[gated-]{relu,gelu,gelu_new,silu}"`,
+        `${source}: feed_forward_proj "${proj}" is not a valid activation; expected "relu", "gated-gelu" or ` +
+          `"[gated-]{relu,gelu,gelu_new,silu}"`,
       );
     }
     Object.assign(this, merged);

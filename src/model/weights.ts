@@ -37,7 +37,8 @@ export function loadCheckpointTensors(dir: string): Map<string, LazyTensor> {
     return out;
   }
   const hint = fs.existsSync(path.join(dir, 'pytorch_model.bin'))
-    ? ' (found pytorch_model.bin: t5cls reads safetensors only; convert it in Python with model.save_pretrained(dir, safe_serialization=True))'
+    ? ' (found pytorch_model.bin: t5cls reads safetensors only; convert it in Python with model.save_pretrained(dir, ' +
+      'safe_serialization=True))'
     : '';
   throw new FormatError(`${dir}: no model weights found; expected model.safetensors or model.safetensors.index.json${hint}`);
 }

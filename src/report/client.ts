@@ -133,7 +133,8 @@ export const CLIENT_SCRIPT = String.raw`(function () {
     return { name: name, color: color, xs: xs, ys: ys };
   }
   chart('chart-lr', function (el) {
-    return lineOrBars(el, [epochSeries('learning_rate', 'learning rate', '#6a51a3')], { xLabel: 'epoch', yLabel: 'learning rate', fromZero: true, ordinal: true });
+    return lineOrBars(el, [epochSeries('learning_rate', 'learning rate', '#6a51a3')], { xLabel: 'epoch', yLabel: 'learning ' +
+      'rate', fromZero: true, ordinal: true });
   });
   chart('chart-dev', function (el) {
     return lineOrBars(el, [
@@ -155,7 +156,8 @@ export const CLIENT_SCRIPT = String.raw`(function () {
         rows.push(labels.map(function () { return 0; }));
       }
       return tfvis.render.confusionMatrix(el, { values: rows, tickLabels: labels }, {
-        width: widthOf(el), height: Math.max(HEIGHT, 48 * labels.length) + labelRoom(labels), xLabel: 'predicted class', yLabel: 'true class',
+        width: widthOf(el), height: Math.max(HEIGHT, 48 * labels.length) + labelRoom(labels), xLabel: 'predicted ' +
+          'class', yLabel: 'true class',
         colorMap: ['#f7fbff', '#08519c'],
       });
     });

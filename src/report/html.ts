@@ -106,10 +106,15 @@ function testSection(data: RunReportData): string {
   <h2>Test results</h2>
   <p class="sub">${what}${t.created_at ? ` · tested ${escapeHtml(t.created_at)}` : ''} · <code>${escapeHtml(t.file)}</code></p>
   <div class="cards">
-    ${card('accuracy', fmt(t.accuracy))}${card('macro F1', fmt(t.macro_f1))}${card('micro F1', fmt(t.micro_f1))}${card('weighted F1', fmt(t.weighted_f1))}${card('invalid outputs', String(t.invalid_outputs))}
+    ${card('accuracy', fmt(t.accuracy))}${card('macro F1', fmt(t.macro_f1))}${card(
+      'micro ' + 'F1',
+      fmt(t.micro_f1),
+    )}${card('weighted F1', fmt(t.weighted_f1))}${card('invalid outputs', String(t.invalid_outputs))}
   </div>
   <div class="grid">
-    <figure><figcaption>Confusion matrix (rows: true class, columns: predicted${t.invalid_outputs ? '; “(invalid)” counts outputs that were no class name' : ''})</figcaption><div class="chart" id="chart-confusion"></div></figure>
+    <figure><figcaption>Confusion matrix (rows: true class, columns: predicted${
+      t.invalid_outputs ? '; “(invalid)” counts ' + 'outputs that were no class name' : ''
+    })</figcaption><div class="chart" id="chart-confusion"></div></figure>
     <figure><figcaption>Per-class scores</figcaption>
       <table class="num"><thead><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr></thead><tbody>${perClass}</tbody></table>
     </figure>
@@ -129,7 +134,8 @@ function card(label: string, value: string): string {
 const STYLE = `
 :root { color-scheme: light; --fg: #1d2330; --muted: #5b6475; --line: #dde2ea; --bg: #f5f7fa; --accent: #08519c; }
 * { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Liberation Sans", sans-serif; color: var(--fg); background: var(--bg); }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Liberation " +
+  "Sans", sans-serif; color: var(--fg); background: var(--bg); }
 header { background: #fff; border-bottom: 1px solid var(--line); padding: 18px 28px; }
 header h1 { margin: 0; font-size: 20px; }
 header h1 span { color: var(--muted); font-weight: 400; }
@@ -178,7 +184,8 @@ export function renderReportHtml(data: RunReportData): string {
   const trainingCharts = [
     data.lossPerStep.steps.length
       ? `<figure><figcaption>Training loss per optimizer step${data.lossPerStep.steps.length > 2 ? ' <span class="light">(smoothed: exponential moving average, weight 0.6)</span>' : ''}</figcaption><div class="chart" id="chart-loss"></div></figure>`
-      : `<figure><figcaption>Training loss per optimizer step</figcaption><p class="note">No <code>train/loss_step</code> values were found.</p></figure>`,
+      : `<figure><figcaption>Training loss per optimizer step</figcaption><p class="note">No <code>train/loss_step</code> ` +
+        `values were found.</p></figure>`,
     hasLr
       ? `<figure><figcaption>Learning rate per epoch</figcaption><div class="chart" id="chart-lr"></div></figure>`
       : `<figure><figcaption>Learning rate per epoch</figcaption><p class="note">No learning rate was logged.</p></figure>`,

@@ -143,7 +143,8 @@ export function pretrainSequences(
   const heldOut = packSequences(ids.slice(ids.length - heldOutTexts), rawLength);
   if (train.length === 0 || heldOut.length === 0) {
     throw new UsageError(
-      `too little text: ${total} tokens in ${texts.length} texts make ${train.length} training and ${heldOut.length} held-out sequences of ${rawLength} tokens ` +
+      `too little text: ${total} tokens in ${texts.length} texts make ${train.length} training and ${heldOut.length} held-out ` +
+        `sequences of ${rawLength} tokens ` +
         `(--max-source-length ${o.inputLength}); give more text or a smaller --max-source-length`,
     );
   }
@@ -273,7 +274,8 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
   if (job.resume) log.line(`resumed from ${job.resume.snapshotDir}: epoch ${at.epoch}, step ${at.steps}`);
   else log.options(job.record);
   say(
-    `pretraining ${job.modelName}: ${train.length} sequences of ${rawLength} tokens → inputs of ${o.inputLength}, targets of ${targetLength}; ` +
+    `pretraining ${job.modelName}: ${train.length} sequences of ${rawLength} tokens → inputs of ${o.inputLength}, targets of ` +
+      `${targetLength}; ` +
       `${heldOut.length} held out; ${stepsPerEpoch} steps per epoch`,
   );
   let steps = at.steps;
@@ -282,7 +284,8 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
     heldOutMetrics = evaluateDenoising(model, heldOutExamples, o.evalBatchSize, isSpanToken);
     tb.addScalar('heldout/loss', heldOutMetrics.loss, steps);
     tb.addScalar('heldout/token_accuracy', heldOutMetrics.tokenAccuracy, steps);
-    const line = `step ${steps}: held-out loss ${heldOutMetrics.loss.toFixed(4)}, span-token accuracy ${heldOutMetrics.tokenAccuracy.toFixed(4)}`;
+    const line =
+      `step ${steps}: held-out loss ${heldOutMetrics.loss.toFixed(4)}, span-token accuracy ` + `${heldOutMetrics.tokenAccuracy.toFixed(4)}`;
     log.line(line);
     say(line);
   };
@@ -322,7 +325,8 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
             tf.dispose([value, t.inputIds, t.labels, ...Object.values(grads)]);
             const kept = lastState ? `; the last state is ${lastState}` : '; nothing of this run was saved';
             throw new T5clsError(
-              `pretraining stopped: the ${Number.isFinite(loss) ? 'gradient norm' : 'loss'} is ${Number.isFinite(loss) ? gradNorm : loss} at step ${steps + 1}${kept}`,
+              `pretraining stopped: the ${Number.isFinite(loss) ? 'gradient norm' : 'loss'} is ` +
+                `${Number.isFinite(loss) ? gradNorm : loss} at step ${steps + 1}${kept}`,
               1,
             );
           }
@@ -389,7 +393,8 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
       throw new TrainingInterrupted(
         stoppedBy,
         checkpoint,
-        `stopped by ${stoppedBy} after step ${steps}; the model is saved in ${checkpoint} and the state in ${lastState}. Resume with: ${command}`,
+        `stopped by ${stoppedBy} after step ${steps}; the model is saved in ${checkpoint} and the state in ${lastState}. ` +
+          `Resume with: ${command}`,
       );
     }
     return { steps, checkpoint, heldOut: heldOutMetrics };

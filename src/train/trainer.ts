@@ -320,7 +320,8 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       }
       tb.flush();
       say(
-        `epoch ${epoch}: train_loss ${r.train_loss.toFixed(4)} train_acc ${r.train_accuracy.toFixed(4)} dev_acc ${r.dev_accuracy.toFixed(4)} ` +
+        `epoch ${epoch}: train_loss ${r.train_loss.toFixed(4)} train_acc ${r.train_accuracy.toFixed(4)} dev_acc ` +
+          `${r.dev_accuracy.toFixed(4)} ` +
           `dev_macro_f1 ${r.dev_macro_f1.toFixed(4)} (invalid outputs: ${r.dev_invalid})`,
       );
       await keepBest(job, p, r, runName, log);

@@ -135,7 +135,8 @@ function leanGradients(
         const x = node.inputs[name]!;
         if (!tf.util.arraysEqual(dx.shape, x.shape)) {
           throw new Error(
-            `Error in gradient for op ${node.kernelName}. The gradient of input '${name}' has shape '${dx.shape}', which does not match the shape of the input '${x.shape}'`,
+            `Error in gradient for op ${node.kernelName}. The gradient of input '${name}' has shape '${dx.shape}', which does ` +
+              `not match the shape of the input '${x.shape}'`,
           );
         }
         const current = grads.get(x.id);
