@@ -9,8 +9,9 @@
  *   engine's (`cpuKernels`).
  * - `T5CLS_CONCURRENT_GC=1`: keep V8's concurrent marking on the cpu engine (`CONCURRENT_GC_ENV`; see
  *   cpu/main_thread_gc.ts).
- * - `T5CLS_BLAS`: `0` keeps matrix products off the system BLAS; a library name or path (a CBLAS with `cblas_sgemm`:
- *   OpenBLAS, MKL's libmkl_rt) to use instead of OpenBLAS (`BLAS_ENV`; see blas/runtime.ts).
+ * - `T5CLS_BLAS`: `0` keeps matrix products off the system BLAS; a library name or path (a CBLAS with 32-bit
+ *   integers and `cblas_sgemm`: OpenBLAS, MKL's libmkl_rt; not the 64-bit-integer builds such as libopenblas64) to
+ *   use instead of OpenBLAS (`BLAS_ENV`; see blas/runtime.ts).
  * - `T5CLS_ORT_PATH`: extra folders (path-delimiter separated) to find onnxruntime-node in (`ORT_PATH_ENV`).
  *
  * The mutable objects are the switches the code reads; tests flip their `enabled` to check both paths.
