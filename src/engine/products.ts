@@ -27,6 +27,21 @@ export interface MatrixProducts {
 }
 
 /**
+ * One small product with B transposed, checked against its known result, so that a library that loads but
+ * computes wrongly fails when it is loaded, not in the middle of training.
+ */
+export function checkProducts(products: MatrixProducts): void {
+  // [[1,2,3],[4,5,6]] · [[1,0],[0,1],[1,1]] = [[4,5],[10,11]]; with B given transposed.
+  const a = new Float32Array([1, 2, 3, 4, 5, 6]);
+  const bt = new Float32Array([1, 0, 1, 0, 1, 1]);
+  const out = new Float32Array(4);
+  products.matMul(a, [2, 3], bt, [2, 3], false, true, out, [2, 2]);
+  if (out[0] !== 4 || out[1] !== 5 || out[2] !== 10 || out[3] !== 11) {
+    throw new Error(`self-check gave [${Array.from(out).join(', ')}] instead of [4, 5, 10, 11]`);
+  }
+}
+
+/**
  * From this many multiply-adds per matrix, a batch of products goes to the BLAS one matrix at a time; below it, to
  * ONNX Runtime, which spreads a batch of small products (attention heads) over its threads in one call while a
  * BLAS runs each small product on one thread (measured: 192 products of 64x64x64 take about as long either way,

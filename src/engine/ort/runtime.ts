@@ -10,7 +10,7 @@ import * as path from 'node:path';
 
 import { ORT_PATH_ENV } from '../flags.js';
 import { matMulModel } from '../onnx/builder.js';
-import type { MatrixProducts } from '../products.js';
+import { checkProducts, type MatrixProducts } from '../products.js';
 import { loadFailureReason, readPackageJson, resolvePackageDir } from '../optional_packages.js';
 
 export const ORT_PACKAGE = 'onnxruntime-node';
@@ -88,7 +88,7 @@ function load(threads: number, paths: string[]): OrtLoadResult {
     bindingModule.initOrt();
     const ort = new OrtMatMulImpl(bindingModule, common.Tensor, version, dir, threads);
     // Fails here, not in the middle of training, if this build cannot run the models.
-    ort.selfCheck();
+    checkProducts(ort);
     return { ok: true, ort };
   } catch (e) {
     return { ok: false, installed: true, reason: `${ORT_PACKAGE} ${version} failed to load: ${loadFailureReason(e)}` };
@@ -163,17 +163,6 @@ class OrtMatMulImpl implements OrtMatMul {
       { Y: new T('float32', out, outShape) },
       {},
     );
-  }
-
-  selfCheck(): void {
-    // [[1,2,3],[4,5,6]] · [[1,0],[0,1],[1,1]] = [[4,5],[10,11]]; with B given transposed.
-    const a = new Float32Array([1, 2, 3, 4, 5, 6]);
-    const bt = new Float32Array([1, 0, 1, 0, 1, 1]);
-    const out = new Float32Array(4);
-    this.matMul(a, [2, 3], bt, [2, 3], false, true, out, [2, 2]);
-    if (out[0] !== 4 || out[1] !== 5 || out[2] !== 10 || out[3] !== 11) {
-      throw new Error(`self-check gave [${Array.from(out).join(', ')}] instead of [4, 5, 10, 11]`);
-    }
   }
 
   dispose(): void {
