@@ -10,8 +10,31 @@ import { onnxModel } from '../onnx/builder.js';
 import type { OrtMatMul } from './runtime.js';
 
 /** Rows per run: about 2^20 elements, so a run's float32 sums stay short and its intermediates small. */
-function chunkRows(cols: number): number {
-  return Math.max(1, Math.floor((1 << 20) / cols));
+function chunkRows(rows: number, cols: number): number {
+  return Math.min(rows, Math.max(1, Math.floor((1 << 20) / cols)));
+}
+
+/** One run's rows: batch item `b`, `n` rows from row `row` (counted over all batch items), elements [from, to). */
+interface RowChunk {
+  b: number;
+  row: number;
+  n: number;
+  from: number;
+  to: number;
+}
+
+/** The runs over an array of shape [..., rows, cols]: whole rows, never across two batch items. */
+function rowChunks(size: number, rows: number, cols: number): RowChunk[] {
+  const step = chunkRows(rows, cols);
+  const chunks: RowChunk[] = [];
+  for (let b = 0; b < size / (rows * cols); b++) {
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0);
+      const row = b * rows + r0;
+      chunks.push({ b, row, n, from: row * cols, to: (row + n) * cols });
+    }
+  }
+  return chunks;
 }
 
 export interface FactoredSums {
@@ -28,49 +51,41 @@ export function ortFactoredSums(ort: OrtMatMul, p: Float32Array, g: Float32Array
   const batches = g.length / (rows * cols);
   const rowSums = new Float64Array(batches * rows);
   const colSums = new Float64Array(batches * cols);
-  const rowOut = new Float32Array(Math.min(rows, chunkRows(cols)));
+  const rowOut = new Float32Array(chunkRows(rows, cols));
   const colOut = new Float32Array(cols);
   const pOut = new Float32Array(rowOut.length);
   const eps = new Float32Array([eps1]);
   let paramSumSq = 0;
-  for (let b = 0; b < batches; b++) {
-    for (let r0 = 0; r0 < rows; r0 += rowOut.length) {
-      const n = Math.min(rowOut.length, rows - r0);
-      const from = (b * rows + r0) * cols;
-      const dims = [n, cols];
-      ort.runGraph(
-        'adafactor_sums',
-        () =>
-          onnxModel(
-            [
-              { op: 'Mul', inputs: ['G', 'G'], outputs: ['G2'] },
-              { op: 'Add', inputs: ['G2', 'EPS'], outputs: ['SQ'] },
-              { op: 'ReduceSum', inputs: ['SQ', 'LAST'], outputs: ['ROW'], attributes: { keepdims: 0 } },
-              { op: 'ReduceSum', inputs: ['SQ', 'FIRST'], outputs: ['COL'], attributes: { keepdims: 0 } },
-              { op: 'ReduceSumSquare', inputs: ['P'], outputs: ['PSS'], attributes: { axes: [-1], keepdims: 0 } },
-            ],
-            ['P', 'G', 'EPS'],
-            ['ROW', 'COL', 'PSS'],
-            undefined,
-            { LAST: [-1], FIRST: [0] },
-          ),
-        {
-          P: { data: p.subarray(from, from + n * cols), dims },
-          G: { data: g.subarray(from, from + n * cols), dims },
-          EPS: { data: eps, dims: [1] },
-        },
-        {
-          ROW: { data: rowOut.subarray(0, n), dims: [n] },
-          COL: { data: colOut, dims: [cols] },
-          PSS: { data: pOut.subarray(0, n), dims: [n] },
-        },
-      );
-      for (let r = 0; r < n; r++) {
-        rowSums[b * rows + r0 + r] = rowOut[r]!;
-        paramSumSq += pOut[r]!;
-      }
-      for (let c = 0; c < cols; c++) colSums[b * cols + c]! += colOut[c]!;
+  for (const { b, row, n, from, to } of rowChunks(g.length, rows, cols)) {
+    const dims = [n, cols];
+    ort.runGraph(
+      'adafactor_sums',
+      () =>
+        onnxModel(
+          [
+            { op: 'Mul', inputs: ['G', 'G'], outputs: ['G2'] },
+            { op: 'Add', inputs: ['G2', 'EPS'], outputs: ['SQ'] },
+            { op: 'ReduceSum', inputs: ['SQ', 'LAST'], outputs: ['ROW'], attributes: { keepdims: 0 } },
+            { op: 'ReduceSum', inputs: ['SQ', 'FIRST'], outputs: ['COL'], attributes: { keepdims: 0 } },
+            { op: 'ReduceSumSquare', inputs: ['P'], outputs: ['PSS'], attributes: { axes: [-1], keepdims: 0 } },
+          ],
+          ['P', 'G', 'EPS'],
+          ['ROW', 'COL', 'PSS'],
+          undefined,
+          { LAST: [-1], FIRST: [0] },
+        ),
+      { P: { data: p.subarray(from, to), dims }, G: { data: g.subarray(from, to), dims }, EPS: { data: eps, dims: [1] } },
+      {
+        ROW: { data: rowOut.subarray(0, n), dims: [n] },
+        COL: { data: colOut, dims: [cols] },
+        PSS: { data: pOut.subarray(0, n), dims: [n] },
+      },
+    );
+    for (let r = 0; r < n; r++) {
+      rowSums[row + r] = rowOut[r]!;
+      paramSumSq += pOut[r]!;
     }
+    for (let c = 0; c < cols; c++) colSums[b * cols + c]! += colOut[c]!;
   }
   return { paramSumSq, rowSums, colSums };
 }
@@ -84,35 +99,29 @@ export function ortUpdateSumSq(
   rFactor: Float32Array,
   cFactor: Float32Array,
 ): number {
-  const batches = g.length / (rows * cols);
-  const step = Math.min(rows, chunkRows(cols));
-  const out = new Float32Array(step);
+  const out = new Float32Array(chunkRows(rows, cols));
   let total = 0;
-  for (let b = 0; b < batches; b++) {
-    for (let r0 = 0; r0 < rows; r0 += step) {
-      const n = Math.min(step, rows - r0);
-      const from = (b * rows + r0) * cols;
-      ort.runGraph(
-        'adafactor_update_sum_sq',
-        () =>
-          onnxModel(
-            [
-              { op: 'Mul', inputs: ['RF', 'CF'], outputs: ['F'] },
-              { op: 'Mul', inputs: ['F', 'G'], outputs: ['U'] },
-              { op: 'ReduceSumSquare', inputs: ['U'], outputs: ['S'], attributes: { axes: [-1], keepdims: 0 } },
-            ],
-            ['G', 'RF', 'CF'],
-            ['S'],
-          ),
-        {
-          G: { data: g.subarray(from, from + n * cols), dims: [n, cols] },
-          RF: { data: rFactor.subarray(b * rows + r0, b * rows + r0 + n), dims: [n, 1] },
-          CF: { data: cFactor.subarray(b * cols, (b + 1) * cols), dims: [1, cols] },
-        },
-        { S: { data: out.subarray(0, n), dims: [n] } },
-      );
-      for (let r = 0; r < n; r++) total += out[r]!;
-    }
+  for (const { b, row, n, from, to } of rowChunks(g.length, rows, cols)) {
+    ort.runGraph(
+      'adafactor_update_sum_sq',
+      () =>
+        onnxModel(
+          [
+            { op: 'Mul', inputs: ['RF', 'CF'], outputs: ['F'] },
+            { op: 'Mul', inputs: ['F', 'G'], outputs: ['U'] },
+            { op: 'ReduceSumSquare', inputs: ['U'], outputs: ['S'], attributes: { axes: [-1], keepdims: 0 } },
+          ],
+          ['G', 'RF', 'CF'],
+          ['S'],
+        ),
+      {
+        G: { data: g.subarray(from, to), dims: [n, cols] },
+        RF: { data: rFactor.subarray(row, row + n), dims: [n, 1] },
+        CF: { data: cFactor.subarray(b * cols, (b + 1) * cols), dims: [1, cols] },
+      },
+      { S: { data: out.subarray(0, n), dims: [n] } },
+    );
+    for (let r = 0; r < n; r++) total += out[r]!;
   }
   return total;
 }
