@@ -12,19 +12,10 @@ import { BLAS_ENV } from '../src/engine/flags.js';
 import { broadcastBatchIndex, planMatMul } from '../src/engine/matmul_plan.js';
 import { routeProducts, type MatrixProducts } from '../src/engine/products.js';
 import { tf } from '../src/tf.js';
+import { values } from './helpers/values.js';
 
 const loaded = loadBlasMatMul(2);
 const NO_BLAS = loaded.ok || process.env.CI === 'true' ? false : `no BLAS here: ${loaded.reason}`;
-
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 /** op(a)·op(b) with numpy batch broadcasting, summed in float64. */
 function reference(a: Float32Array, aShape: number[], b: Float32Array, bShape: number[], ta: boolean, tb: boolean): Float64Array {

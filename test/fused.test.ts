@@ -22,17 +22,7 @@ import { nativeGraphAvailable } from '../src/engine/ort/graph_kernel.js';
 import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
 import { fixtureDir, readJson } from './helpers/fixtures.js';
 import { Adafactor, AdamW, type AdafactorOptions } from '../src/train/optimizers/index.js';
-
-/** Deterministic values in [-1, 1) from a 32-bit LCG. */
-function values(n: number, seed: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = scale * (s / 2 ** 31 - 1);
-  }
-  return out;
-}
+import { values } from './helpers/values.js';
 
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 

@@ -19,23 +19,13 @@ import { disposeWasmGemm, packB, wasmGemmFor } from '../src/engine/wasm/gemm.js'
 import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
 import { loadBlasMatMul } from '../src/engine/blas/runtime.js';
 import { replacementOf, wasmMemoryOf } from '../src/engine/tfjs_internals.js';
+import { values } from './helpers/values.js';
 
 const ort = loadOrtMatMul(2);
 const NO_ORT = ort.ok ? false : `onnxruntime-node not loadable: ${ort.reason}`;
 const blas = loadBlasMatMul(2);
 const NO_BLAS = blas.ok ? false : `no BLAS: ${blas.reason}`;
 const calls = () => ({ ort: ort.ok ? ort.ort.calls : 0, blas: blas.ok ? blas.blas.calls : 0 });
-
-/** Deterministic values in [-1, 1) (a 32-bit LCG), so every backend sees identical inputs. */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 function size(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
