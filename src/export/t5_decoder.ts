@@ -38,22 +38,21 @@ export function decoderMergedGraph(weights: T5Weights, int8 = false): Graph {
   const selfBias = g.op('Add', [t5.positionBias('decoder', relative), t5.causalMask(relative)]);
   const crossBias = t5.paddingMask('encoder_attention_mask');
   let h = t5.embed('input_ids');
-  for (const i of layers) {
-    const pre = `decoder.block.${i}.layer`;
-    const self = `${pre}.0.SelfAttention`;
-    const normed = t5.rmsNorm(h, `${pre}.0.layer_norm.weight`);
+  for (const [i, block] of weights.layout.decoder.blocks.entries()) {
+    const self = block.selfAttention;
+    const normed = t5.rmsNorm(h, block.selfAttentionNorm);
     const step = t5.keyValue(self, normed);
     const kv: KeyValue = {
       key: g.op('Concat', [pastName(i, 'decoder', 'key'), step.key], { axis: 2 }, presentName(i, 'decoder', 'key')),
       value: g.op('Concat', [pastName(i, 'decoder', 'value'), step.value], { axis: 2 }, presentName(i, 'decoder', 'value')),
     };
     h = g.op('Add', [h, t5.attention(self, normed, kv, selfBias)]);
-    const crossIn = t5.rmsNorm(h, `${pre}.1.layer_norm.weight`);
+    const crossIn = t5.rmsNorm(h, block.crossAttentionNorm);
     const cross: KeyValue = { key: presentName(i, 'encoder', 'key'), value: presentName(i, 'encoder', 'value') };
-    h = g.op('Add', [h, t5.attention(`${pre}.1.EncDecAttention`, crossIn, cross, crossBias)]);
-    h = g.op('Add', [h, t5.feedForward(`${pre}.2.DenseReluDense`, t5.rmsNorm(h, `${pre}.2.layer_norm.weight`))]);
+    h = g.op('Add', [h, t5.attention(block.crossAttention, crossIn, cross, crossBias)]);
+    h = g.op('Add', [h, t5.feedForward(block.feedForward, t5.rmsNorm(h, block.feedForwardNorm))]);
   }
-  let final = t5.rmsNorm(h, 'decoder.final_layer_norm.weight');
+  let final = t5.rmsNorm(h, weights.layout.decoder.finalNorm);
   // Tied embeddings: rescale before the shared projection, as HF's T5 does (v1.1 / flan-t5 untie and do not).
   if (c.tie_word_embeddings) final = g.op('Mul', [final, g.float(c.d_model ** -0.5)]);
   lmHead(t5, final);
@@ -73,7 +72,7 @@ function crossKeyValues(t5: T5Layers, layers: number[]): void {
   const cachedOutputs: string[] = [];
   const computedOutputs: string[] = [];
   for (const i of layers) {
-    const kv = computedLayers.keyValue(`decoder.block.${i}.layer.1.EncDecAttention`, 'encoder_hidden_states');
+    const kv = computedLayers.keyValue(t5.weights.layout.decoder.blocks[i]!.crossAttention, 'encoder_hidden_states');
     for (const kind of KINDS) {
       cachedOutputs.push(cached.op('Identity', [pastName(i, 'encoder', kind)]));
       computedOutputs.push(kv[kind]);
@@ -97,7 +96,7 @@ function crossKeyValues(t5: T5Layers, layers: number[]): void {
 function lmHead(t5: T5Layers, x: string): void {
   const { g, weights } = t5;
   const c = weights.config;
-  const head = t5.matrix(c.tie_word_embeddings ? 'shared.weight' : 'lm_head.weight');
+  const head = t5.matrix(weights.layout.lmHead);
   const rows = g.op('Gemm', [g.op('Reshape', [x, g.int64([-1, c.d_model])]), head], { transB: 1 });
   const leading = g.op('Slice', [g.op('Shape', [x]), g.int64([0]), g.int64([2])]);
   g.op('Reshape', [rows, g.op('Concat', [leading, g.int64([c.vocab_size])], { axis: 0 })], undefined, 'logits');

@@ -15,15 +15,15 @@ export function encoderGraph(weights: T5Weights, int8 = false): Graph {
   const relative = t5.relativePositions(g.int64(0), t5.length('input_ids', 1));
   // Block 0's position bias serves every layer; the padding mask rides along in the same additive bias.
   const bias = g.op('Add', [t5.positionBias('encoder', relative), t5.paddingMask('attention_mask')]);
+  const { blocks, finalNorm } = weights.layout.encoder;
   let h = t5.embed('input_ids');
-  for (let i = 0; i < c.num_layers; i++) {
-    const pre = `encoder.block.${i}.layer`;
-    const attn = `${pre}.0.SelfAttention`;
-    const normed = t5.rmsNorm(h, `${pre}.0.layer_norm.weight`);
+  for (const block of blocks) {
+    const attn = block.selfAttention;
+    const normed = t5.rmsNorm(h, block.selfAttentionNorm);
     h = g.op('Add', [h, t5.attention(attn, normed, t5.keyValue(attn, normed), bias)]);
-    h = g.op('Add', [h, t5.feedForward(`${pre}.1.DenseReluDense`, t5.rmsNorm(h, `${pre}.1.layer_norm.weight`))]);
+    h = g.op('Add', [h, t5.feedForward(block.feedForward, t5.rmsNorm(h, block.feedForwardNorm))]);
   }
-  g.op('Identity', [t5.rmsNorm(h, 'encoder.final_layer_norm.weight')], undefined, 'last_hidden_state');
+  g.op('Identity', [t5.rmsNorm(h, finalNorm)], undefined, 'last_hidden_state');
   const ids = ['batch_size', 'encoder_sequence_length'];
   return g.graph(
     'encoder',

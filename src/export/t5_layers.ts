@@ -5,6 +5,7 @@
  */
 import type { T5Config } from '../model/config.js';
 import { MASK_MIN } from '../model/layers.js';
+import type { AttentionParameters, FeedForwardParameters } from '../model/parameters.js';
 import type { GraphBuilder } from './graph_builder.js';
 import type { Stack, T5Weights } from './t5_weights.js';
 
@@ -29,9 +30,9 @@ export class T5Layers {
   /** Token embeddings: [batch, length] int64 ids → [batch, length, d_model]. */
   embed(ids: string): string {
     const g = this.g;
-    if (!this.int8) return g.op('Gather', [g.initializer(this.weights.stored('shared.weight')), ids], { axis: 0 });
+    if (!this.int8) return g.op('Gather', [g.initializer(this.weights.stored(this.weights.layout.shared)), ids], { axis: 0 });
     // Only the looked-up rows are dequantized: int8 rows times their scales.
-    const { q, scale } = this.weights.rowsInt8('shared.weight');
+    const { q, scale } = this.weights.rowsInt8(this.weights.layout.shared);
     const [values, scales] = [g.initializer(q), g.initializer(scale)];
     const rows = g.op('Cast', [g.op('Gather', [values, ids], { axis: 0 })], { to: 1 });
     return g.op('Mul', [rows, g.op('Unsqueeze', [g.op('Gather', [scales, ids], { axis: 0 }), g.int64([-1])])]);
@@ -68,32 +69,31 @@ export class T5Layers {
     return g.op('Transpose', [split], { perm: [0, 2, 1, 3] });
   }
 
-  /** Keys and values of attention `prefix` for the states `x`, [batch, heads, length, d_kv]. */
-  keyValue(prefix: string, x: string): KeyValue {
-    return { key: this.splitHeads(this.linear(x, `${prefix}.k.weight`)), value: this.splitHeads(this.linear(x, `${prefix}.v.weight`)) };
+  /** Keys and values of attention `a` for the states `x`, [batch, heads, length, d_kv]. */
+  keyValue(a: AttentionParameters, x: string): KeyValue {
+    return { key: this.splitHeads(this.linear(x, a.k)), value: this.splitHeads(this.linear(x, a.v)) };
   }
 
   /**
-   * T5Attention of `prefix`: queries from `x` over `kv`, plus the additive `bias` (position bias and masks,
+   * T5Attention `a`: queries from `x` over `kv`, plus the additive `bias` (position bias and masks,
    * broadcast to [batch, heads, queries, keys]). No 1/sqrt(d) scaling: T5 folds it into the initialisation.
    */
-  attention(prefix: string, x: string, kv: KeyValue, bias: string): string {
+  attention(a: AttentionParameters, x: string, kv: KeyValue, bias: string): string {
     const g = this.g;
-    const query = this.splitHeads(this.linear(x, `${prefix}.q.weight`));
+    const query = this.splitHeads(this.linear(x, a.q));
     const keysT = g.op('Transpose', [kv.key], { perm: [0, 1, 3, 2] });
     const scores = g.op('Add', [g.op('MatMul', [query, keysT]), bias]);
     const context = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), kv.value]);
     const merged = g.op('Reshape', [g.op('Transpose', [context], { perm: [0, 2, 1, 3] }), g.int64([0, 0, this.c.innerDim])]);
-    return this.linear(merged, `${prefix}.o.weight`);
+    return this.linear(merged, a.o);
   }
 
-  /** The feed-forward block (DenseReluDense or DenseGatedActDense) of `prefix` on normed input `x`. */
-  feedForward(prefix: string, x: string): string {
-    const g = this.g;
-    const hidden = this.c.isGatedAct
-      ? g.op('Mul', [this.activation(this.linear(x, `${prefix}.wi_0.weight`)), this.linear(x, `${prefix}.wi_1.weight`)])
-      : this.activation(this.linear(x, `${prefix}.wi.weight`));
-    return this.linear(hidden, `${prefix}.wo.weight`);
+  /** The feed-forward block `ff` (DenseReluDense or DenseGatedActDense) on normed input `x`. */
+  feedForward(ff: FeedForwardParameters, x: string): string {
+    const [wi, wiLinear] = ff.wi;
+    const activated = this.activation(this.linear(x, wi));
+    const hidden = wiLinear === undefined ? activated : this.g.op('Mul', [activated, this.linear(x, wiLinear)]);
+    return this.linear(hidden, ff.wo);
   }
 
   private activation(x: string): string {

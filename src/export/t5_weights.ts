@@ -7,7 +7,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { T5Config } from '../model/config.js';
-import { parameterShapes } from '../model/parameters.js';
+import { t5Parameters, type T5Parameters } from '../model/parameters.js';
 import { loadCheckpointTensors, resolveStateDict } from '../model/weights.js';
 import { relativePositionBucket } from '../model/layers.js';
 import type { LazyTensor } from '../safetensors.js';
@@ -39,11 +39,15 @@ function transpose(values: Float32Array, rows: number, cols: number): Float32Arr
 export class T5Weights {
   /** The last matrix quantized: its values and scales become two initializers, written one after the other. */
   private lastQuantized?: { key: string; value: QuantizedMatrix };
+  /** Where each weight sits in the model, by its HF name. */
+  readonly layout: T5Parameters;
 
   private constructor(
     readonly config: T5Config,
     private readonly tensors: Map<string, LazyTensor>,
-  ) {}
+  ) {
+    this.layout = t5Parameters(config);
+  }
 
   /** The weights of a model folder (config.json + safetensors), names and shapes checked against the config. */
   static fromFolder(dir: string, onWarning?: (message: string) => void): T5Weights {
@@ -51,7 +55,7 @@ export class T5Weights {
     if (os.endianness() !== 'LE') throw new T5clsError('export needs a little-endian machine');
     const config = T5Config.fromFile(path.join(dir, 'config.json'));
     const { values, unexpected } = resolveStateDict(
-      parameterShapes(config).map(([n, s]) => [n, s]),
+      t5Parameters(config).all.map((p) => [p.name, p.shape]),
       config.tie_word_embeddings,
       loadCheckpointTensors(dir),
       dir,
@@ -135,7 +139,7 @@ export class T5Weights {
     const c = this.config;
     const d = c.relative_attention_max_distance;
     const heads = c.num_heads;
-    const name = `${stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight`;
+    const name = this.layout[stack].relativeBias;
     return {
       name: `${stack}.relative_position_table`,
       type: 'float32',

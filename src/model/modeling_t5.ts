@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../tf.js';
 import { T5Config } from './config.js';
-import { parameterShapes } from './parameters.js';
+import { t5Parameters, type AttentionParameters, type FeedForwardParameters, type T5Parameters } from './parameters.js';
 import {
   activation,
   causalMask,
@@ -77,6 +77,8 @@ let nextModelId = 0;
 
 export class T5ForConditionalGeneration {
   readonly config: T5Config;
+  /** Where each weight sits in the model (stacks, blocks, modules), by its HF name. */
+  readonly layout: T5Parameters;
   private readonly params = new Map<string, tf.Variable>();
   private readonly scope: string;
   /** Seeds for dropout masks: a base and a counter, so a run (and a resumed run) is reproducible. */
@@ -88,9 +90,10 @@ export class T5ForConditionalGeneration {
   constructor(config: T5Config, options: T5InitOptions = {}) {
     assertBackendHolds(config, tf.getBackend());
     this.config = config;
+    this.layout = t5Parameters(config);
     this.scope = `t5cls_${nextModelId++}`;
     let seed = options.seed ?? 0;
-    for (const [name, shape, std] of parameterShapes(config)) {
+    for (const { name, shape, init: std } of this.layout.all) {
       const given = options.weights?.get(name);
       const init = given
         ? tf.tensor('read' in given ? given.read() : given.data, shape, 'float32')
@@ -108,7 +111,7 @@ export class T5ForConditionalGeneration {
     if (!fs.existsSync(configFile)) throw new FormatError(`${dir}: not a model folder: config.json is missing`);
     const config = T5Config.fromFile(configFile);
     const { values, unexpected } = resolveStateDict(
-      parameterShapes(config).map(([n, s]) => [n, s]),
+      t5Parameters(config).all.map((p) => [p.name, p.shape]),
       config.tie_word_embeddings,
       loadCheckpointTensors(dir),
       dir,
@@ -145,7 +148,7 @@ export class T5ForConditionalGeneration {
   }
 
   private get lmHead(): tf.Variable {
-    return this.config.tie_word_embeddings ? this.p('shared.weight') : this.p('lm_head.weight');
+    return this.p(this.layout.lmHead);
   }
 
   private drop(x: tf.Tensor, training: boolean): tf.Tensor {
@@ -173,7 +176,7 @@ export class T5ForConditionalGeneration {
   }
 
   private bucketBias(stack: 'encoder' | 'decoder', buckets: Int32Array, queryLength: number, keyLength: number): tf.Tensor {
-    const table = this.p(`${stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight`);
+    const table = this.p(this.layout[stack].relativeBias);
     const values = tf.gather(table, tf.tensor1d(buckets, 'int32'));
     return tf.expandDims(tf.transpose(tf.reshape(values, [queryLength, keyLength, this.config.num_heads]), [2, 0, 1]), 0);
   }
@@ -191,58 +194,55 @@ export class T5ForConditionalGeneration {
     return tf.transpose(tf.reshape(x, [b, l, this.config.num_heads, this.config.d_kv]), [0, 2, 1, 3]);
   }
 
-  private projectKeyValue(prefix: string, states: tf.Tensor): KeyValue {
+  private projectKeyValue(a: AttentionParameters, states: tf.Tensor): KeyValue {
     return {
-      key: this.splitHeads(linear(states, this.p(`${prefix}.k.weight`))),
-      value: this.splitHeads(linear(states, this.p(`${prefix}.v.weight`))),
+      key: this.splitHeads(linear(states, this.p(a.k))),
+      value: this.splitHeads(linear(states, this.p(a.v))),
     };
   }
 
   /** T5Attention: no 1/sqrt(d) scaling (folded into the initialisation); `bias` carries position bias and masks. */
-  private attention(prefix: string, hidden: tf.Tensor, kv: KeyValue, bias: tf.Tensor, training: boolean): tf.Tensor {
+  private attention(a: AttentionParameters, hidden: tf.Tensor, kv: KeyValue, bias: tf.Tensor, training: boolean): tf.Tensor {
     const [b, l] = hidden.shape as [number, number];
-    const query = this.splitHeads(linear(hidden, this.p(`${prefix}.q.weight`)));
+    const query = this.splitHeads(linear(hidden, this.p(a.q)));
     const scores = tf.add(tf.matMul(query, kv.key, false, true), bias);
     const weights = this.drop(tf.softmax(scores, -1), training);
     const context = tf.matMul(weights, kv.value);
     const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [b, l, this.config.innerDim]);
-    return linear(merged, this.p(`${prefix}.o.weight`));
+    return linear(merged, this.p(a.o));
   }
 
-  private feedForward(prefix: string, x: tf.Tensor, training: boolean): tf.Tensor {
+  private feedForward(ff: FeedForwardParameters, x: tf.Tensor, training: boolean): tf.Tensor {
     const c = this.config;
+    const [wi, wiLinear] = ff.wi;
     let h: tf.Tensor;
-    if (c.isGatedAct) {
-      h = gatedActivation(linear(x, this.p(`${prefix}.wi_0.weight`)), linear(x, this.p(`${prefix}.wi_1.weight`)), c.denseActFn);
+    if (wiLinear !== undefined) {
+      h = gatedActivation(linear(x, this.p(wi)), linear(x, this.p(wiLinear)), c.denseActFn);
     } else if (c.denseActFn === 'relu' && training && c.dropout_rate > 0) {
-      return linear(
-        reluDropout(linear(x, this.p(`${prefix}.wi.weight`)), c.dropout_rate, this.nextDropoutSeed()),
-        this.p(`${prefix}.wo.weight`),
-      );
+      return linear(reluDropout(linear(x, this.p(wi)), c.dropout_rate, this.nextDropoutSeed()), this.p(ff.wo));
     } else {
-      h = activation(linear(x, this.p(`${prefix}.wi.weight`)), c.denseActFn);
+      h = activation(linear(x, this.p(wi)), c.denseActFn);
     }
-    return linear(this.drop(h, training), this.p(`${prefix}.wo.weight`));
+    return linear(this.drop(h, training), this.p(ff.wo));
   }
 
-  private norm(name: string, x: tf.Tensor): tf.Tensor {
-    return rmsNorm(x, this.p(`${name}.weight`), this.config.layer_norm_epsilon);
+  private norm(weight: string, x: tf.Tensor): tf.Tensor {
+    return rmsNorm(x, this.p(weight), this.config.layer_norm_epsilon);
   }
 
   /** The encoder stack: [batch, length] ids → [batch, length, d_model]. */
   encode(inputIds: tf.Tensor, attentionMask: tf.Tensor, training = false, embedded?: tf.Tensor): tf.Tensor3D {
-    const c = this.config;
+    const { blocks, finalNorm } = this.layout.encoder;
     const length = inputIds.shape[1]!;
-    let h = this.drop(embedded ?? tf.gather(this.p('shared.weight'), inputIds), training);
+    let h = this.drop(embedded ?? tf.gather(this.p(this.layout.shared), inputIds), training);
     const bias = tf.add(this.positionBias('encoder', length, length, 0), paddingMask(attentionMask));
-    for (let i = 0; i < c.num_layers; i++) {
-      const pre = `encoder.block.${i}.layer`;
-      const normed = this.norm(`${pre}.0.layer_norm`, h);
-      const attn = this.attention(`${pre}.0.SelfAttention`, normed, this.projectKeyValue(`${pre}.0.SelfAttention`, normed), bias, training);
+    for (const block of blocks) {
+      const normed = this.norm(block.selfAttentionNorm, h);
+      const attn = this.attention(block.selfAttention, normed, this.projectKeyValue(block.selfAttention, normed), bias, training);
       h = tf.add(h, this.drop(attn, training));
-      h = tf.add(h, this.drop(this.feedForward(`${pre}.1.DenseReluDense`, this.norm(`${pre}.1.layer_norm`, h), training), training));
+      h = tf.add(h, this.drop(this.feedForward(block.feedForward, this.norm(block.feedForwardNorm, h), training), training));
     }
-    return this.drop(this.norm('encoder.final_layer_norm', h), training) as tf.Tensor3D;
+    return this.drop(this.norm(finalNorm, h), training) as tf.Tensor3D;
   }
 
   /**
@@ -268,7 +268,7 @@ export class T5ForConditionalGeneration {
     const [b, length] = inputIds.shape as [number, number];
     const graph = (this.encoderGraphDef ??= encoderGraph(c));
     const tensors = tf.tidy(() => [
-      tf.gather(this.p('shared.weight'), inputIds),
+      tf.gather(this.p(this.layout.shared), inputIds),
       tf.add(this.positionBias('encoder', length, length, 0), paddingMask(attentionMask)),
     ]);
     const kvShape = [b, c.num_heads, length, c.d_kv];
@@ -286,10 +286,7 @@ export class T5ForConditionalGeneration {
 
   /** Cross-attention keys and values of every decoder block for an encoder output (computed once per input). */
   crossKeyValues(encoderOutput: tf.Tensor): KeyValue[] {
-    const out: KeyValue[] = [];
-    for (let i = 0; i < this.config.num_decoder_layers; i++)
-      out.push(this.projectKeyValue(`decoder.block.${i}.layer.1.EncDecAttention`, encoderOutput));
-    return out;
+    return this.layout.decoder.blocks.map((block) => this.projectKeyValue(block.crossAttention, encoderOutput));
   }
 
   /**
@@ -308,26 +305,25 @@ export class T5ForConditionalGeneration {
       if (logits) return logits;
     }
     const past = selfCache?.[0]?.key.shape[2] ?? 0;
-    let h = this.drop(embedded ?? tf.gather(this.p('shared.weight'), decoderInputIds), training);
+    let h = this.drop(embedded ?? tf.gather(this.p(this.layout.shared), decoderInputIds), training);
     const selfBias = tree
       ? this.treeBias(tree)
       : tf.add(this.positionBias('decoder', length, past + length, past), causalMask(length, past + length, past));
     const crossBias = paddingMask(encoderMask);
-    for (let i = 0; i < c.num_decoder_layers; i++) {
-      const pre = `decoder.block.${i}.layer`;
-      const normed = this.norm(`${pre}.0.layer_norm`, h);
-      let kv = this.projectKeyValue(`${pre}.0.SelfAttention`, normed);
+    for (const [i, block] of this.layout.decoder.blocks.entries()) {
+      const normed = this.norm(block.selfAttentionNorm, h);
+      let kv = this.projectKeyValue(block.selfAttention, normed);
       if (selfCache) {
         const old = selfCache[i];
         if (old) kv = { key: tf.concat([old.key, kv.key], 2), value: tf.concat([old.value, kv.value], 2) };
         selfCache[i] = kv;
       }
-      h = tf.add(h, this.drop(this.attention(`${pre}.0.SelfAttention`, normed, kv, selfBias, training), training));
-      const crossIn = this.norm(`${pre}.1.layer_norm`, h);
-      h = tf.add(h, this.drop(this.attention(`${pre}.1.EncDecAttention`, crossIn, cross[i]!, crossBias, training), training));
-      h = tf.add(h, this.drop(this.feedForward(`${pre}.2.DenseReluDense`, this.norm(`${pre}.2.layer_norm`, h), training), training));
+      h = tf.add(h, this.drop(this.attention(block.selfAttention, normed, kv, selfBias, training), training));
+      const crossIn = this.norm(block.crossAttentionNorm, h);
+      h = tf.add(h, this.drop(this.attention(block.crossAttention, crossIn, cross[i]!, crossBias, training), training));
+      h = tf.add(h, this.drop(this.feedForward(block.feedForward, this.norm(block.feedForwardNorm, h), training), training));
     }
-    h = this.drop(this.norm('decoder.final_layer_norm', h), training);
+    h = this.drop(this.norm(this.layout.decoder.finalNorm, h), training);
     if (lastPositionOnly && length > 1) h = tf.slice(h, [0, length - 1, 0], [-1, 1, -1]);
     // Tied embeddings: rescale before the shared projection, as Mesh TensorFlow does.
     if (c.tie_word_embeddings) h = tf.mul(h, c.d_model ** -0.5);
@@ -340,7 +336,7 @@ export class T5ForConditionalGeneration {
     const [b, length] = decoderInputIds.shape as [number, number];
     const graph = (this.decoderGraphDef ??= decoderGraph(c));
     const tensors = tf.tidy(() => ({
-      embedded: tf.gather(this.p('shared.weight'), decoderInputIds),
+      embedded: tf.gather(this.p(this.layout.shared), decoderInputIds),
       self_bias: tree ? this.treeBias(tree) : tf.add(this.positionBias('decoder', length, length, 0), causalMask(length, length, 0)),
       // MultiHeadAttention broadcasts its bias over batch and heads only.
       cross_bias: tf.add(paddingMask(encoderMask), tf.zeros([1, 1, length, 1])),
@@ -383,7 +379,7 @@ export class T5ForConditionalGeneration {
    */
   private embedTogether(encoderIds: tf.Tensor, decoderIds: tf.Tensor): [tf.Tensor, tf.Tensor] {
     const d = this.config.d_model;
-    const rows = tf.gather(this.p('shared.weight'), tf.concat([tf.reshape(encoderIds, [-1]), tf.reshape(decoderIds, [-1])]));
+    const rows = tf.gather(this.p(this.layout.shared), tf.concat([tf.reshape(encoderIds, [-1]), tf.reshape(decoderIds, [-1])]));
     const [e, dec] = tf.split(rows, [encoderIds.size, decoderIds.size]);
     return [tf.reshape(e!, [...encoderIds.shape, d]), tf.reshape(dec!, [...decoderIds.shape, d])];
   }

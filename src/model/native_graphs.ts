@@ -8,6 +8,7 @@
 import { onnxModel, type OnnxNode } from '../engine/onnx/builder.js';
 import type { GraphDefinition } from '../engine/ort/graph_kernel.js';
 import type { T5Config } from './config.js';
+import { attentionWeights, feedForwardWeights, t5Parameters, type AttentionParameters, type FeedForwardParameters } from './parameters.js';
 
 /** A graph whose inputs are named tensors (see each builder) and the model's parameters, by their HF names. */
 export interface NativeGraph extends GraphDefinition {
@@ -38,8 +39,9 @@ function projection(nodes: OnnxNode[], x: string, weight: string, out: string): 
   return out;
 }
 
-/** The feed-forward block of `prefix` (DenseReluDense or DenseGatedActDense) on normed input `x`. */
-function feedForward(nodes: OnnxNode[], c: T5Config, prefix: string, x: string): string {
+/** The feed-forward block `ff` (DenseReluDense or DenseGatedActDense) on normed input `x`. */
+function feedForward(nodes: OnnxNode[], c: T5Config, ff: FeedForwardParameters, x: string): string {
+  const prefix = ff.module;
   const act = (input: string, out: string): string => {
     switch (c.denseActFn) {
       case 'relu':
@@ -59,38 +61,43 @@ function feedForward(nodes: OnnxNode[], c: T5Config, prefix: string, x: string):
     }
     return out;
   };
-  let h: string;
-  if (c.isGatedAct) {
-    const gate = act(projection(nodes, x, `${prefix}.wi_0.weight`, `${prefix}.wi_0`), `${prefix}.act`);
-    const linear = projection(nodes, x, `${prefix}.wi_1.weight`, `${prefix}.wi_1`);
-    nodes.push({ op: 'Mul', inputs: [gate, linear], outputs: [`${prefix}.gated`] });
+  const [wi, wiLinear] = ff.wi;
+  let h = act(projection(nodes, x, wi, `${prefix}.wi`), `${prefix}.act`);
+  if (wiLinear !== undefined) {
+    const linear = projection(nodes, x, wiLinear, `${prefix}.wi_linear`);
+    nodes.push({ op: 'Mul', inputs: [h, linear], outputs: [`${prefix}.gated`] });
     h = `${prefix}.gated`;
-  } else {
-    h = act(projection(nodes, x, `${prefix}.wi.weight`, `${prefix}.wi`), `${prefix}.act`);
   }
-  return projection(nodes, h, `${prefix}.wo.weight`, `${prefix}.out`);
+  return projection(nodes, h, ff.wo, `${prefix}.out`);
 }
 
 /**
- * Attention of `prefix` for queries from `x` over keys/values `kv` ([batch, keys, inner] or
+ * Attention `a` for queries from `x` over keys/values `kv` ([batch, keys, inner] or
  * [batch, heads, keys, d_kv]), plus the additive `bias` ([batch | 1, heads | 1, queries, keys]).
  */
-function attention(nodes: OnnxNode[], c: T5Config, prefix: string, x: string, kv: { key: string; value: string }, bias: string): string {
-  const q = projection(nodes, x, `${prefix}.q.weight`, `${prefix}.query`);
+function attention(
+  nodes: OnnxNode[],
+  c: T5Config,
+  a: AttentionParameters,
+  x: string,
+  kv: { key: string; value: string },
+  bias: string,
+): string {
+  const q = projection(nodes, x, a.q, `${a.module}.query`);
   nodes.push({
     op: 'MultiHeadAttention',
     domain: MS,
     // query, key, value, projection bias, key padding mask, attention bias
     inputs: [q, kv.key, kv.value, '', '', bias],
-    outputs: [`${prefix}.context`],
+    outputs: [`${a.module}.context`],
     attributes: { num_heads: c.num_heads, scale: { float: 1 } },
   });
-  return projection(nodes, `${prefix}.context`, `${prefix}.o.weight`, `${prefix}.attn`);
+  return projection(nodes, `${a.module}.context`, a.o, `${a.module}.attn`);
 }
 
 /**
- * Residual stream bookkeeping: adds `delta` to the stream and RMS-normalizes the sum with `norm` in one node;
- * returns the normed output and moves the stream on.
+ * Residual stream bookkeeping: adds `delta` to the stream and RMS-normalizes the sum with the norm weight `norm` in
+ * one node; returns the normed output and moves the stream on.
  */
 class Residual {
   constructor(
@@ -105,7 +112,7 @@ class Residual {
     this.nodes.push({
       op: 'SkipSimplifiedLayerNormalization',
       domain: MS,
-      inputs: [delta, this.stream, `${norm}.weight`],
+      inputs: [delta, this.stream, norm],
       outputs: [out, '', '', sum],
       attributes: { epsilon: { float: this.eps } },
     });
@@ -117,7 +124,7 @@ class Residual {
     const out = `${norm}.normed`;
     this.nodes.push({
       op: 'SimplifiedLayerNormalization',
-      inputs: [this.stream, `${norm}.weight`],
+      inputs: [this.stream, norm],
       outputs: [out],
       attributes: { epsilon: { float: this.eps }, axis: -1 },
     });
@@ -133,45 +140,38 @@ class Residual {
  * for each decoder layer j.
  */
 export function encoderGraph(c: T5Config): NativeGraph {
+  const layout = t5Parameters(c);
   const nodes: OnnxNode[] = [];
   const params: string[] = [];
   const use = (...names: string[]) => params.push(...names);
   const stream = new Residual(nodes, c.layer_norm_epsilon, 'embedded');
   let delta = '';
-  for (let i = 0; i < c.num_layers; i++) {
-    const pre = `encoder.block.${i}.layer`;
-    const attn = `${pre}.0.SelfAttention`;
-    use(
-      `${pre}.0.layer_norm.weight`,
-      `${attn}.q.weight`,
-      `${attn}.k.weight`,
-      `${attn}.v.weight`,
-      `${attn}.o.weight`,
-      `${pre}.1.layer_norm.weight`,
-    );
-    use(...feedForwardWeights(c, `${pre}.1.DenseReluDense`));
-    const x = i === 0 ? stream.norm(`${pre}.0.layer_norm`) : stream.addAndNorm(delta, `${pre}.0.layer_norm`);
+  for (const [i, block] of layout.encoder.blocks.entries()) {
+    const attn = block.selfAttention;
+    use(block.selfAttentionNorm, ...attentionWeights(attn), block.feedForwardNorm, ...feedForwardWeights(block.feedForward));
+    const x = i === 0 ? stream.norm(block.selfAttentionNorm) : stream.addAndNorm(delta, block.selfAttentionNorm);
     const kv = {
-      key: projection(nodes, x, `${attn}.k.weight`, `${attn}.key`),
-      value: projection(nodes, x, `${attn}.v.weight`, `${attn}.value`),
+      key: projection(nodes, x, attn.k, `${attn.module}.key`),
+      value: projection(nodes, x, attn.v, `${attn.module}.value`),
     };
-    const ffIn = stream.addAndNorm(attention(nodes, c, attn, x, kv, 'bias'), `${pre}.1.layer_norm`);
-    delta = feedForward(nodes, c, `${pre}.1.DenseReluDense`, ffIn);
+    const ffIn = stream.addAndNorm(attention(nodes, c, attn, x, kv, 'bias'), block.feedForwardNorm);
+    delta = feedForward(nodes, c, block.feedForward, ffIn);
   }
-  use('encoder.final_layer_norm.weight');
-  const encoded = c.num_layers > 0 ? stream.addAndNorm(delta, 'encoder.final_layer_norm') : stream.norm('encoder.final_layer_norm');
+  const finalNorm = layout.encoder.finalNorm;
+  use(finalNorm);
+  const encoded = layout.encoder.blocks.length > 0 ? stream.addAndNorm(delta, finalNorm) : stream.norm(finalNorm);
   nodes.push({ op: 'Identity', inputs: [encoded], outputs: ['encoded'] });
   const outputs = ['encoded'];
-  for (let j = 0; j < c.num_decoder_layers; j++) {
-    const attn = `decoder.block.${j}.layer.1.EncDecAttention`;
+  for (const [j, block] of layout.decoder.blocks.entries()) {
+    const attn = block.crossAttention;
     for (const part of ['key', 'value'] as const) {
-      const w = `${attn}.${part[0]}.weight`;
+      const w = part === 'key' ? attn.k : attn.v;
       use(w);
-      const flat = projection(nodes, 'encoded', w, `${attn}.${part}.flat`);
-      nodes.push({ op: 'Reshape', inputs: [flat, 'heads_shape'], outputs: [`${attn}.${part}.heads`] });
+      const flat = projection(nodes, 'encoded', w, `${attn.module}.${part}.flat`);
+      nodes.push({ op: 'Reshape', inputs: [flat, 'heads_shape'], outputs: [`${attn.module}.${part}.heads`] });
       nodes.push({
         op: 'Transpose',
-        inputs: [`${attn}.${part}.heads`],
+        inputs: [`${attn.module}.${part}.heads`],
         outputs: [`cross.${j}.${part}`],
         attributes: { perm: [0, 2, 1, 3] },
       });
@@ -189,11 +189,6 @@ export function encoderGraph(c: T5Config): NativeGraph {
   };
 }
 
-/** The weight names of a feed-forward block. */
-function feedForwardWeights(c: T5Config, prefix: string): string[] {
-  return (c.isGatedAct ? ['wi_0', 'wi_1', 'wo'] : ['wi', 'wo']).map((w) => `${prefix}.${w}.weight`);
-}
-
 /**
  * The decoder stack and LM head for inference over whole decoder sequences (no key/value cache), given the
  * cross-attention keys/values from `encoderGraph`.
@@ -204,36 +199,34 @@ function feedForwardWeights(c: T5Config, prefix: string): string[] {
  * Output: `logits` [batch, length, vocab].
  */
 export function decoderGraph(c: T5Config): NativeGraph {
+  const layout = t5Parameters(c);
   const nodes: OnnxNode[] = [];
   const params: string[] = [];
   const use = (...names: string[]) => params.push(...names);
   const stream = new Residual(nodes, c.layer_norm_epsilon, 'embedded');
   const crossInputs: string[] = [];
   let delta = '';
-  for (let i = 0; i < c.num_decoder_layers; i++) {
-    const pre = `decoder.block.${i}.layer`;
-    const self = `${pre}.0.SelfAttention`;
-    const cross = `${pre}.1.EncDecAttention`;
+  for (const [i, block] of layout.decoder.blocks.entries()) {
+    const { selfAttention: self, crossAttention: cross } = block;
     crossInputs.push(`cross.${i}.key`, `cross.${i}.value`);
-    use(`${pre}.0.layer_norm.weight`, `${self}.q.weight`, `${self}.k.weight`, `${self}.v.weight`, `${self}.o.weight`);
-    use(`${pre}.1.layer_norm.weight`, `${cross}.q.weight`, `${cross}.o.weight`, `${pre}.2.layer_norm.weight`);
-    use(...feedForwardWeights(c, `${pre}.2.DenseReluDense`));
-    const x = i === 0 ? stream.norm(`${pre}.0.layer_norm`) : stream.addAndNorm(delta, `${pre}.0.layer_norm`);
+    use(block.selfAttentionNorm, ...attentionWeights(self));
+    use(block.crossAttentionNorm, cross.q, cross.o, block.feedForwardNorm, ...feedForwardWeights(block.feedForward));
+    const x = i === 0 ? stream.norm(block.selfAttentionNorm) : stream.addAndNorm(delta, block.selfAttentionNorm);
     const kv = {
-      key: projection(nodes, x, `${self}.k.weight`, `${self}.key`),
-      value: projection(nodes, x, `${self}.v.weight`, `${self}.value`),
+      key: projection(nodes, x, self.k, `${self.module}.key`),
+      value: projection(nodes, x, self.v, `${self.module}.value`),
     };
-    const crossIn = stream.addAndNorm(attention(nodes, c, self, x, kv, 'self_bias'), `${pre}.1.layer_norm`);
+    const crossIn = stream.addAndNorm(attention(nodes, c, self, x, kv, 'self_bias'), block.crossAttentionNorm);
     const crossKv = { key: `cross.${i}.key`, value: `cross.${i}.value` };
-    const ffIn = stream.addAndNorm(attention(nodes, c, cross, crossIn, crossKv, 'cross_bias'), `${pre}.2.layer_norm`);
-    delta = feedForward(nodes, c, `${pre}.2.DenseReluDense`, ffIn);
+    const ffIn = stream.addAndNorm(attention(nodes, c, cross, crossIn, crossKv, 'cross_bias'), block.feedForwardNorm);
+    delta = feedForward(nodes, c, block.feedForward, ffIn);
   }
-  use('decoder.final_layer_norm.weight');
-  const final = c.num_decoder_layers > 0 ? stream.addAndNorm(delta, 'decoder.final_layer_norm') : stream.norm('decoder.final_layer_norm');
+  const finalNorm = layout.decoder.finalNorm;
+  use(finalNorm);
+  const final = layout.decoder.blocks.length > 0 ? stream.addAndNorm(delta, finalNorm) : stream.norm(finalNorm);
   nodes.push({ op: 'Mul', inputs: [final, 'head_scale'], outputs: ['head_input'] });
-  const head = c.tie_word_embeddings ? 'shared.weight' : 'lm_head.weight';
-  use(head);
-  projection(nodes, 'head_input', head, 'logits');
+  use(layout.lmHead);
+  projection(nodes, 'head_input', layout.lmHead, 'logits');
   const inputs = ['embedded', 'self_bias', 'cross_bias', 'head_scale', ...crossInputs, ...params];
   const outputs = ['logits'];
   const key = `decoder/${c.num_decoder_layers}/${c.num_heads}x${c.d_kv}/${c.isGatedAct ? 'gated-' : ''}${c.denseActFn}/${c.layer_norm_epsilon}/${c.tie_word_embeddings ? 'tied' : 'untied'}`;
