@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Does pretraining help? A tiny T5 is pretrained from scratch (span corruption) on the unlabeled tweets of the other
-# TweetEval tasks (emoji, hate, irony, offensive: their train, val and test texts; never an emotion text), then
-# fine-tuned on TweetEval emotion; a second tiny T5 is fine-tuned from a random start with the same fine-tuning
+# TweetEval tasks (emoji, hate, irony, offensive: their train, val and test texts) and emotion's train texts without
+# their labels (never a text of emotion's validation or test split), then fine-tuned on TweetEval emotion; a second tiny T5 is fine-tuned from a random start with the same fine-tuning
 # budget. Both are tested on emotion's test split with rank decoding; the script prints both test macro-F1s.
 # Not run in CI. Usage: bash scripts/pretrain_tweeteval.sh
 # Env: WORK (run folder, default a new temp folder), SHARED (default ../shared beside the project),
-#      MODEL_CONFIG (default tiny), PRETRAIN_EPOCHS (default 10), EPOCHS (fine-tuning, default 20), SEED (default 42),
-#      PRETRAINED (a pretrained checkpoint to fine-tune instead of pretraining again).
+#      MODEL_CONFIG (a named shape or a config.json, default tiny), PRETRAIN_EPOCHS (default 10), PRETRAIN_MINUTES
+#      (stop pretraining after this many minutes, default none), PRETRAIN_LR (default 1e-3), EPOCHS (fine-tuning,
+#      default 20), SEED (default 42), PRETRAINED (a pretrained checkpoint to fine-tune instead of pretraining again).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SHARED="${SHARED:-$ROOT/../shared}"
@@ -26,8 +27,12 @@ if [ -n "${PRETRAINED:-}" ]; then
 else
   sources=()
   for task in emoji hate irony offensive; do sources+=(--from "$SHARED/data/tweeteval/$task"); done
+  sources+=(--from "$SHARED/data/tweeteval/emotion/train_text.txt")
+  limit=()
+  if [ -n "${PRETRAIN_MINUTES:-}" ]; then limit=(--max-minutes "$PRETRAIN_MINUTES"); fi
   $T5CLS pretrain "${sources[@]}" --init random --model-config "$SHAPE" --tokenizer "$TOKENIZER" --max-source-length 64 \
-    --batch-size 64 --epochs "${PRETRAIN_EPOCHS:-10}" --learning-rate 1e-3 --eval-every-steps 500 --seed "$SEED" 2>&1 | tee pretrain.out
+    --batch-size 64 --epochs "${PRETRAIN_EPOCHS:-10}" "${limit[@]}" --learning-rate "${PRETRAIN_LR:-1e-3}" --lr-warmup-steps 100 \
+    --eval-every-steps 250 --seed "$SEED" 2>&1 | tee pretrain.out
   pretrained=$(sed -n 's/^saved checkpoint \(.*\) (step [0-9]*).*/\1/p' pretrain.out | tail -1)
 fi
 
