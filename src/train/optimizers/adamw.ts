@@ -10,8 +10,7 @@
 import { tf } from '../../tf.js';
 import { gradientPairs, groupState, type NamedTensor } from './shared.js';
 import { FormatError, UsageError } from '../../errors.js';
-import { updateInPlace } from '../../engine/host_update.js';
-import { runElementwise, type ElementwiseSpec, type Vec } from '../../engine/wasm/simd.js';
+import { fusedAdamWStep, type AdamWScalars } from '../../engine/kernels/adamw_step.js';
 
 const f32 = Math.fround;
 
@@ -103,42 +102,29 @@ export class AdamW extends tf.Optimizer {
     const stepSize = lr / biasCorrection1;
     const biasCorrection2Sqrt = Math.sqrt(biasCorrection2);
 
-    // cpu and wasm: the same float32 operations in the same order, in one pass over parameter, state and gradient
-    // (a SIMD kernel on the wasm heap, else a loop), in place; other backends take the tensor ops below.
-    const decay = f32(1 - lr * this.weightDecay);
-    const b1 = f32(beta1);
-    const c1 = f32(1 - beta1);
-    const b2 = f32(beta2);
-    const c2 = f32(1 - beta2);
-    const bc2 = f32(biasCorrection2Sqrt);
-    const eps = f32(this.eps);
-    const negStep = f32(-stepSize);
-    const fused = updateInPlace(
-      [variable, s.expAvg, s.expAvgSq],
-      [gradient],
-      (outs, ins, memory) => {
-        const [pOut, mOut, vOut] = outs as [Float32Array, Float32Array, Float32Array];
-        const [pIn, mIn, vIn, g] = ins as [Float32Array, Float32Array, Float32Array, Float32Array];
-        const scalars = [decay, b1, c1, b2, c2, bc2, eps, negStep];
-        runElementwise(ADAMW_KERNEL, memory, outs, ins, scalars, pOut.length, (from) =>
-          adamwElements(from, pOut, mOut, vOut, pIn, mIn, vIn, g, decay, b1, c1, b2, c2, bc2, eps, negStep),
-        );
-        // The moments are this optimizer's own: written in place on every embedded backend.
-      },
-      [],
-      [this.inPlaceParameters, true, true],
-    );
-    if (fused) return;
+    // The scalars in float32, as torch hands them to its kernels.
+    const k: AdamWScalars = {
+      decay: f32(1 - lr * this.weightDecay),
+      beta1: f32(beta1),
+      oneMinusBeta1: f32(1 - beta1),
+      beta2: f32(beta2),
+      oneMinusBeta2: f32(1 - beta2),
+      biasCorrection2Sqrt: f32(biasCorrection2Sqrt),
+      eps: f32(this.eps),
+      negStepSize: f32(-stepSize),
+    };
+    // cpu and wasm: the same float32 operations in one in-place pass (see engine/kernels/adamw_step.ts).
+    if (fusedAdamWStep(variable, s.expAvg, s.expAvgSq, gradient, k, this.inPlaceParameters)) return;
 
     tf.tidy(() => {
       const g = gradient.dtype === 'float32' ? gradient : tf.cast(gradient, 'float32');
-      const p = tf.mul(variable, tf.scalar(f32(1 - lr * this.weightDecay)));
-      const m = tf.add(tf.mul(s.expAvg, tf.scalar(f32(beta1))), tf.mul(g, tf.scalar(f32(1 - beta1))));
-      const v = tf.add(tf.mul(s.expAvgSq, tf.scalar(f32(beta2))), tf.mul(tf.mul(tf.scalar(f32(1 - beta2)), g), g));
+      const p = tf.mul(variable, k.decay);
+      const m = tf.add(tf.mul(s.expAvg, k.beta1), tf.mul(g, k.oneMinusBeta1));
+      const v = tf.add(tf.mul(s.expAvgSq, k.beta2), tf.mul(tf.mul(k.oneMinusBeta2, g), g));
       s.expAvg.assign(m);
       s.expAvgSq.assign(v);
-      const denom = tf.add(tf.div(tf.sqrt(v), tf.scalar(f32(biasCorrection2Sqrt))), tf.scalar(f32(this.eps)));
-      variable.assign(tf.add(p, tf.div(tf.mul(tf.scalar(f32(-stepSize)), m), denom)));
+      const denom = tf.add(tf.div(tf.sqrt(v), k.biasCorrection2Sqrt), k.eps);
+      variable.assign(tf.add(p, tf.div(tf.mul(k.negStepSize, m), denom)));
     });
   }
 
@@ -199,57 +185,6 @@ export class AdamW extends tf.Optimizer {
 }
 
 tf.serialization.registerClass(AdamW);
-
-/**
- * adamwElements as a SIMD kernel: outputs p, m, v; inputs p, m, v, g; scalars decay, β1, 1-β1, β2, 1-β2,
- * sqrt(1-β2^t), eps, -stepSize.
- */
-const ADAMW_KERNEL: ElementwiseSpec = {
-  outputs: 3,
-  inputs: 4,
-  scalars: 8,
-  body(k) {
-    const [decay, b1, c1, b2, c2, bc2, eps, negStep] = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => k.scalar(i)) as Vec[];
-    const g = k.input(3);
-    const m = k.bind(k.add(k.mul(k.input(1), b1!), k.mul(g, c1!)));
-    const v = k.bind(k.add(k.mul(k.input(2), b2!), k.mul(k.mul(c2!, g), g)));
-    const denom = k.add(k.div(k.sqrt(v), bc2!), eps!);
-    k.output(0, k.add(k.mul(k.input(0), decay!), k.div(k.mul(negStep!, m), denom)));
-    k.output(1, m);
-    k.output(2, v);
-  },
-};
-
-/** One AdamW step over float32 arrays (outputs may be the inputs themselves), in the tensor path's order. */
-function adamwElements(
-  from: number,
-  pOut: Float32Array,
-  mOut: Float32Array,
-  vOut: Float32Array,
-  pIn: Float32Array,
-  mIn: Float32Array,
-  vIn: Float32Array,
-  g: Float32Array,
-  decay: number,
-  b1: number,
-  c1: number,
-  b2: number,
-  c2: number,
-  bc2: number,
-  eps: number,
-  negStep: number,
-): void {
-  const n = pOut.length;
-  for (let i = from; i < n; i++) {
-    const gi = g[i]!;
-    const m = f32(f32(mIn[i]! * b1) + f32(gi * c1));
-    const v = f32(f32(vIn[i]! * b2) + f32(f32(c2 * gi) * gi));
-    const denom = f32(f32(f32(Math.sqrt(v)) / bc2) + eps);
-    pOut[i] = f32(f32(pIn[i]! * decay) + f32(f32(negStep * m) / denom));
-    mOut[i] = m;
-    vOut[i] = v;
-  }
-}
 
 function asFloatVariable(t: tf.Tensor): tf.Variable {
   return tf.tidy(() => tf.variable(t.dtype === 'float32' ? t : tf.cast(t, 'float32'), false));
