@@ -1,7 +1,7 @@
 /**
  * The sums of Adafactor's factored step as ONNX Runtime graphs, for the cpu engine's large parameters: the row and
  * column sums of grad² + eps1 with the parameter's Σp², then Σu² of the update u = (rFactor·cFactor)·grad. Two
- * threads and vectorised reductions where the optimizer's loops run on one (train/optimizers/adafactor_steps.ts).
+ * threads and vectorised reductions where the optimizer's loops run on one (engine/kernels/adafactor_passes.ts).
  * The element values are the loops' (the same float32 operations); the graphs sum in float32 along a row (or down
  * the columns of a chunk of rows), and those sums are added in float64 here: a float32 sum over a whole large
  * parameter would be off by ~1e-5.

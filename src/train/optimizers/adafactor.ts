@@ -10,23 +10,7 @@
 import { tf } from '../../tf.js';
 import { gradientPairs, groupState, type NamedTensor } from './shared.js';
 import { FormatError, UsageError } from '../../errors.js';
-import { updateInPlace } from '../../engine/host_update.js';
-import { cpuEngineOrt, ORT_MIN_ELEMENTS } from '../../engine/cpu/kernels/elementwise.js';
-import { ortFactoredSums, ortUpdateSumSq } from '../../engine/ort/adafactor_sums.js';
-import {
-  clipFactor,
-  factoredApply,
-  factoredSecondMoments,
-  factoredSecondMomentsFromSums,
-  factoredSimd,
-  type FactoredParameter,
-  factoredUpdateSumSq,
-  stagedApply,
-  sumOfSquares,
-  unfactoredApply,
-  unfactoredSecondMoment,
-  type AdafactorElementStep,
-} from './adafactor_steps.js';
+import { fusedAdafactorStep } from '../../engine/kernels/adafactor_step.js';
 
 const f32 = Math.fround;
 
@@ -133,6 +117,20 @@ export class Adafactor extends tf.Optimizer {
     return rms > f32(this.eps[1]) ? f32(rms * f32(rel)) : this.eps[1] * rel;
   }
 
+  /**
+   * This step's lr and weight-decay factor (-weightDecay · lr) for a parameter of RMS `rms` (float32), rounded as HF
+   * computes them: float32 when the parameter scale is the RMS tensor, float64 otherwise (see lrOf).
+   */
+  private stepLr(rms: number, rel: number): { lr: number; decay?: number } {
+    const [, eps2] = this.eps;
+    const wd = this.weightDecay;
+    if (!this.scaleParameter) return { lr: f32(rel), decay: wd !== 0 ? f32(-wd * rel) : undefined };
+    const useRms = rms > f32(eps2);
+    const lr = useRms ? f32(rms * f32(rel)) : f32(eps2 * rel);
+    if (wd === 0) return { lr };
+    return { lr, decay: useRms ? f32(lr * f32(-wd)) : f32(-wd * (eps2 * rel)) };
+  }
+
   /** The learning rate used at the last step of the first parameter this optimizer updated (HF's AdafactorSchedule). */
   get lastLr(): number | undefined {
     for (const st of this.state.values()) {
@@ -191,81 +189,19 @@ export class Adafactor extends tf.Optimizer {
     const sqrtNumel = f32(Math.sqrt(variable.size));
     const beta2t = 1.0 - Math.pow(step, this.decayRate);
 
-    // cpu and wasm: one in-place pass per stage over parameter, state and gradient (SIMD kernels on the wasm heap);
-    // other backends take the tensor ops below.
-    const targets = [variable, s.rms, ...(factored ? [s.expAvgSqRow!, s.expAvgSqCol!] : [s.expAvgSq!]), ...(s.expAvg ? [s.expAvg] : [])];
-    const factoredCols = factored ? shape[shape.length - 1]! : 0;
-    const batchCols = factored ? variable.size / shape[shape.length - 2]! : 0;
-    // Scratch for the SIMD path: column factors, a block of column sums, the kernels' lane sums.
-    const scratchSizes = factored && factoredCols % 4 === 0 ? [batchCols, factoredCols, 16] : [];
-    const fused = updateInPlace(
-      targets,
-      [gradient],
-      (outs, ins, memory, scratch) => {
-        const [pOut, rmsOut] = outs as [Float32Array, Float32Array];
-        const [pIn] = ins as [Float32Array];
-        const g = ins[targets.length]!;
-        const k = targets.length - 1;
-        const m = s.expAvg ? { out: outs[k]!, in: ins[k]! } : undefined;
-        const cols = shape[shape.length - 1]!;
-        const rows = shape[shape.length - 2]!;
-        // The cpu engine's large parameters: the sums in ONNX Runtime graphs on both threads.
-        const ort = factored && !memory && variable.size >= ORT_MIN_ELEMENTS.value ? cpuEngineOrt.ort : undefined;
-        const sums = ort ? ortFactoredSums(ort, pIn, g, rows, cols, f32(eps1)) : undefined;
-        const rms = f32(f32(Math.sqrt(f32(sums ? sums.paramSumSq : sumOfSquares(pIn, memory, scratch[2])))) / sqrtNumel);
-        rmsOut[0] = rms;
-        let lr: number;
-        let decay: number | undefined;
-        if (this.scaleParameter) {
-          const useRms = rms > f32(eps2);
-          lr = useRms ? f32(rms * f32(rel)) : f32(eps2 * rel);
-          if (this.weightDecay !== 0) decay = useRms ? f32(lr * f32(-this.weightDecay)) : f32(-this.weightDecay * (eps2 * rel));
-        } else {
-          lr = f32(rel);
-          if (this.weightDecay !== 0) decay = f32(-this.weightDecay * rel);
-        }
-        const keep = f32(beta2t);
-        const take = f32(1.0 - beta2t);
-        const e1 = f32(eps1);
-        const step: AdafactorElementStep = {
-          lr,
-          clip: 1,
-          decay,
-          beta1: this.beta1 === null ? undefined : [f32(this.beta1), f32(1 - this.beta1)],
-        };
-        if (factored) {
-          const f: FactoredParameter = {
-            p: { out: pOut, in: pIn },
-            g,
-            rows,
-            cols,
-            row: { out: outs[2]!, in: ins[2]! },
-            col: { out: outs[3]!, in: ins[3]! },
-            m,
-            eps1: e1,
-            keep,
-            take,
-            rFactor: new Float32Array(outs[2]!.length),
-          };
-          const clip = { sqrtNumel, threshold: this.clipThreshold };
-          if (memory && scratch.length === 3 && factoredSimd(memory, f, scratch, clip, step)) return;
-          const cFactor = new Float32Array(f.col.out.length);
-          if (sums) factoredSecondMomentsFromSums(f, sums.rowSums, sums.colSums, cFactor);
-          else factoredSecondMoments(f, cFactor);
-          const updateSumSq = ort ? ortUpdateSumSq(ort, g, rows, cols, f.rFactor, cFactor) : factoredUpdateSumSq(f, cFactor);
-          step.clip = clipFactor(updateSumSq, sqrtNumel, this.clipThreshold);
-          // The cpu backend: the sums above in float64 (as torch accumulates on the CPU), the element-wise update in
-          // the SIMD kernel on copies in a private wasm memory (the same float32 operations as factoredApply).
-          if (!memory && cols % 4 === 0 && stagedApply(f, cFactor, step)) return;
-          factoredApply(f, cFactor, step);
-        } else {
-          const [vOut, vIn] = [outs[2]!, ins[2]!];
-          step.clip = clipFactor(unfactoredSecondMoment(g, e1, keep, take, vIn, vOut), sqrtNumel, this.clipThreshold);
-          unfactoredApply(pOut, pIn, g, vOut, step, m);
-        }
+    // cpu and wasm: one in-place pass per stage over parameter, state and gradient (see engine/kernels/adafactor_step.ts).
+    const fused = fusedAdafactorStep(
+      { param: variable, rms: s.rms, row: s.expAvgSqRow, col: s.expAvgSqCol, full: s.expAvgSq, expAvg: s.expAvg },
+      gradient,
+      {
+        eps1: f32(eps1),
+        keep: f32(beta2t),
+        take: f32(1.0 - beta2t),
+        clipThreshold: this.clipThreshold,
+        beta1: this.beta1 === null ? undefined : [f32(this.beta1), f32(1 - this.beta1)],
+        lrFor: (rms) => this.stepLr(rms, rel),
       },
-      scratchSizes,
-      targets.map((_, k) => k > 0 || this.inPlaceParameters),
+      this.inPlaceParameters,
     );
     if (fused) return;
 

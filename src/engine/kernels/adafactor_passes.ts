@@ -2,7 +2,7 @@
  * Adafactor's per-parameter step on float32 arrays (cpu and wasm): the tensor path's float32 element operations, in
  * its order, as loops and as SIMD kernels (on the wasm heap, or on staged copies for the cpu backend's arrays).
  */
-import { kernelFor, stagingSlots, SUM_OF_SQUARES, type ElementwiseSpec } from '../../engine/wasm/simd.js';
+import { kernelFor, stagingSlots, SUM_OF_SQUARES, type ElementwiseSpec } from '../wasm/simd.js';
 
 const f32 = Math.fround;
 
