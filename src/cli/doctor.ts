@@ -235,10 +235,8 @@ export function formatDoctorReport(r: DoctorReport): string {
   lines.push(`t5cls ${r.t5cls} doctor (TensorFlow.js ${r.tfjs})`, '');
   row('Node.js', `${r.node.version} ${r.node.ok ? 'ok' : `TOO OLD: needs ${r.node.required}`}`);
   row('system', `${r.system.platform} ${r.system.arch}, ${r.system.cores} core${r.system.cores === 1 ? '' : 's'} (${r.system.cpu})`);
-  row(
-    'memory',
-    `${gib(r.memory.freeBytes)} free of ${gib(r.memory.totalBytes)}${r.memory.limitBytes !== null ? `, limit ${gib(r.memory.limitBytes)} (cgroup)` : ''}`,
-  );
+  const limit = r.memory.limitBytes !== null ? `, limit ${gib(r.memory.limitBytes)} (cgroup)` : '';
+  row('memory', `${gib(r.memory.freeBytes)} free of ${gib(r.memory.totalBytes)}${limit}`);
   row(
     '',
     `t5-small (${(r.t5Small.parameters / 1e6).toFixed(1)}M parameters) keeps ${gib(r.t5Small.adamwBytes)} of weights, ` +

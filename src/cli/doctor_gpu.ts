@@ -36,11 +36,14 @@ const PROBE_TIMEOUT_MS = 120_000;
 const GPU_PROBE = `
 const dir = process.argv[1];
 let tf;
-try { tf = require(dir); } catch (e) { console.log(JSON.stringify({ stage: 'load', error: String((e && e.message) || e) })); process.exit(0); }
+const report = (stage, fields) => console.log(JSON.stringify({ stage, ...fields }));
+const message = (e) => String((e && e.message) || e);
+try { tf = require(dir); } catch (e) { report('load', { error: message(e) }); process.exit(0); }
 Promise.resolve().then(() => tf.setBackend('tensorflow')).then((ok) => {
   const b = tf.engine().registry.tensorflow;
-  console.log(JSON.stringify({ stage: 'ok', backend: ok ? tf.getBackend() : null, gpu: b && typeof b.isUsingGpuDevice === 'boolean' ? b.isUsingGpuDevice : null }));
-}, (e) => console.log(JSON.stringify({ stage: 'init', error: String((e && e.message) || e) })));
+  const gpu = b && typeof b.isUsingGpuDevice === 'boolean' ? b.isUsingGpuDevice : null;
+  report('ok', { backend: ok ? tf.getBackend() : null, gpu });
+}, (e) => report('init', { error: message(e) }));
 `;
 
 interface ProbeResult {
@@ -178,8 +181,8 @@ export async function gpuStatus(probe: BackendProbe | undefined): Promise<GpuSta
     const advice = libs.length
       ? libAdvice.join('; ')
       : driver
-        ? `check that nvidia-smi lists the GPU, that CUDA_VISIBLE_DEVICES does not hide ` +
-          `it${process.env['CUDA_VISIBLE_DEVICES'] !== undefined ? ` (it is "${process.env['CUDA_VISIBLE_DEVICES']}")` : ''}, and that ${CUDA_REQUIREMENT} are installed`
+        ? `check that nvidia-smi lists the GPU, that CUDA_VISIBLE_DEVICES does not hide it${visibleDevices()}, ` +
+          `and that ${CUDA_REQUIREMENT} are installed`
         : `no NVIDIA driver found (/proc/driver/nvidia/version): install the driver, then CUDA 11.2 and cuDNN 8.1`;
     return { ...base, installed: true, version, loads: true, gpu: false, missingLibraries: libs, reason, advice };
   }
@@ -197,4 +200,10 @@ export async function gpuStatus(probe: BackendProbe | undefined): Promise<GpuSta
 
 function capitalize(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+/** ` (it is "…")` when CUDA_VISIBLE_DEVICES is set, else nothing. */
+function visibleDevices(): string {
+  const value = process.env['CUDA_VISIBLE_DEVICES'];
+  return value !== undefined ? ` (it is "${value}")` : '';
 }

@@ -100,9 +100,13 @@ export async function readInput(p: Pick<Params, 'texts' | 'file' | 'textColumn'>
       content = fs.readFileSync(path.resolve(p.file), 'utf-8');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new UsageError(
-        `--file ${p.file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, expected a file' : `cannot read the file (${code ?? (e as Error).message})`}`,
-      );
+      const why =
+        code === 'ENOENT'
+          ? 'no such file'
+          : code === 'EISDIR'
+            ? 'is a folder, expected a file'
+            : `cannot read the file (${code ?? (e as Error).message})`;
+      throw new UsageError(`--file ${p.file}: ${why}`);
     }
   } else {
     if (p.file === undefined && process.stdin.isTTY) throw new UsageError(noInputMessage());
@@ -167,9 +171,8 @@ export function parseJsonl(content: string, name: string, column: string): { tex
     const record = value as Record<string, unknown>;
     if (!(column in record)) {
       const fields = Object.keys(record);
-      throw new FormatError(
-        `${where}: no "${column}" field (the object has ${fields.length ? fields.map((f) => `"${f}"`).join(', ') : 'no fields'}); choose the field with --text-column`,
-      );
+      const has = fields.length ? fields.map((f) => `"${f}"`).join(', ') : 'no fields';
+      throw new FormatError(`${where}: no "${column}" field (the object has ${has}); choose the field with --text-column`);
     }
     const text = record[column];
     if (typeof text !== 'string')

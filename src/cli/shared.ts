@@ -187,13 +187,12 @@ export function refuseChangedOptions(
   const changed = [...given].filter((name) => !mayChange.includes(name) && !sameOptionValue(name, p[name], recorded[name]));
   if (changed.length === 0) return;
   const show = (v: unknown) => (v === undefined ? 'not set' : JSON.stringify(v));
-  throw new UsageError(
-    `--resume continues a run with the options it was started with; ` +
-      `${changed.map((n) => `--${kebab(n)} was ${show(recorded[n])} in that run, not ${show(p[n])}`).join('; ')} (options that may change: ${mayChange
-        .filter((n) => n !== 'resume')
-        .map((n) => `--${kebab(n)}`)
-        .join(', ')})`,
-  );
+  const differences = changed.map((n) => `--${kebab(n)} was ${show(recorded[n])} in that run, not ${show(p[n])}`).join('; ');
+  const free = mayChange
+    .filter((n) => n !== 'resume')
+    .map((n) => `--${kebab(n)}`)
+    .join(', ');
+  throw new UsageError(`--resume continues a run with the options it was started with; ${differences} (options that may change: ${free})`);
 }
 
 /**

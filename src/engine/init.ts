@@ -362,8 +362,10 @@ export async function describeBackends(opts: { threads?: number; modulePaths?: s
           installed: ort.installed,
           available: false,
           detail:
-            `${ort.reason}; wasm and cpu use their own ` +
-            `matmul${ort.installed ? '' : ` (npm install ${ORT_PACKAGE} --onnxruntime-node-install=skip, or point ${ORT_PATH_ENV} at a folder holding it)`}`,
+            `${ort.reason}; wasm and cpu use their own matmul` +
+            (ort.installed
+              ? ''
+              : ` (npm install ${ORT_PACKAGE} --onnxruntime-node-install=skip, or point ${ORT_PATH_ENV} at a folder holding it)`),
         },
   );
 

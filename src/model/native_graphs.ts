@@ -34,6 +34,11 @@ export function graphFeeds<T>(graph: NativeGraph, named: Record<string, T>, para
 
 const MS = 'com.microsoft' as const;
 
+/** The feed-forward activation as it enters a graph's cache key: `relu`, `gated-gelu_new`, … */
+function activationKey(c: T5Config): string {
+  return `${c.isGatedAct ? 'gated-' : ''}${c.denseActFn}`;
+}
+
 function projection(nodes: OnnxNode[], x: string, weight: string, out: string): string {
   nodes.push({ op: 'FusedMatMul', domain: MS, inputs: [x, weight], outputs: [out], attributes: { transB: 1 } });
   return out;
@@ -179,7 +184,7 @@ export function encoderGraph(c: T5Config): NativeGraph {
     }
   }
   const inputs = ['embedded', 'bias', ...params];
-  const key = `encoder/${c.num_layers}x${c.num_decoder_layers}/${c.num_heads}x${c.d_kv}/${c.isGatedAct ? 'gated-' : ''}${c.denseActFn}/${c.layer_norm_epsilon}`;
+  const key = `encoder/${c.num_layers}x${c.num_decoder_layers}/${c.num_heads}x${c.d_kv}/${activationKey(c)}/${c.layer_norm_epsilon}`;
   return {
     key,
     inputs,
@@ -229,6 +234,7 @@ export function decoderGraph(c: T5Config): NativeGraph {
   projection(nodes, 'head_input', layout.lmHead, 'logits');
   const inputs = ['embedded', 'self_bias', 'cross_bias', 'head_scale', ...crossInputs, ...params];
   const outputs = ['logits'];
-  const key = `decoder/${c.num_decoder_layers}/${c.num_heads}x${c.d_kv}/${c.isGatedAct ? 'gated-' : ''}${c.denseActFn}/${c.layer_norm_epsilon}/${c.tie_word_embeddings ? 'tied' : 'untied'}`;
+  const head = c.tie_word_embeddings ? 'tied' : 'untied';
+  const key = `decoder/${c.num_decoder_layers}/${c.num_heads}x${c.d_kv}/${activationKey(c)}/${c.layer_norm_epsilon}/${head}`;
   return { key, inputs, outputs, parameters: params, build: () => onnxModel(nodes, inputs, outputs) };
 }

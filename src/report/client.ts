@@ -164,7 +164,8 @@ export const CLIENT_SCRIPT = String.raw`(function () {
     [['precision', '#31a354'], ['recall', '#3182bd'], ['f1', '#e6550d']].forEach(function (m) {
       chart('chart-' + m[0], function (el) {
         var bars = test.per_class.map(function (c) { return { index: c.name, value: c[m[0]] === null ? 0 : c[m[0]] }; });
-        return tfvis.render.barchart(el, bars, { width: widthOf(el), height: HEIGHT + labelRoom(test.classes), yLabel: m[0] === 'f1' ? 'F1' : m[0], color: m[1] });
+        var size = { width: widthOf(el), height: HEIGHT + labelRoom(test.classes) };
+        return tfvis.render.barchart(el, bars, Object.assign(size, { yLabel: m[0] === 'f1' ? 'F1' : m[0], color: m[1] }));
       });
     });
   }

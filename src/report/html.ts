@@ -98,7 +98,8 @@ function testSection(data: RunReportData): string {
   const perClass = t.per_class
     .map(
       (c) =>
-        `<tr><td class="name">${escapeHtml(c.name)}</td><td>${fmt(c.precision)}</td><td>${fmt(c.recall)}</td><td>${fmt(c.f1)}</td><td>${c.support}</td></tr>`,
+        `<tr><td class="name">${escapeHtml(c.name)}</td>` +
+        `<td>${fmt(c.precision)}</td><td>${fmt(c.recall)}</td><td>${fmt(c.f1)}</td><td>${c.support}</td></tr>`,
     )
     .join('');
   return `
@@ -116,7 +117,10 @@ function testSection(data: RunReportData): string {
       t.invalid_outputs ? '; “(invalid)” counts ' + 'outputs that were no class name' : ''
     })</figcaption><div class="chart" id="chart-confusion"></div></figure>
     <figure><figcaption>Per-class scores</figcaption>
-      <table class="num"><thead><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr></thead><tbody>${perClass}</tbody></table>
+      <table class="num">
+        <thead><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr></thead>
+        <tbody>${perClass}</tbody>
+      </table>
     </figure>
   </div>
   <div class="grid three">
@@ -126,6 +130,8 @@ function testSection(data: RunReportData): string {
   </div>
 </section>`;
 }
+
+const SMOOTHED_NOTE = ' <span class="light">(smoothed: exponential moving average, weight 0.6)</span>';
 
 function card(label: string, value: string): string {
   return `<div class="card"><div class="value">${escapeHtml(value)}</div><div class="label">${escapeHtml(label)}</div></div>`;
@@ -183,7 +189,8 @@ export function renderReportHtml(data: RunReportData): string {
   );
   const trainingCharts = [
     data.lossPerStep.steps.length
-      ? `<figure><figcaption>Training loss per optimizer step${data.lossPerStep.steps.length > 2 ? ' <span class="light">(smoothed: exponential moving average, weight 0.6)</span>' : ''}</figcaption><div class="chart" id="chart-loss"></div></figure>`
+      ? `<figure><figcaption>Training loss per optimizer step${data.lossPerStep.steps.length > 2 ? SMOOTHED_NOTE : ''}</figcaption>` +
+        `<div class="chart" id="chart-loss"></div></figure>`
       : `<figure><figcaption>Training loss per optimizer step</figcaption><p class="note">No <code>train/loss_step</code> ` +
         `values were found.</p></figure>`,
     hasLr
