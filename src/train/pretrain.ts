@@ -28,7 +28,8 @@ import { holdAtStep, stepHoldFromEnv } from './hold.js';
 import { RunLog } from './run_log.js';
 import { SummaryWriter } from './tensorboard.js';
 import { saveCheckpoint } from './checkpoint.js';
-import { globalNorm, makeOptimizer, scheduledLr, shellQuote, TrainingInterrupted, watchStopSignals } from './trainer.js';
+import { globalNorm, makeOptimizer, scheduledLr } from './step.js';
+import { shellQuote, TrainingInterrupted, watchStopSignals } from './stop_signals.js';
 import type { TrainOptions } from './types.js';
 
 /** The training options pretraining shares with `train`, plus its own. */

@@ -28,13 +28,17 @@ import {
   type LoadedTrainState,
   type TrainProgress,
   type TrainStateFile,
+  type TrainStateToSave,
 } from './state.js';
 import { T5clsError, UsageError } from '../errors.js';
 import type { EpochResult, TrainOptions } from './types.js';
 import { holdAtStep, stepHoldFromEnv } from './hold.js';
-import { IGNORE_INDEX } from '../model/loss.js';
+import { addGradients, batchGradients, makeOptimizer, optimizerStep } from './step.js';
+import { shellQuote, TrainingInterrupted, watchStopSignals } from './stop_signals.js';
 
 export type { EpochResult, TrainOptions } from './types.js';
+export { globalNorm } from './step.js';
+export { TrainingInterrupted } from './stop_signals.js';
 
 export interface TrainJob {
   model: T5ForConditionalGeneration;
@@ -67,63 +71,6 @@ export interface TrainResult {
   stoppedEarly: boolean;
   /** The last state written (a snapshot folder). */
   lastState?: string;
-}
-
-/** SIGINT / SIGTERM stopped the run after a step; the state is saved. Exit code 130 / 143, as a shell reports it. */
-export class TrainingInterrupted extends T5clsError {
-  constructor(
-    readonly signal: 'SIGINT' | 'SIGTERM',
-    readonly stateDir: string,
-    message: string,
-  ) {
-    super(message, signal === 'SIGINT' ? 130 : 143);
-  }
-}
-
-export function defaultLearningRate(useAdafactor: boolean): number {
-  return useAdafactor ? 1e-3 : 1e-4;
-}
-
-/** The optimizer options describe (train and pretrain build theirs here). */
-export function makeOptimizer(o: Pick<TrainOptions, 'learningRate' | 'useAdafactor' | 'useAdafactorSchedule' | 'weightDecay'>): {
-  optimizer: Adafactor | AdamW;
-  baseLr: number | undefined;
-} {
-  if (o.useAdafactorSchedule) {
-    if (o.learningRate !== undefined)
-      throw new T5clsError('--learning-rate cannot be combined with --use-adafactor-schedule (Adafactor sets its own rate)', 2);
-    return {
-      optimizer: new Adafactor({
-        lr: null,
-        scaleParameter: true,
-        relativeStep: true,
-        warmupInit: true,
-        weightDecay: o.weightDecay,
-        inPlaceParameters: true,
-      }),
-      baseLr: undefined,
-    };
-  }
-  const lr = o.learningRate ?? defaultLearningRate(o.useAdafactor);
-  if (o.useAdafactor) {
-    return {
-      optimizer: new Adafactor({
-        lr,
-        scaleParameter: false,
-        relativeStep: false,
-        warmupInit: false,
-        weightDecay: o.weightDecay,
-        inPlaceParameters: true,
-      }),
-      baseLr: lr,
-    };
-  }
-  return { optimizer: new AdamW({ lr, weightDecay: o.weightDecay, inPlaceParameters: true }), baseLr: lr };
-}
-
-/** Linear warm-up from 0 to the base rate over `warmup` steps, constant afterwards. */
-export function scheduledLr(baseLr: number, step: number, warmup: number): number {
-  return warmup > 0 && step < warmup ? (baseLr * (step + 1)) / warmup : baseLr;
 }
 
 export async function runTraining(job: TrainJob): Promise<TrainResult> {
@@ -162,21 +109,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
     } else {
       model.dropoutSeed = o.seed;
       model.dropoutCounter = 0;
-      p = {
-        epoch: 1,
-        order: null,
-        nextBatch: 0,
-        steps: 0,
-        lossSum: 0,
-        lossCount: 0,
-        correct: 0,
-        seen: 0,
-        currentLr: baseLr ?? 0,
-        bestMacroF1: -1,
-        epochsWithoutGain: 0,
-        epochs: [],
-        stoppedEarly: false,
-      };
+      p = freshProgress(baseLr);
       if (fs.existsSync(job.stateDir)) {
         throw new UsageError(
           `${job.stateDir} already exists: another run started under the name ${runName} in the same second; start again`,
@@ -189,33 +122,8 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
     tb = new SummaryWriter(job.tensorboardDir, job.resume ? { purgeStep: p.steps + 1 } : {});
 
     const saveState = async (reason: TrainStateFile['reason']): Promise<void> => {
-      lastState = await saveTrainState(
-        job.stateDir,
-        {
-          format: 't5cls-train-state',
-          version: 1,
-          savedAt: new Date().toISOString(),
-          reason,
-          run: {
-            runName,
-            modelName: job.modelName,
-            runTime: job.runTime,
-            weightsDir: job.weightsDir,
-            logFile: job.logFile,
-            tensorboardDir: job.tensorboardDir,
-          },
-          record: job.record,
-          options: o,
-          classNames: job.classNames,
-          dataFingerprint: fingerprint,
-          rng: rng.getState(),
-          dropout: { seed: model.dropoutSeed, counter: model.dropoutCounter },
-          optimizer: { kind: optimizer instanceof Adafactor ? 'adafactor' : 'adamw' },
-          progress: p,
-        },
-        model,
-        optimizer,
-      );
+      const file = stateFile(job, reason, { runName, fingerprint, rng, optimizer, progress: p });
+      lastState = await saveTrainState(job.stateDir, file, model, optimizer);
     };
     const stopIfAsked = (): void => {
       if (!stop.signal) return;
@@ -241,7 +149,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       const epoch = p.epoch;
       if (p.order === null) {
         p.order = o.useWeightedRandomSampler ? weightedRandomSampler(trainLabels, rng) : randomPermutation(trainSet.length, rng);
-        Object.assign(p, { nextBatch: 0, lossSum: 0, lossCount: 0, correct: 0, seen: 0 });
+        Object.assign(p, EPOCH_START);
       }
       const batches = chunk(p.order, o.batchSize);
       const bar = new Progress({ label: `epoch ${epoch}/${o.epochs}`, total: p.order.length - p.seen, quiet: o.quiet });
@@ -264,21 +172,9 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
         accumulated = addGradients(accumulated, grads);
         accumulatedBatches++;
         if (accumulatedBatches === o.gradientAccumulationSteps || bi === batches.length - 1) {
-          const gradNorm = globalNorm(Object.values(accumulated));
-          if (!Number.isFinite(gradNorm)) {
-            tf.dispose(Object.values(accumulated));
-            failNonFinite('gradient norm', gradNorm);
-          }
-          if (baseLr !== undefined) {
-            p.currentLr = scheduledLr(baseLr, p.steps, o.lrWarmupSteps);
-            optimizer.lr = p.currentLr;
-          }
-          optimizer.applyGradients(accumulated);
-          tf.dispose(Object.values(accumulated));
+          const gradNorm = optimizerStep(optimizer, baseLr, o.lrWarmupSteps, accumulated, p, failNonFinite);
           accumulated = undefined;
           accumulatedBatches = 0;
-          p.steps++;
-          if (optimizer instanceof Adafactor && baseLr === undefined) p.currentLr = optimizer.lastLr ?? p.currentLr;
           tb.addScalar('train/loss_step', loss, p.steps);
           tb.addScalar('train/grad_norm', gradNorm, p.steps);
         }
@@ -307,25 +203,9 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       const r = validate(job, p, epoch, devInputs, classTokens);
       p.epochs.push(r);
       log.epoch(epoch, { ...r });
-      for (const key of [
-        'learning_rate',
-        'train_loss',
-        'train_accuracy',
-        'dev_accuracy',
-        'dev_macro_f1',
-        'dev_micro_f1',
-        'dev_weighted_f1',
-      ] as const) {
-        tb.addScalar(key, r[key], epoch);
-      }
-      tb.flush();
-      say(
-        `epoch ${epoch}: train_loss ${r.train_loss.toFixed(4)} train_acc ${r.train_accuracy.toFixed(4)} dev_acc ` +
-          `${r.dev_accuracy.toFixed(4)} ` +
-          `dev_macro_f1 ${r.dev_macro_f1.toFixed(4)} (invalid outputs: ${r.dev_invalid})`,
-      );
+      reportEpoch(tb, say, r);
       await keepBest(job, p, r, runName, log);
-      Object.assign(p, { epoch: epoch + 1, order: null, nextBatch: 0, lossSum: 0, lossCount: 0, correct: 0, seen: 0 });
+      Object.assign(p, { epoch: epoch + 1, order: null, ...EPOCH_START });
       await saveState(stop.signal ? 'interrupt' : 'epoch');
       if (!finished()) stopIfAsked();
     }
@@ -344,32 +224,71 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
   };
 }
 
-/** Forward and backward on one batch: its loss, exact matches and gradients (scaled by `scale`, 1/accumulation steps). */
-function batchGradients(
-  model: T5ForConditionalGeneration,
-  params: tf.Variable[],
-  batch: ReturnType<typeof trainBatch>,
-  scale: number,
-): { loss: number; correct: number; grads: tf.NamedTensorMap } {
-  let exact: tf.Tensor | undefined;
-  const { value, grads } = tf.variableGrads(() => {
-    const out = model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels, training: true });
-    exact = tf.keep(sequenceExactMatches(out.logits, batch.labels));
-    return tf.mul(out.loss!, scale) as tf.Scalar;
-  }, params);
-  const loss = value.dataSync()[0]! / scale;
-  const correct = exact!.dataSync()[0]!;
-  tf.dispose([value, exact!]);
-  return { loss, correct, grads };
+/** The per-epoch counters of TrainProgress at an epoch's start. */
+const EPOCH_START = { nextBatch: 0, lossSum: 0, lossCount: 0, correct: 0, seen: 0 } as const;
+
+function freshProgress(baseLr: number | undefined): TrainProgress {
+  return {
+    epoch: 1,
+    order: null,
+    steps: 0,
+    ...EPOCH_START,
+    currentLr: baseLr ?? 0,
+    bestMacroF1: -1,
+    epochsWithoutGain: 0,
+    epochs: [],
+    stoppedEarly: false,
+  };
 }
 
-/** `sum + grads` per variable (gradient accumulation); both maps are disposed. */
-function addGradients(sum: tf.NamedTensorMap | undefined, grads: tf.NamedTensorMap): tf.NamedTensorMap {
-  if (!sum) return grads;
-  const out: tf.NamedTensorMap = {};
-  for (const k of Object.keys(grads)) out[k] = tf.add(sum[k]!, grads[k]!);
-  tf.dispose([...Object.values(sum), ...Object.values(grads)]);
-  return out;
+const EPOCH_SCALARS = [
+  'learning_rate',
+  'train_loss',
+  'train_accuracy',
+  'dev_accuracy',
+  'dev_macro_f1',
+  'dev_micro_f1',
+  'dev_weighted_f1',
+] as const;
+
+/** An epoch's results to TensorBoard and as one line. */
+function reportEpoch(tb: SummaryWriter, say: (line: string) => void, r: EpochResult): void {
+  for (const key of EPOCH_SCALARS) tb.addScalar(key, r[key], r.epoch);
+  tb.flush();
+  say(
+    `epoch ${r.epoch}: train_loss ${r.train_loss.toFixed(4)} train_acc ${r.train_accuracy.toFixed(4)} ` +
+      `dev_acc ${r.dev_accuracy.toFixed(4)} dev_macro_f1 ${r.dev_macro_f1.toFixed(4)} (invalid outputs: ${r.dev_invalid})`,
+  );
+}
+
+/** The resumable state's record of the run at this point (saved with the weights and the optimizer). */
+function stateFile(
+  job: TrainJob,
+  reason: TrainStateFile['reason'],
+  at: { runName: string; fingerprint: string; rng: Rng; optimizer: Adafactor | AdamW; progress: TrainProgress },
+): TrainStateToSave {
+  return {
+    format: 't5cls-train-state',
+    version: 1,
+    savedAt: new Date().toISOString(),
+    reason,
+    run: {
+      runName: at.runName,
+      modelName: job.modelName,
+      runTime: job.runTime,
+      weightsDir: job.weightsDir,
+      logFile: job.logFile,
+      tensorboardDir: job.tensorboardDir,
+    },
+    record: job.record,
+    options: job.options,
+    classNames: job.classNames,
+    dataFingerprint: at.fingerprint,
+    rng: at.rng.getState(),
+    dropout: { seed: job.model.dropoutSeed, counter: job.model.dropoutCounter },
+    optimizer: { kind: at.optimizer instanceof Adafactor ? 'adafactor' : 'adamw' },
+    progress: at.progress,
+  };
 }
 
 /** Greedy decoding over the validation set: the epoch's record (training figures from `p`). */
@@ -441,49 +360,4 @@ async function keepBest(job: TrainJob, p: TrainProgress, r: EpochResult, runName
     job.say(`saved checkpoint ${dir}`);
   }
   p.bestCheckpoint = dir;
-}
-
-/** sqrt(Σ g²) over all gradients: one number per step, to log and to catch a non-finite gradient cheaply. */
-export function globalNorm(grads: tf.Tensor[]): number {
-  if (!grads.length) return 0;
-  return tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))).dataSync()[0]!);
-}
-
-/**
- * The first SIGINT or SIGTERM asks the loop to stop after the current step; our handlers are then removed, so a
- * second one ends the process at once by the signal's default action.
- */
-export function watchStopSignals(say: (line: string) => void): { signal: 'SIGINT' | 'SIGTERM' | undefined; dispose(): void } {
-  const watcher = {
-    signal: undefined as 'SIGINT' | 'SIGTERM' | undefined,
-    dispose: () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    },
-  };
-  function onSignal(signal: NodeJS.Signals): void {
-    watcher.signal = signal === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
-    watcher.dispose();
-    say(`${signal}: finishing the current step and saving the state (${signal === 'SIGINT' ? 'Ctrl-C' : 'SIGTERM'} again quits at once)`);
-  }
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return watcher;
-}
-
-/** A path as one shell word. */
-export function shellQuote(s: string): string {
-  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-/**
- * Examples whose every label token is the argmax under teacher forcing: exactly those for which greedy decoding
- * would produce the target class, so training accuracy comes free with the forward pass.
- */
-export function sequenceExactMatches(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
-  return tf.tidy(() => {
-    const valid = tf.notEqual(labels, IGNORE_INDEX);
-    const hit = tf.logicalOr(tf.logicalNot(valid), tf.equal(tf.cast(tf.argMax(logits, -1), 'int32'), labels));
-    return tf.sum(tf.cast(tf.all(hit, -1), 'float32')) as tf.Scalar;
-  });
 }

@@ -1,0 +1,132 @@
+/**
+ * One training step, shared by train and pretrain: the optimizer the options describe and its learning-rate
+ * schedule, forward and backward on a batch, gradient accumulation, and the update with its non-finite check.
+ */
+import { tf } from '../tf.js';
+import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
+import type { trainBatch } from '../data/batches.js';
+import { IGNORE_INDEX } from '../model/loss.js';
+import { T5clsError } from '../errors.js';
+import { Adafactor, AdamW } from './optimizers/index.js';
+import type { TrainProgress } from './state.js';
+import type { TrainOptions } from './types.js';
+
+export function defaultLearningRate(useAdafactor: boolean): number {
+  return useAdafactor ? 1e-3 : 1e-4;
+}
+
+/** The optimizer options describe (train and pretrain build theirs here). */
+export function makeOptimizer(o: Pick<TrainOptions, 'learningRate' | 'useAdafactor' | 'useAdafactorSchedule' | 'weightDecay'>): {
+  optimizer: Adafactor | AdamW;
+  baseLr: number | undefined;
+} {
+  if (o.useAdafactorSchedule) {
+    if (o.learningRate !== undefined)
+      throw new T5clsError('--learning-rate cannot be combined with --use-adafactor-schedule (Adafactor sets its own rate)', 2);
+    return {
+      optimizer: new Adafactor({
+        lr: null,
+        scaleParameter: true,
+        relativeStep: true,
+        warmupInit: true,
+        weightDecay: o.weightDecay,
+        inPlaceParameters: true,
+      }),
+      baseLr: undefined,
+    };
+  }
+  const lr = o.learningRate ?? defaultLearningRate(o.useAdafactor);
+  if (o.useAdafactor) {
+    return {
+      optimizer: new Adafactor({
+        lr,
+        scaleParameter: false,
+        relativeStep: false,
+        warmupInit: false,
+        weightDecay: o.weightDecay,
+        inPlaceParameters: true,
+      }),
+      baseLr: lr,
+    };
+  }
+  return { optimizer: new AdamW({ lr, weightDecay: o.weightDecay, inPlaceParameters: true }), baseLr: lr };
+}
+
+/** Linear warm-up from 0 to the base rate over `warmup` steps, constant afterwards. */
+export function scheduledLr(baseLr: number, step: number, warmup: number): number {
+  return warmup > 0 && step < warmup ? (baseLr * (step + 1)) / warmup : baseLr;
+}
+
+/** Forward and backward on one batch: its loss, exact matches and gradients (scaled by `scale`, 1/accumulation steps). */
+export function batchGradients(
+  model: T5ForConditionalGeneration,
+  params: tf.Variable[],
+  batch: ReturnType<typeof trainBatch>,
+  scale: number,
+): { loss: number; correct: number; grads: tf.NamedTensorMap } {
+  let exact: tf.Tensor | undefined;
+  const { value, grads } = tf.variableGrads(() => {
+    const out = model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels, training: true });
+    exact = tf.keep(sequenceExactMatches(out.logits, batch.labels));
+    return tf.mul(out.loss!, scale) as tf.Scalar;
+  }, params);
+  const loss = value.dataSync()[0]! / scale;
+  const correct = exact!.dataSync()[0]!;
+  tf.dispose([value, exact!]);
+  return { loss, correct, grads };
+}
+
+/** `sum + grads` per variable (gradient accumulation); both maps are disposed. */
+export function addGradients(sum: tf.NamedTensorMap | undefined, grads: tf.NamedTensorMap): tf.NamedTensorMap {
+  if (!sum) return grads;
+  const out: tf.NamedTensorMap = {};
+  for (const k of Object.keys(grads)) out[k] = tf.add(sum[k]!, grads[k]!);
+  tf.dispose([...Object.values(sum), ...Object.values(grads)]);
+  return out;
+}
+
+/**
+ * One optimizer step on the accumulated gradients (disposed here): the non-finite check on their global norm, the
+ * learning-rate schedule, the update; returns the norm.
+ */
+export function optimizerStep(
+  optimizer: Adafactor | AdamW,
+  baseLr: number | undefined,
+  warmupSteps: number,
+  gradients: tf.NamedTensorMap,
+  p: TrainProgress,
+  failNonFinite: (what: string, value: number) => never,
+): number {
+  const gradNorm = globalNorm(Object.values(gradients));
+  if (!Number.isFinite(gradNorm)) {
+    tf.dispose(Object.values(gradients));
+    failNonFinite('gradient norm', gradNorm);
+  }
+  if (baseLr !== undefined) {
+    p.currentLr = scheduledLr(baseLr, p.steps, warmupSteps);
+    optimizer.lr = p.currentLr;
+  }
+  optimizer.applyGradients(gradients);
+  tf.dispose(Object.values(gradients));
+  p.steps++;
+  if (optimizer instanceof Adafactor && baseLr === undefined) p.currentLr = optimizer.lastLr ?? p.currentLr;
+  return gradNorm;
+}
+
+/** sqrt(Σ g²) over all gradients: one number per step, to log and to catch a non-finite gradient cheaply. */
+export function globalNorm(grads: tf.Tensor[]): number {
+  if (!grads.length) return 0;
+  return tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))).dataSync()[0]!);
+}
+
+/**
+ * Examples whose every label token is the argmax under teacher forcing: exactly those for which greedy decoding
+ * would produce the target class, so training accuracy comes free with the forward pass.
+ */
+export function sequenceExactMatches(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const valid = tf.notEqual(labels, IGNORE_INDEX);
+    const hit = tf.logicalOr(tf.logicalNot(valid), tf.equal(tf.cast(tf.argMax(logits, -1), 'int32'), labels));
+    return tf.sum(tf.cast(tf.all(hit, -1), 'float32')) as tf.Scalar;
+  });
+}
