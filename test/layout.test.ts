@@ -66,6 +66,15 @@ test('src/ has no import cycle', () => {
   assert.deepEqual(cycles, []);
 });
 
+test('src/model/ and src/train/ reach the engine through engine/ops.ts only', () => {
+  const ops = path.join(SRC, 'engine', 'ops.ts');
+  const reaching = [...graph]
+    .filter(([f]) => /^(model|train)\//.test(rel(f)))
+    .flatMap(([f, deps]) => deps.filter((d) => rel(d).startsWith('engine/') && d !== ops).map((d) => `${rel(f)} → ${rel(d)}`));
+  assert.deepEqual(reaching, []);
+  assert.ok([...graph.get(path.join(SRC, 'model', 'layers.ts'))!].includes(ops), 'the check sees the model import ops.ts');
+});
+
 test('no file in src/ is over 500 lines', () => {
   const long = files.map((f) => [rel(f), fs.readFileSync(f, 'utf-8').split('\n').length - 1] as const).filter(([, n]) => n > 500);
   assert.deepEqual(long, []);

@@ -4,7 +4,7 @@
  */
 import { tf } from '../tf.js';
 import type { T5Config } from './config.js';
-import { nativeGraphAvailable } from '../engine/ort/graph_kernel.js';
+import { nativeGraphAvailable } from '../engine/ops.js';
 
 export type IdsLike = tf.Tensor | number[][];
 

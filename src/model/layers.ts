@@ -4,7 +4,7 @@
  */
 import { tf } from '../tf.js';
 import type { ActivationName } from './config.js';
-import { fusedAvailable, fusedDropout, fusedGatedGelu, fusedReluDropout, fusedRmsNorm } from '../engine/kernels/fused.js';
+import { fusedAvailable, fusedDropout, fusedGatedGelu, fusedReluDropout, fusedRmsNorm } from '../engine/ops.js';
 
 /** The additive mask value HF uses (`torch.finfo(torch.float32).min`). */
 export const MASK_MIN = -3.4028234663852886e38;

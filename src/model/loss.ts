@@ -1,5 +1,5 @@
 import { tf } from '../tf.js';
-import { fusedAvailable, fusedLogProbsAt, fusedTokenNll, IGNORE_INDEX } from '../engine/kernels/fused.js';
+import { fusedAvailable, fusedLogProbsAt, fusedTokenNll, IGNORE_INDEX } from '../engine/ops.js';
 
 export { IGNORE_INDEX };
 

@@ -9,7 +9,7 @@
 import type { T5Config } from './config.js';
 import { parameterShapes } from './parameters.js';
 import { T5clsError } from '../errors.js';
-import { WASM_TENSOR_BYTES } from '../engine/wasm/activate.js';
+import { WASM_TENSOR_BYTES } from '../engine/ops.js';
 
 export type OptimizerName = 'adamw' | 'adafactor';
 

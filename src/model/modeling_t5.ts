@@ -22,7 +22,7 @@ import {
 } from './layers.js';
 import { IGNORE_INDEX, sequenceCrossEntropy } from './loss.js';
 import { decoderGraph, encoderGraph, graphFeeds, type NativeGraph } from './native_graphs.js';
-import { nativeGraphAvailable, runNativeGraph, withNativeGraphFallback } from '../engine/ort/graph_kernel.js';
+import { nativeGraphAvailable, runNativeGraph, withNativeGraphFallback } from '../engine/ops.js';
 import { loadCheckpointTensors, resolveStateDict } from './weights.js';
 import type { LazyTensor, RawTensor } from '../safetensors.js';
 import { FormatError } from '../errors.js';

@@ -5,8 +5,7 @@
  * (T5 folds 1/sqrt(d) into the initialisation) and an additive bias that carries position bias and masks; layer
  * norms are its (Skip)SimplifiedLayerNormalization, which is T5's scale-only RMS norm.
  */
-import { onnxModel, type OnnxNode } from '../engine/onnx/builder.js';
-import type { GraphDefinition } from '../engine/ort/graph_kernel.js';
+import { onnxModel, type GraphDefinition, type OnnxNode } from '../engine/ops.js';
 import type { T5Config } from './config.js';
 import { attentionWeights, feedForwardWeights, t5Parameters, type AttentionParameters, type FeedForwardParameters } from './parameters.js';
 

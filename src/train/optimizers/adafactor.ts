@@ -10,7 +10,7 @@
 import { tf } from '../../tf.js';
 import { gradientPairs, groupState, type NamedTensor } from './shared.js';
 import { FormatError, UsageError } from '../../errors.js';
-import { fusedAdafactorStep } from '../../engine/kernels/adafactor_step.js';
+import { fusedAdafactorStep } from '../../engine/ops.js';
 
 const f32 = Math.fround;
 

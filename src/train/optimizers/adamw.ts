@@ -10,7 +10,7 @@
 import { tf } from '../../tf.js';
 import { gradientPairs, groupState, type NamedTensor } from './shared.js';
 import { FormatError, UsageError } from '../../errors.js';
-import { fusedAdamWStep, type AdamWScalars } from '../../engine/kernels/adamw_step.js';
+import { fusedAdamWStep, type AdamWScalars } from '../../engine/ops.js';
 
 const f32 = Math.fround;
 
