@@ -14,7 +14,8 @@ export interface EpochMetrics {
   [name: string]: number | undefined;
 }
 
-const EPOCH_FIELDS = [
+/** The per-epoch figures, in the order the log and TensorBoard list them. */
+export const EPOCH_FIELDS = [
   'learning_rate',
   'train_loss',
   'train_accuracy',

@@ -16,7 +16,7 @@ import { classificationMetrics } from '../eval/metrics.js';
 import { Progress } from '../progress.js';
 import { Adafactor, AdamW } from './optimizers/index.js';
 import { Rng, randomPermutation, weightedRandomSampler } from './sampler.js';
-import { RunLog } from './run_log.js';
+import { EPOCH_FIELDS, RunLog } from './run_log.js';
 import { SummaryWriter } from './tensorboard.js';
 import { readCheckpointMeta, saveCheckpoint, type SavableTokenizer } from './checkpoint.js';
 import {
@@ -241,19 +241,9 @@ function freshProgress(baseLr: number | undefined): TrainProgress {
   };
 }
 
-const EPOCH_SCALARS = [
-  'learning_rate',
-  'train_loss',
-  'train_accuracy',
-  'dev_accuracy',
-  'dev_macro_f1',
-  'dev_micro_f1',
-  'dev_weighted_f1',
-] as const;
-
 /** An epoch's results to TensorBoard and as one line. */
 function reportEpoch(tb: SummaryWriter, say: (line: string) => void, r: EpochResult): void {
-  for (const key of EPOCH_SCALARS) tb.addScalar(key, r[key], r.epoch);
+  for (const key of EPOCH_FIELDS) tb.addScalar(key, r[key], r.epoch);
   tb.flush();
   say(
     `epoch ${r.epoch}: train_loss ${r.train_loss.toFixed(4)} train_acc ${r.train_accuracy.toFixed(4)} ` +
