@@ -21,7 +21,8 @@ import { T5Config, NAMED_CONFIGS } from '../src/model/config.js';
 import { T5ForConditionalGeneration, type ForwardArgs, type ForwardOutput } from '../src/model/modeling_t5.js';
 import { T5Tokenizer } from '../src/tokenizer/index.js';
 import { Adafactor, AdamW } from '../src/train/optimizers/index.js';
-import { globalNorm, runTraining, type TrainOptions } from '../src/train/trainer.js';
+import { runTraining, type TrainOptions } from '../src/train/trainer.js';
+import { globalNorm } from '../src/train/step.js';
 import { HOLD_ENV, stepHoldFromEnv } from '../src/train/hold.js';
 import {
   listSnapshots,

@@ -1,6 +1,7 @@
 /**
- * One training step, shared by train and pretrain: the optimizer the options describe and its learning-rate
- * schedule, forward and backward on a batch, gradient accumulation, and the update with its non-finite check.
+ * One training step: the optimizer the options describe and its learning-rate schedule (pretrain builds its own from
+ * these too, with the global norm), forward and backward on a classification batch, gradient accumulation, and the
+ * update with its non-finite check.
  */
 import { tf } from '../tf.js';
 import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';

@@ -37,8 +37,6 @@ import { addGradients, batchGradients, makeOptimizer, optimizerStep } from './st
 import { shellQuote, TrainingInterrupted, watchStopSignals } from './stop_signals.js';
 
 export type { EpochResult, TrainOptions } from './types.js';
-export { globalNorm } from './step.js';
-export { TrainingInterrupted } from './stop_signals.js';
 
 export interface TrainJob {
   model: T5ForConditionalGeneration;
