@@ -5,11 +5,13 @@
 # is fine-tuned on TASK, and a second T5 of the same shape is fine-tuned from a random start with the same budget.
 # Both are tested on TASK's test split with rank decoding; the script prints both test macro-F1s and the times.
 # Not run in CI. Usage: bash scripts/pretrain_tweeteval.sh
+# Both stages use Adafactor scaled by each parameter's RMS (--adafactor-scale-parameter), as T5 was trained; without
+# it a model from a random start barely moves its embeddings at these learning rates.
 # Env: WORK (run folder, default a new temp folder), SHARED (default ../shared beside the project), TASK (default
-#      emotion), MODEL_CONFIG (a named shape or a config.json, default tiny), PRETRAIN_EPOCHS (default 10),
-#      PRETRAIN_MINUTES (stop pretraining after this many minutes, default none), PRETRAIN_LR (default 1e-3),
-#      EPOCHS (fine-tuning, default 20), SEED (default 42), PRETRAINED (a pretrained checkpoint to fine-tune instead
-#      of pretraining again).
+#      emotion), MODEL_CONFIG (a named shape or a config.json, default mini), PRETRAIN_EPOCHS (default 10),
+#      PRETRAIN_MINUTES (stop pretraining after this many minutes, default none), PRETRAIN_LR (default 1e-2),
+#      EPOCHS (fine-tuning, default 10), FINETUNE_LR (default 1e-2), SEED (default 42), PRETRAINED (a pretrained
+#      checkpoint to fine-tune instead of pretraining again).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SHARED="${SHARED:-$ROOT/../shared}"
@@ -18,7 +20,7 @@ T5CLS="node $ROOT/bin/t5cls.js"
 TWEETEVAL="$SHARED/data/tweeteval"
 TASK="${TASK:-emotion}"
 TOKENIZER="$SHARED/models/t5-small-tokenizer"
-SHAPE="${MODEL_CONFIG:-tiny}"
+SHAPE="${MODEL_CONFIG:-mini}"
 SEED="${SEED:-42}"
 mkdir -p "$WORK" && cd "$WORK"
 echo "run folder: $WORK"
@@ -45,7 +47,8 @@ else
   limit=()
   if [ -n "${PRETRAIN_MINUTES:-}" ]; then limit=(--max-minutes "$PRETRAIN_MINUTES"); fi
   $T5CLS pretrain "${sources[@]}" --init random --model-config "$SHAPE" --tokenizer "$TOKENIZER" --max-source-length 64 \
-    --batch-size 64 --epochs "${PRETRAIN_EPOCHS:-10}" "${limit[@]}" --learning-rate "${PRETRAIN_LR:-1e-3}" --lr-warmup-steps 100 \
+    --batch-size 64 --epochs "${PRETRAIN_EPOCHS:-10}" "${limit[@]}" --adafactor-scale-parameter --learning-rate "${PRETRAIN_LR:-1e-2}" \
+    --lr-warmup-steps 100 \
     --eval-every-steps 250 --seed "$SEED" 2>&1 | tee pretrain.out
   pretrained=$(sed -n 's/^saved checkpoint \(.*\) (step [0-9]*).*/\1/p' pretrain.out | tail -1)
 fi
@@ -54,7 +57,8 @@ pretrained_at=$(date +%s)
 # 2. Fine-tune on TASK from the pretrained model and from a random one, with the same budget.
 finetune() {
   local name=$1; shift
-  $T5CLS train "$@" --data-dir "datasets/${TASK}_processed" --use-adafactor --learning-rate 1e-3 --epochs "${EPOCHS:-20}" \
+  $T5CLS train "$@" --data-dir "datasets/${TASK}_processed" --use-adafactor --adafactor-scale-parameter \
+    --learning-rate "${FINETUNE_LR:-1e-2}" --epochs "${EPOCHS:-10}" \
     --seed "$SEED" --save-weights-path "weights-$name" --logs-dir "logs-$name" --runs-dir "runs-$name" 2>&1 | tee "train-$name.out"
   local best
   best=$(sed -n 's/^best dev macro-F1 [0-9.]*: \(.*\)$/\1/p' "train-$name.out" | tail -1)

@@ -42,7 +42,7 @@ export const ParamsSchema = z.object({
     .enum(['pretrained', 'random'])
     .default('pretrained')
     .describe("start from the checkpoint's weights or from a random initialisation"),
-  modelConfig: str().default('small').describe('with --init random: a config.json file or a named shape (tiny, small, base, large)'),
+  modelConfig: str().default('small').describe('with --init random: a config.json file or a named shape (tiny, mini, small, base, large)'),
   tokenizer: str().optional().describe("tokenizer folder with spiece.model, and tokenizer.json for export (default: the model's)"),
   prefixText: z.string().default('tweet_eval emotion sentence: ').describe('text put before every input'),
   dataDir: str().optional().describe('folder with train/validation/test.json (default: where load-dataset wrote)'),
@@ -53,7 +53,9 @@ export const ParamsSchema = z.object({
   epochs: int(1).default(10).describe('training epochs'),
   batchSize: int(1).default(16).describe('training batch size'),
   evalBatchSize: int(1).default(64).describe('evaluation batch size'),
-  learningRate: num(0).optional().describe('learning rate (default 1e-4 for AdamW, 1e-3 for Adafactor)'),
+  learningRate: num(0)
+    .optional()
+    .describe('learning rate (default 1e-4 for AdamW, 1e-3 for Adafactor, 1e-2 for Adafactor with --adafactor-scale-parameter)'),
   lrWarmupSteps: int(0).default(0).describe('linear learning-rate warm-up steps, constant afterwards'),
   weightDecay: num(0).default(0).describe('decoupled weight decay'),
   useAdafactor: z.boolean().default(false).describe('train with Adafactor instead of AdamW'),
@@ -61,6 +63,13 @@ export const ParamsSchema = z.object({
     .boolean()
     .default(false)
     .describe("relative-step Adafactor: the learning rate comes from Adafactor's own schedule"),
+  adafactorScaleParameter: z
+    .boolean()
+    .default(false)
+    .describe(
+      "Adafactor with a fixed --learning-rate: scale each parameter's step by its root mean square (HF scale_parameter), " +
+        'as T5 was pretrained; a model from a random start learns far faster with it',
+    ),
   useWeightedRandomSampler: z.boolean().default(false).describe('draw training examples with replacement, weighted 1/(class count)'),
   gradientAccumulationSteps: int(1).default(1).describe('batches whose gradients are summed before each optimizer step'),
   earlyStoppingPatience: int(1).optional().describe('stop after N epochs without a better dev macro-F1 (default: off)'),
@@ -160,6 +169,7 @@ export const COMMAND_PARAMS: Record<CommandName, ParamName[]> = {
     'weightDecay',
     'useAdafactor',
     'useAdafactorSchedule',
+    'adafactorScaleParameter',
     'useWeightedRandomSampler',
     'gradientAccumulationSteps',
     'earlyStoppingPatience',
@@ -192,6 +202,7 @@ export const COMMAND_PARAMS: Record<CommandName, ParamName[]> = {
     'lrWarmupSteps',
     'weightDecay',
     'useAdafactor',
+    'adafactorScaleParameter',
     'evalEverySteps',
     'seed',
     'saveWeightsPath',

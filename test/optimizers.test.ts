@@ -8,6 +8,7 @@ import { readSafetensorsFile } from '../src/safetensors.js';
 import { UsageError } from '../src/errors.js';
 import { Adafactor, AdafactorSchedule, AdamW, type AdafactorOptions } from '../src/train/optimizers/index.js';
 import { initBackend } from '../src/engine/init.js';
+import { makeOptimizer } from '../src/train/step.js';
 import { ORT_MIN_ELEMENTS } from '../src/engine/cpu/kernels/elementwise.js';
 import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
 
@@ -520,4 +521,37 @@ test('no tensor leaks: tensor count after step 1 equals that after step 5, and d
     tf.dispose(grads.map((g) => g.tensor));
     disposeAll(vars);
   }
+});
+
+test('--adafactor-scale-parameter: a fixed lr scaled by each parameter RMS; its default 1e-2 takes the step HF takes with its constructor defaults', () => {
+  const base = { learningRate: undefined, useAdafactor: true, useAdafactorSchedule: false, weightDecay: 0 };
+  const unscaled = makeOptimizer({ ...base, adafactorScaleParameter: false });
+  const scaled = makeOptimizer({ ...base, adafactorScaleParameter: true });
+  assert.equal(unscaled.baseLr, 1e-3);
+  assert.equal(scaled.baseLr, 1e-2);
+  assert.ok(scaled.optimizer instanceof Adafactor && scaled.optimizer.scaleParameter && !scaled.optimizer.relativeStep);
+  assert.ok(unscaled.optimizer instanceof Adafactor && !unscaled.optimizer.scaleParameter);
+  // A run saved before the option existed resumes unscaled.
+  const old = makeOptimizer({ ...base, adafactorScaleParameter: undefined as unknown as boolean });
+  assert.ok(old.optimizer instanceof Adafactor && !old.optimizer.scaleParameter);
+  unscaled.optimizer.dispose();
+  old.optimizer.dispose();
+
+  // HF's Adafactor() with no arguments: relative step min(1e-2, 1/sqrt(1)) = 1e-2 at the first step, scaled.
+  const dir = path.join(FIXTURES, 't5-tiny');
+  const fixture = JSON.parse(fs.readFileSync(path.join(dir, 'fixture.json'), 'utf8'));
+  const names: string[] = fixture.named_parameters;
+  const before = readSafetensorsFile(path.join(dir, 'model.safetensors')).tensors;
+  const grads = readSafetensorsFile(path.join(dir, 'grads.safetensors')).tensors;
+  const after = readSafetensorsFile(path.join(dir, 'adafactor_hf_constructor_defaults.safetensors')).tensors;
+  const params = new Map(names.map((n) => [n, { shape: before.get(n)!.shape, data: before.get(n)!.data as Float32Array }]));
+  const vars = makeVariables(params);
+  const gradTensors = names.map((n) => ({ name: vars.get(n)!.name, tensor: tf.tensor(grads.get(n)!.data, grads.get(n)!.shape, 'float32') }));
+  scaled.optimizer.applyGradients(gradTensors);
+  tf.dispose(gradTensors.map((g) => g.tensor));
+  const dev = newDeviation();
+  for (const n of names) compare(vars.get(n)!.dataSync(), after.get(n)!.data, n, 1e-6, 1e-6, dev, params.get(n)!.data);
+  assert.ok(dev.maxUlps <= 16, `max deviation ${dev.maxUlps} ulp`);
+  scaled.optimizer.dispose();
+  disposeAll(vars);
 });

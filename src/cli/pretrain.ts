@@ -89,6 +89,7 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
         lrWarmupSteps: p.lrWarmupSteps,
         weightDecay: p.weightDecay,
         useAdafactor: p.useAdafactor,
+        adafactorScaleParameter: p.adafactorScaleParameter,
         evalEverySteps: p.evalEverySteps,
         heldOutShare: HELD_OUT_SHARE,
         saveEverySteps: p.saveEverySteps,

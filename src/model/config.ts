@@ -165,7 +165,7 @@ function stripUndefined<T extends Record<string, unknown>>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
-/** Named model shapes for training from scratch (`--model-config tiny|small`). */
+/** Named model shapes for training from scratch (`--model-config tiny|mini|small|base|large`). */
 export const NAMED_CONFIGS: Record<string, Partial<T5ConfigFields>> = {
   tiny: {
     d_model: 64,
@@ -173,6 +173,16 @@ export const NAMED_CONFIGS: Record<string, Partial<T5ConfigFields>> = {
     d_ff: 256,
     num_layers: 2,
     num_decoder_layers: 2,
+    num_heads: 4,
+    relative_attention_num_buckets: 32,
+    relative_attention_max_distance: 128,
+  },
+  mini: {
+    d_model: 128,
+    d_kv: 32,
+    d_ff: 512,
+    num_layers: 4,
+    num_decoder_layers: 4,
     num_heads: 4,
     relative_attention_num_buckets: 32,
     relative_attention_max_distance: 128,

@@ -46,6 +46,7 @@ export interface PretrainOptions
       | 'lrWarmupSteps'
       | 'weightDecay'
       | 'useAdafactor'
+      | 'adafactorScaleParameter'
       | 'seed'
       | 'quiet'
     > {

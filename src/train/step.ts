@@ -12,12 +12,15 @@ import { Adafactor, AdamW } from './optimizers/index.js';
 import type { TrainProgress } from './state.js';
 import type { TrainOptions } from './types.js';
 
-export function defaultLearningRate(useAdafactor: boolean): number {
-  return useAdafactor ? 1e-3 : 1e-4;
+export function defaultLearningRate(useAdafactor: boolean, scaleParameter = false): number {
+  if (!useAdafactor) return 1e-4;
+  return scaleParameter ? 1e-2 : 1e-3;
 }
 
 /** The optimizer options describe (train and pretrain build theirs here). */
-export function makeOptimizer(o: Pick<TrainOptions, 'learningRate' | 'useAdafactor' | 'useAdafactorSchedule' | 'weightDecay'>): {
+export function makeOptimizer(
+  o: Pick<TrainOptions, 'learningRate' | 'useAdafactor' | 'useAdafactorSchedule' | 'adafactorScaleParameter' | 'weightDecay'>,
+): {
   optimizer: Adafactor | AdamW;
   baseLr: number | undefined;
 } {
@@ -36,12 +39,14 @@ export function makeOptimizer(o: Pick<TrainOptions, 'learningRate' | 'useAdafact
       baseLr: undefined,
     };
   }
-  const lr = o.learningRate ?? defaultLearningRate(o.useAdafactor);
+  // A run saved before the option existed has none: it ran unscaled.
+  const scaleParameter = o.adafactorScaleParameter ?? false;
+  const lr = o.learningRate ?? defaultLearningRate(o.useAdafactor, scaleParameter);
   if (o.useAdafactor) {
     return {
       optimizer: new Adafactor({
         lr,
-        scaleParameter: false,
+        scaleParameter,
         relativeStep: false,
         warmupInit: false,
         weightDecay: o.weightDecay,

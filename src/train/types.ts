@@ -14,6 +14,7 @@ export const TRAIN_LOOP_PARAMS = [
   'weightDecay',
   'useAdafactor',
   'useAdafactorSchedule',
+  'adafactorScaleParameter',
   'useWeightedRandomSampler',
   'gradientAccumulationSteps',
   'earlyStoppingPatience',
