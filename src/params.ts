@@ -65,10 +65,10 @@ export const ParamsSchema = z.object({
     .describe("relative-step Adafactor: the learning rate comes from Adafactor's own schedule"),
   adafactorScaleParameter: z
     .boolean()
-    .default(false)
+    .optional()
     .describe(
       "Adafactor with a fixed --learning-rate: scale each parameter's step by its root mean square (HF scale_parameter), " +
-        'as T5 was pretrained; a model from a random start learns far faster with it',
+        'as T5 was pretrained (default: on with --init random, where it learns far faster; off from a checkpoint)',
     ),
   useWeightedRandomSampler: z.boolean().default(false).describe('draw training examples with replacement, weighted 1/(class count)'),
   gradientAccumulationSteps: int(1).default(1).describe('batches whose gradients are summed before each optimizer step'),

@@ -6,7 +6,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { addSchemaOptions, resolveParams } from '../src/cli/options.js';
-import { COMMAND_PARAMS, optionInfo, ParamsSchema, type CommandName } from '../src/params.js';
+import { COMMAND_PARAMS, optionInfo, ParamsSchema, parseParams, type CommandName } from '../src/params.js';
+import { adafactorScaleParameter, trainOptions } from '../src/train/types.js';
 import { UsageError } from '../src/errors.js';
 import { REPO_ROOT } from './helpers/fixtures.js';
 
@@ -112,4 +113,14 @@ test('--resume works alone or with a run', () => {
 test('a flag whose schema also takes a list may be repeated; the others may not', () => {
   const repeatable = (Object.keys(ParamsSchema.shape) as (keyof typeof ParamsSchema.shape)[]).filter((n) => optionInfo(n).repeatable);
   assert.deepEqual(repeatable, ['from']);
+});
+
+test('--adafactor-scale-parameter defaults to on from a random start and off from a checkpoint; given, it wins', () => {
+  const scaled = (raw: Record<string, unknown>) => trainOptions(parseParams('train', raw)).adafactorScaleParameter;
+  assert.equal(scaled({}), false);
+  assert.equal(scaled({ init: 'random' }), true);
+  assert.equal(scaled({ init: 'random', adafactorScaleParameter: false }), false);
+  assert.equal(scaled({ adafactorScaleParameter: true }), true);
+  assert.equal(adafactorScaleParameter(parseParams('pretrain', { init: 'random' })), true);
+  assert.equal(adafactorScaleParameter(parseParams('pretrain', {})), false);
 });

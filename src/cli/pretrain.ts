@@ -16,6 +16,7 @@ import { initBackend } from '../engine/init.js';
 import { readTextSources } from '../data/text_sources.js';
 import { spanCorruptionLengths } from '../data/span_corruption.js';
 import { assertSafeName } from '../train/checkpoint.js';
+import { adafactorScaleParameter } from '../train/types.js';
 import {
   pretrainCheckpointDir,
   runPretraining,
@@ -75,7 +76,13 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
       runTime,
       stateDir: runStateDir(path.resolve(p.runsDir), runName),
       say,
-      record: { ...p, from: [p.from].flat().map((f) => path.resolve(f)), backend: backend.name, given: [...given] },
+      record: {
+        ...p,
+        adafactorScaleParameter: adafactorScaleParameter(p),
+        from: [p.from].flat().map((f) => path.resolve(f)),
+        backend: backend.name,
+        given: [...given],
+      },
       options: {
         inputLength: p.maxSourceLength,
         noiseDensity: p.noiseDensity,
@@ -89,7 +96,7 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
         lrWarmupSteps: p.lrWarmupSteps,
         weightDecay: p.weightDecay,
         useAdafactor: p.useAdafactor,
-        adafactorScaleParameter: p.adafactorScaleParameter,
+        adafactorScaleParameter: adafactorScaleParameter(p),
         evalEverySteps: p.evalEverySteps,
         heldOutShare: HELD_OUT_SHARE,
         saveEverySteps: p.saveEverySteps,

@@ -70,7 +70,14 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const tensorboardDir = path.resolve(p.runsDir, runName);
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   const options = trainOptions(p);
-  const record: Record<string, unknown> = { ...p, dataDir, classesMap: classesMapPath, backend: backend.name, given: [...given] };
+  const record: Record<string, unknown> = {
+    ...p,
+    adafactorScaleParameter: options.adafactorScaleParameter,
+    dataDir,
+    classesMap: classesMapPath,
+    backend: backend.name,
+    given: [...given],
+  };
   say(
     `training ${modelName} on ${train.length} examples (${classNames.length} classes), validating on ${validation.length}; ` +
       `backend ${backend.name}`,

@@ -26,13 +26,25 @@ export const TRAIN_LOOP_PARAMS = [
   'quiet',
 ] as const satisfies readonly ParamName[];
 
-/** `useAdafactor` is true whenever `useAdafactorSchedule` is (the schedule needs the optimizer); see trainOptions. */
+/**
+ * `useAdafactor` is true whenever `useAdafactorSchedule` is (the schedule needs the optimizer), and
+ * `adafactorScaleParameter` is resolved; see trainOptions.
+ */
 export type TrainOptions = Pick<Params, (typeof TRAIN_LOOP_PARAMS)[number]>;
 
 /** The loop's options taken from validated params. */
 export function trainOptions(p: Params): TrainOptions {
   const picked = Object.fromEntries(TRAIN_LOOP_PARAMS.map((k) => [k, p[k]])) as TrainOptions;
-  return { ...picked, useAdafactor: p.useAdafactor || p.useAdafactorSchedule };
+  return {
+    ...picked,
+    useAdafactor: p.useAdafactor || p.useAdafactorSchedule,
+    adafactorScaleParameter: adafactorScaleParameter(p),
+  };
+}
+
+/** Whether Adafactor scales its steps by the parameters' RMS: as given, else from a random start only. */
+export function adafactorScaleParameter(p: Pick<Params, 'adafactorScaleParameter' | 'init'>): boolean {
+  return p.adafactorScaleParameter ?? p.init === 'random';
 }
 
 export interface EpochResult {
