@@ -121,7 +121,7 @@ test('load-dataset, train, test end to end through the CLI', { timeout: 900_000 
   for (const m of metricNames) {
     const rows = events.filter((e) => e.tag === m);
     assert.deepEqual(rows.map((r) => r.step), [1, 2], `scalar ${m}`);
-    rows.forEach((r, i) => assert.ok(Math.abs(r.value! - epochMetrics[i][m]) <= 1e-6 * Math.max(1, Math.abs(epochMetrics[i][m])), `${m} epoch ${i + 1}`));
+    rows.forEach((r, i) => assert.ok(Math.abs(r.value! - epochMetrics[i][m]) <= 1e-6 * Math.max(1, Math.abs(epochMetrics[i][m])), `${m} epoch ${i + 1}: ${r.value} in TensorBoard, ${epochMetrics[i][m]} in the log`));
   }
   const stepLosses = events.filter((e) => e.tag === 'train/loss_step');
   assert.equal(stepLosses.length, 40, 'one loss per optimizer step (2 epochs × 320/16)');
