@@ -52,7 +52,8 @@ function readEvents(file: string): { step: number; tag?: string; value?: number 
     const len = Number(buf.readBigUInt64LE(at));
     const data = buf.subarray(at + 12, at + 12 + len);
     at += 12 + len + 4;
-    const ev = Event.toObject(Event.decode(data), { longs: Number }) as { step?: number; summary?: { value: { tag: string; simpleValue: number }[] } };
+    // defaults: a value of 0 is written (simple_value sits in a oneof) but proto3 decoding leaves it out of the object.
+    const ev = Event.toObject(Event.decode(data), { longs: Number, defaults: true }) as { step?: number; summary?: { value: { tag: string; simpleValue: number }[] } };
     for (const v of ev.summary?.value ?? []) out.push({ step: ev.step ?? 0, tag: v.tag, value: v.simpleValue });
   }
   return out;
