@@ -61,6 +61,7 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const tensorboardDir = path.resolve(p.runsDir, runName);
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   const checkpointDir = pretrainCheckpointDir(path.resolve(p.saveWeightsPath), modelName, runTime);
+  const scaleParameter = adafactorScaleParameter(p);
   say(`log: ${logFile}`);
   say(`TensorBoard: ${tensorboardDir}`);
   try {
@@ -78,7 +79,7 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
       say,
       record: {
         ...p,
-        adafactorScaleParameter: adafactorScaleParameter(p),
+        adafactorScaleParameter: scaleParameter,
         from: [p.from].flat().map((f) => path.resolve(f)),
         backend: backend.name,
         given: [...given],
@@ -96,7 +97,7 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
         lrWarmupSteps: p.lrWarmupSteps,
         weightDecay: p.weightDecay,
         useAdafactor: p.useAdafactor,
-        adafactorScaleParameter: adafactorScaleParameter(p),
+        adafactorScaleParameter: scaleParameter,
         evalEverySteps: p.evalEverySteps,
         heldOutShare: HELD_OUT_SHARE,
         saveEverySteps: p.saveEverySteps,
