@@ -28,7 +28,7 @@ import { holdAtStep, stepHoldFromEnv } from './hold.js';
 import { RunLog } from './run_log.js';
 import { SummaryWriter } from './tensorboard.js';
 import { saveCheckpoint } from './checkpoint.js';
-import { globalNorm, makeOptimizer, scheduledLr } from './step.js';
+import { makeOptimizer, optimizerStep } from './step.js';
 import { shellQuote, TrainingInterrupted, watchStopSignals } from './stop_signals.js';
 import type { TrainOptions } from './types.js';
 
@@ -282,6 +282,10 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
   );
   let steps = at.steps;
   let heldOutMetrics = at.heldOut;
+  const failNonFinite = (what: string, value: number): never => {
+    const kept = lastState ? `; the last state is ${lastState}` : '; nothing of this run was saved';
+    throw new T5clsError(`pretraining stopped: the ${what} is ${value} at step ${steps + 1}${kept}`, 1);
+  };
   const evaluate = () => {
     heldOutMetrics = evaluateDenoising(model, heldOutExamples, o.evalBatchSize, isSpanToken);
     tb.addScalar('heldout/loss', heldOutMetrics.loss, steps);
@@ -315,28 +319,22 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
           quiet: o.quiet,
         });
         for (let b = first; b < batches.length; b++) {
-          if (baseLr !== undefined) optimizer.lr = scheduledLr(baseLr, steps, o.lrWarmupSteps);
           const t = batchTensors(batches[b]!);
           const { value, grads } = tf.variableGrads(
             () => model.forward({ inputIds: t.inputIds, labels: t.labels, training: true }).loss!,
             params,
           );
           const loss = value.dataSync()[0]!;
-          const gradNorm = globalNorm(Object.values(grads));
-          if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-            tf.dispose([value, t.inputIds, t.labels, ...Object.values(grads)]);
-            const kept = lastState ? `; the last state is ${lastState}` : '; nothing of this run was saved';
-            throw new T5clsError(
-              `pretraining stopped: the ${Number.isFinite(loss) ? 'gradient norm' : 'loss'} is ` +
-                `${Number.isFinite(loss) ? gradNorm : loss} at step ${steps + 1}${kept}`,
-              1,
-            );
+          tf.dispose([value, t.inputIds, t.labels]);
+          if (!Number.isFinite(loss)) {
+            tf.dispose(Object.values(grads));
+            failNonFinite('loss', loss);
           }
-          optimizer.applyGradients(grads);
-          tf.dispose([value, t.inputIds, t.labels, ...Object.values(grads)]);
+          const { gradNorm, lr } = optimizerStep(optimizer, baseLr, o.lrWarmupSteps, grads, steps, failNonFinite);
           steps++;
           tb.addScalar('train/loss_step', loss, steps);
           tb.addScalar('train/grad_norm', gradNorm, steps);
+          if (lr !== undefined) tb.addScalar('train/learning_rate', lr, steps);
           bar.tick(1, { loss });
           await new Promise<void>((resolve) => setImmediate(resolve));
           await holdAtStep(hold, steps, () => stop.signal !== undefined, say);

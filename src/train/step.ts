@@ -1,7 +1,7 @@
 /**
- * One training step: the optimizer the options describe and its learning-rate schedule (pretrain builds its own from
- * these too, with the global norm), forward and backward on a classification batch, gradient accumulation, and the
- * update with its non-finite check.
+ * One training step: the optimizer the options describe and its learning-rate schedule, forward and backward on a
+ * classification batch, gradient accumulation, and the update with its non-finite check (train and pretrain share the
+ * optimizer, the schedule and the update).
  */
 import { tf } from '../tf.js';
 import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
@@ -9,7 +9,6 @@ import type { trainBatch } from '../data/batches.js';
 import { IGNORE_INDEX } from '../model/loss.js';
 import { T5clsError } from '../errors.js';
 import { Adafactor, AdamW } from './optimizers/index.js';
-import type { TrainProgress } from './state.js';
 import type { TrainOptions } from './types.js';
 
 export function defaultLearningRate(useAdafactor: boolean, scaleParameter = false): number {
@@ -92,31 +91,28 @@ export function addGradients(sum: tf.NamedTensorMap | undefined, grads: tf.Named
 }
 
 /**
- * One optimizer step on the accumulated gradients (disposed here): the non-finite check on their global norm, the
- * learning-rate schedule, the update; returns the norm.
+ * Optimizer step number `step` (0-based) on the accumulated gradients (disposed here): the non-finite check on their
+ * global norm, the learning-rate schedule, the update. Returns the norm and the rate the step used (undefined while
+ * relative-step Adafactor has not reported one).
  */
 export function optimizerStep(
   optimizer: Adafactor | AdamW,
   baseLr: number | undefined,
   warmupSteps: number,
   gradients: tf.NamedTensorMap,
-  p: TrainProgress,
+  step: number,
   failNonFinite: (what: string, value: number) => never,
-): number {
+): { gradNorm: number; lr: number | undefined } {
   const gradNorm = globalNorm(Object.values(gradients));
   if (!Number.isFinite(gradNorm)) {
     tf.dispose(Object.values(gradients));
     failNonFinite('gradient norm', gradNorm);
   }
-  if (baseLr !== undefined) {
-    p.currentLr = scheduledLr(baseLr, p.steps, warmupSteps);
-    optimizer.lr = p.currentLr;
-  }
+  const scheduled = baseLr !== undefined ? scheduledLr(baseLr, step, warmupSteps) : undefined;
+  if (scheduled !== undefined) optimizer.lr = scheduled;
   optimizer.applyGradients(gradients);
   tf.dispose(Object.values(gradients));
-  p.steps++;
-  if (optimizer instanceof Adafactor && baseLr === undefined) p.currentLr = optimizer.lastLr ?? p.currentLr;
-  return gradNorm;
+  return { gradNorm, lr: scheduled ?? (optimizer instanceof Adafactor ? optimizer.lastLr : undefined) };
 }
 
 /** sqrt(Σ g²) over all gradients: one number per step, to log and to catch a non-finite gradient cheaply. */

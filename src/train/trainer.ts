@@ -170,7 +170,9 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
         accumulated = addGradients(accumulated, grads);
         accumulatedBatches++;
         if (accumulatedBatches === o.gradientAccumulationSteps || bi === batches.length - 1) {
-          const gradNorm = optimizerStep(optimizer, baseLr, o.lrWarmupSteps, accumulated, p, failNonFinite);
+          const { gradNorm, lr } = optimizerStep(optimizer, baseLr, o.lrWarmupSteps, accumulated, p.steps, failNonFinite);
+          p.steps++;
+          if (lr !== undefined) p.currentLr = lr;
           accumulated = undefined;
           accumulatedBatches = 0;
           tb.addScalar('train/loss_step', loss, p.steps);
