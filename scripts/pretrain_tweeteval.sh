@@ -57,7 +57,8 @@ pretrained_at=$(date +%s)
 # 2. Fine-tune on TASK from the pretrained model and from a random one, with the same budget.
 finetune() {
   local name=$1; shift
-  $T5CLS train "$@" --data-dir "datasets/${TASK}_processed" --use-adafactor --adafactor-scale-parameter \
+  $T5CLS train "$@" --data-dir "datasets/${TASK}_processed" --prefix-text "tweet_eval ${TASK} sentence: " \
+    --use-adafactor --adafactor-scale-parameter \
     --learning-rate "${FINETUNE_LR:-1e-2}" --epochs "${EPOCHS:-10}" \
     --seed "$SEED" --save-weights-path "weights-$name" --logs-dir "logs-$name" --runs-dir "runs-$name" 2>&1 | tee "train-$name.out"
   local best
