@@ -323,3 +323,41 @@ test(
     assert.match(ft.out, /training stopped: the (loss|gradient norm) is (NaN|-?Infinity) at epoch 1, step 2; no checkpoint was saved yet/);
   },
 );
+
+test('--steps alone runs that many steps across epochs, and a larger --steps continues the finished run', { timeout: 120_000 }, () => {
+  const cwd = path.join(work, 'steps');
+  const text = path.join(work, 'steps.txt');
+  fs.writeFileSync(text, fs.readFileSync(path.join(TWEETEVAL, 'irony/train_text.txt'), 'utf-8').split('\n').slice(0, 200).join('\n'));
+  const args = [
+    'pretrain',
+    '--from',
+    text,
+    '--init',
+    'random',
+    '--model-config',
+    'tiny',
+    '--tokenizer',
+    TOKENIZER,
+    '--max-source-length',
+    '32',
+    '--batch-size',
+    '16',
+    '--eval-every-steps',
+    '100',
+  ];
+  const r = cli([...args, '--steps', '13'], cwd);
+  assert.equal(r.code, 0, r.out);
+  const perEpoch = Number(/(\d+) steps per epoch/.exec(r.out)![1]);
+  assert.ok(perEpoch < 13 && 2 * perEpoch >= 13, `${perEpoch} steps per epoch: 13 steps should end in epoch 2`);
+  assert.match(r.out, /pretrain epoch 2\/2/);
+  assert.match(r.out, /saved checkpoint \S+ \(step 13\)/);
+
+  const more = cli([...args, '--steps', '25', '--resume'], cwd);
+  assert.equal(more.code, 0, more.out);
+  assert.match(more.out, /resuming \S+ from \S+: epoch 2, step 13/);
+  assert.match(more.out, /saved checkpoint \S+ \(step 25\)/);
+  // Given with --steps, --epochs still ends the run first.
+  const both = cli([...args, '--steps', '25', '--epochs', '1'], path.join(work, 'steps-epochs'));
+  assert.equal(both.code, 0, both.out);
+  assert.match(both.out, new RegExp(`saved checkpoint \\S+ \\(step ${perEpoch}\\)`));
+});

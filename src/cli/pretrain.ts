@@ -62,6 +62,7 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   const checkpointDir = pretrainCheckpointDir(path.resolve(p.saveWeightsPath), modelName, runTime);
   const scaleParameter = adafactorScaleParameter(p);
+  const epochs = pretrainEpochs(p, given);
   say(`log: ${logFile}`);
   say(`TensorBoard: ${tensorboardDir}`);
   try {
@@ -79,6 +80,7 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
       say,
       record: {
         ...p,
+        epochs,
         adafactorScaleParameter: scaleParameter,
         from: [p.from].flat().map((f) => path.resolve(f)),
         backend: backend.name,
@@ -88,7 +90,7 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
         inputLength: p.maxSourceLength,
         noiseDensity: p.noiseDensity,
         meanNoiseSpanLength: p.meanNoiseSpanLength,
-        epochs: p.epochs,
+        epochs,
         maxSteps: p.steps,
         maxMinutes: p.maxMinutes,
         batchSize: p.batchSize,
@@ -108,6 +110,17 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   } finally {
     model.dispose();
   }
+}
+
+/**
+ * --steps alone runs that many steps, through as many epochs as it takes (HF's max_steps); with --epochs too, whichever
+ * ends first. A resumed run keeps its epochs unless --epochs is given again, or only --steps was ever given.
+ */
+function pretrainEpochs(p: Params, given: Set<ParamName>, saved?: { epochs?: number; given: ParamName[] }): number | undefined {
+  if (given.has('epochs')) return p.epochs;
+  if (saved?.given.includes('epochs')) return saved.epochs;
+  if (given.has('steps') || saved?.given.includes('steps')) return undefined;
+  return saved ? saved.epochs : p.epochs;
 }
 
 async function resume(p: Params, given: Set<ParamName>, say: (line: string) => void): Promise<void> {
@@ -131,14 +144,14 @@ async function resumeRun(
   const r = state.record;
   const options: PretrainOptions = {
     ...state.options,
-    epochs: given.has('epochs') ? p.epochs : state.options.epochs,
+    epochs: pretrainEpochs(p, given, { epochs: state.options.epochs, given: (r.given as ParamName[] | undefined) ?? [] }),
     maxSteps: given.has('steps') ? p.steps : state.options.maxSteps,
     maxMinutes: given.has('maxMinutes') ? p.maxMinutes : state.options.maxMinutes,
     saveEverySteps: given.has('saveEverySteps') ? p.saveEverySteps : state.options.saveEverySteps,
     quiet: p.quiet,
   };
   const at = state.progress;
-  if (at.steps >= (options.maxSteps ?? Infinity) || at.epoch > options.epochs) {
+  if (at.steps >= (options.maxSteps ?? Infinity) || at.epoch > (options.epochs ?? Infinity)) {
     throw new UsageError(
       `--resume: the run ${state.run.runName} has finished (${at.steps} steps, ${at.epoch - 1} epochs); nothing to resume ` +
         `(pass a larger --steps or --epochs to pretrain it further)`,

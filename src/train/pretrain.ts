@@ -38,7 +38,6 @@ export interface PretrainOptions
     SpanCorruptionOptions,
     Pick<
       TrainOptions,
-      | 'epochs'
       | 'maxSteps'
       | 'batchSize'
       | 'evalBatchSize'
@@ -52,6 +51,8 @@ export interface PretrainOptions
     > {
   /** Tokens of every corrupted input (EOS included). */
   inputLength: number;
+  /** Passes over the texts; undefined: as many as `maxSteps` takes (HF's max_steps without num_train_epochs). */
+  epochs?: number;
   maxMinutes?: number;
   /** Evaluate on the held-out sequences every N optimizer steps (and after the last step). */
   evalEverySteps: number;
@@ -221,7 +222,8 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
   const { optimizer, baseLr } = makeOptimizer({ ...o, useAdafactorSchedule: false });
   const params = [...model.namedParameters().values()];
   const stepsPerEpoch = Math.ceil(train.length / o.batchSize);
-  const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * o.epochs);
+  const epochs = o.epochs ?? Math.ceil(o.maxSteps! / stepsPerEpoch);
+  const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * epochs);
   const deadline = o.maxMinutes !== undefined ? Date.now() + o.maxMinutes * 60_000 : Infinity;
   const hold = stepHoldFromEnv();
   let at: PretrainProgress = { epoch: 1, nextBatch: 0, steps: 0, rng: rng.getState() };
@@ -299,7 +301,7 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
   try {
     if (steps < totalSteps) {
       rng.setState(at.rng);
-      outer: for (let epoch = at.epoch; epoch <= o.epochs; epoch++) {
+      outer: for (let epoch = at.epoch; epoch <= epochs; epoch++) {
         // A new order and a new masking every epoch, drawn from the generator as it stands at the epoch's start.
         const epochRng = rng.getState();
         const order = randomPermutation(train.length, rng);
@@ -314,7 +316,7 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
         );
         const first = epoch === at.epoch ? at.nextBatch : 0;
         const bar = new Progress({
-          label: `pretrain epoch ${epoch}/${o.epochs}`,
+          label: `pretrain epoch ${epoch}/${epochs}`,
           total: Math.min(batches.length - first, totalSteps - steps),
           quiet: o.quiet,
         });
