@@ -361,3 +361,53 @@ test('--steps alone runs that many steps across epochs, and a larger --steps con
   assert.equal(both.code, 0, both.out);
   assert.match(both.out, new RegExp(`saved checkpoint \\S+ \\(step ${perEpoch}\\)`));
 });
+
+test(
+  'pretrain on the big-model engine (--backend cpu, where auto puts t5-base and larger) follows the wasm run',
+  { timeout: 120_000 },
+  () => {
+    const text = path.join(work, 'engines.txt');
+    fs.writeFileSync(text, fs.readFileSync(path.join(TWEETEVAL, 'irony/train_text.txt'), 'utf-8').split('\n').slice(0, 200).join('\n'));
+    const heldOut = (backend: string) => {
+      const r = cli(
+        [
+          'pretrain',
+          '--from',
+          text,
+          '--init',
+          'random',
+          '--model-config',
+          'tiny',
+          '--tokenizer',
+          TOKENIZER,
+          '--max-source-length',
+          '32',
+          '--batch-size',
+          '16',
+          '--steps',
+          '10',
+          '--eval-every-steps',
+          '5',
+          '--learning-rate',
+          '1e-2',
+          '--seed',
+          '3',
+          '--backend',
+          backend,
+        ],
+        path.join(work, `engine-${backend}`),
+      );
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, new RegExp(`^backend: ${backend} `, 'm'));
+      return [...r.out.matchAll(/step (\d+): held-out loss ([\d.]+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    };
+    const [wasm, cpu] = [heldOut('wasm'), heldOut('cpu')];
+    assert.deepEqual(
+      cpu.map(([s]) => s),
+      [5, 10],
+    );
+    assert.ok(wasm[1]![1]! < wasm[0]![1]!, `held-out loss ${wasm}`);
+    for (let i = 0; i < 2; i++)
+      assert.ok(Math.abs(cpu[i]![1]! - wasm[i]![1]!) < 2e-3, `step ${cpu[i]![0]}: cpu ${cpu[i]![1]}, wasm ${wasm[i]![1]}`);
+  },
+);
