@@ -51,7 +51,7 @@ export interface PretrainOptions
     > {
   /** Tokens of every corrupted input (EOS included). */
   inputLength: number;
-  /** Passes over the texts; undefined: as many as `maxSteps` takes (HF's max_steps without num_train_epochs). */
+  /** Passes over the texts; undefined: as many as `maxSteps` takes (HF's max_steps without num_train_epochs), else one. */
   epochs?: number;
   maxMinutes?: number;
   /** Evaluate on the held-out sequences every N optimizer steps (and after the last step). */
@@ -222,7 +222,7 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
   const { optimizer, baseLr } = makeOptimizer({ ...o, useAdafactorSchedule: false });
   const params = [...model.namedParameters().values()];
   const stepsPerEpoch = Math.ceil(train.length / o.batchSize);
-  const epochs = o.epochs ?? Math.ceil(o.maxSteps! / stepsPerEpoch);
+  const epochs = o.epochs ?? (o.maxSteps !== undefined ? Math.ceil(o.maxSteps / stepsPerEpoch) : 1);
   const totalSteps = Math.min(o.maxSteps ?? Infinity, stepsPerEpoch * epochs);
   const deadline = o.maxMinutes !== undefined ? Date.now() + o.maxMinutes * 60_000 : Infinity;
   const hold = stepHoldFromEnv();
