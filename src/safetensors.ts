@@ -25,6 +25,11 @@ const DTYPE_SIZE: Record<SafetensorsDtype, number> = {
   BOOL: 1,
 };
 
+/** Bytes one element of `dtype` takes on disk. */
+export function dtypeBytes(dtype: SafetensorsDtype): number {
+  return DTYPE_SIZE[dtype];
+}
+
 /** A tensor as stored on disk, converted to float32 (floats) or int32 (integers). */
 export interface RawTensor {
   dtype: SafetensorsDtype;
@@ -178,6 +183,8 @@ export interface LazyTensor {
   dtype: SafetensorsDtype;
   shape: number[];
   read(): Float32Array | Int32Array;
+  /** `length` bytes of the stored data from byte `offset`, as on disk (for comparing tensors piece by piece). */
+  readBytes?(offset: number, length: number): Uint8Array;
 }
 
 function readFileRange(file: string, fd: number, offset: number, length: number): Uint8Array {
@@ -214,6 +221,10 @@ export function openSafetensorsFile(file: string): { tensors: Map<string, LazyTe
       dtype: e.dtype,
       shape: e.shape,
       read: () => withFile(file, (fd) => decodeTensorBytes(readFileRange(file, fd, header.dataStart + e.begin, e.end - e.begin), e.dtype)),
+      readBytes: (offset, length) => {
+        if (offset < 0 || length < 0 || offset + length > e.end - e.begin) throw new RangeError(`${name}: bytes out of range`);
+        return withFile(file, (fd) => readFileRange(file, fd, header.dataStart + e.begin + offset, length));
+      },
     });
   }
   return { tensors, metadata: header.metadata };

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Params } from '../params.js';
 import { T5Config, NAMED_CONFIGS } from '../model/config.js';
+import { readModelConfig } from '../model/pretrained_config.js';
 import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import { T5Tokenizer } from '../tokenizer/index.js';
 import { UsageError } from '../errors.js';
@@ -26,10 +27,10 @@ export async function resolveModelSource(p: SourceParams, say: (line: string) =>
     const tokenizerDir = p.tokenizer ? path.resolve(p.tokenizer) : await resolveModelDir(p.model, p.revision, say, { tokenizerOnly: true });
     const tokenizer = await T5Tokenizer.fromPretrained(tokenizerDir);
     const vocab = Math.ceil(tokenizer.vocabSize / 128) * 128;
-    let fields: Record<string, unknown>;
+    let config: T5Config;
     let modelName: string;
     if (NAMED_CONFIGS[p.modelConfig]) {
-      fields = { ...NAMED_CONFIGS[p.modelConfig] };
+      config = new T5Config({ ...NAMED_CONFIGS[p.modelConfig], vocab_size: vocab }, p.modelConfig);
       modelName = `t5-${p.modelConfig}-scratch`;
     } else {
       const file = path.resolve(p.modelConfig);
@@ -38,15 +39,15 @@ export async function resolveModelSource(p: SourceParams, say: (line: string) =>
           `--model-config: "${p.modelConfig}" is neither a named shape (${Object.keys(NAMED_CONFIGS).join(', ')}) nor an ` +
             `existing config.json file`,
         );
-      fields = T5Config.fromFile(file).toJSON();
+      config = T5Config.fromFile(file).withFields({ vocab_size: vocab }, p.modelConfig);
       modelName = `${path.basename(path.dirname(file))}-scratch`;
     }
-    return { tokenizer, config: new T5Config({ ...fields, vocab_size: vocab }, p.modelConfig), modelName, modelDir: undefined };
+    return { tokenizer, config, modelName, modelDir: undefined };
   }
   const modelDir = await resolveModelDir(p.model, p.revision, say);
   return {
     tokenizer: await T5Tokenizer.fromPretrained(p.tokenizer ? path.resolve(p.tokenizer) : modelDir),
-    config: T5Config.fromFile(path.join(modelDir, 'config.json')),
+    config: readModelConfig(modelDir),
     modelName: path.basename(p.model.replace(/[/\\]+$/, '')),
     modelDir,
   };

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import type { ParsedParams } from './options.js';
 import type { ParamName, Params } from '../params.js';
 import { tf } from '../tf.js';
-import { T5Config } from '../model/config.js';
+import { readModelConfig } from '../model/pretrained_config.js';
 import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import { T5Tokenizer } from '../tokenizer/index.js';
 import { loadRunState, resolveResumeTarget, runStateDir, TOKENIZER_DIR, type LoadedRunState } from '../train/state.js';
@@ -159,7 +159,7 @@ async function resumeRun(
   }
   const sources = readTextSources([r.from as string | string[]].flat(), { textColumn: r.textColumn as string | undefined });
   const texts = sources.flatMap((s) => s.texts);
-  const config = T5Config.fromFile(path.join(snapshotDir, 'config.json'));
+  const config = readModelConfig(snapshotDir);
   const { targetLength } = spanCorruptionLengths(options.inputLength, options);
   const { tensorBytes } = checkJobMemory(
     config,

@@ -8,7 +8,7 @@ import { T5clsError, UsageError } from '../errors.js';
 import { assertSafeName, findLatestBestCheckpoint, readCheckpointMeta, type CheckpointMeta } from '../train/checkpoint.js';
 import { Progress } from '../progress.js';
 import { kebab, type ParamName, type Params } from '../params.js';
-import { T5Config } from '../model/config.js';
+import { readModelConfig } from '../model/pretrained_config.js';
 import { checkJobMemory } from './job_memory.js';
 import { initBackend, type BackendInfo } from '../engine/init.js';
 
@@ -139,7 +139,7 @@ export function resolveCheckpoint(p: Pick<Params, 'weights' | 'weightsName' | 's
  * throws, in one line, when this machine cannot hold it.
  */
 export function inferenceTensorBytes(checkpointDir: string, batchSize: number, inputs: number[][], targets: number[][]): number {
-  const config = T5Config.fromFile(path.join(checkpointDir, 'config.json'));
+  const config = readModelConfig(checkpointDir);
   const job = {
     batchSize: Math.min(batchSize, Math.max(1, inputs.length)),
     sourceLength: longestRow(inputs),

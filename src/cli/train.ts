@@ -8,6 +8,7 @@ import { writeRunReport } from '../report/index.js';
 import type { ParsedParams } from './options.js';
 import type { ParamName, Params } from '../params.js';
 import { T5Config } from '../model/config.js';
+import { readModelConfig } from '../model/pretrained_config.js';
 import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import { T5Tokenizer } from '../tokenizer/index.js';
 import { runTraining, type TrainJob } from '../train/trainer.js';
@@ -157,7 +158,7 @@ async function resumeRun(loaded: LoadedTrainState, p: Params, given: Set<ParamNa
   const validation = typeof r.maxEvalExamples === 'number' ? splits.validation.slice(0, r.maxEvalExamples) : splits.validation;
   const tokenizer = await T5Tokenizer.fromPretrained(path.join(stateDir, TOKENIZER_DIR));
   // As when the run started: the job's size decides the engine (a t5-large run must not land on the wasm heap).
-  const config = T5Config.fromFile(path.join(snapshotDir, 'config.json'));
+  const config = readModelConfig(snapshotDir);
   const tensorBytes = trainingTensorBytes(config, state.run.modelName, r as unknown as Params, tokenizer, train, state.classNames);
   const backend = await startResumedBackend(p, given, r, tensorBytes, say);
   const model = T5ForConditionalGeneration.fromPretrained(snapshotDir);

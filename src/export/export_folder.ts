@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readJsonObject, writeFileAtomic, writeFolderAtomic, writeJsonAtomic } from '../fsutil.js';
+import { readJsonObject, writeFileAtomic, writeFolderAtomic } from '../fsutil.js';
 import { T5clsError, UsageError } from '../errors.js';
 import { writeOnnxFile } from './onnx_file.js';
 import type { Graph } from './onnx_model.js';
@@ -75,13 +75,14 @@ export async function writeExport(spec: ExportSpec): Promise<ExportedFile[]> {
     await writeFolderAtomic(
       out,
       (tmp) => {
-        const json = (file: string, value: unknown) => {
-          writeJsonAtomic(path.join(tmp, file), value);
+        const text = (file: string, content: string) => {
+          writeFileAtomic(path.join(tmp, file), content);
           files.push({ file, bytes: fs.statSync(path.join(tmp, file)).size });
         };
+        const json = (file: string, value: unknown) => text(file, JSON.stringify(value, null, 2) + '\n');
         fs.mkdirSync(path.join(tmp, 'onnx'));
         const q8 = spec.quantize ?? false;
-        json('config.json', exportConfig(weights.config, spec.meta.prefix, q8));
+        text('config.json', weights.config.jsonText(exportConfig(weights.config, spec.meta.prefix, q8)));
         json('generation_config.json', exportGenerationConfig(weights.config, spec.meta.maxNewTokens));
         writeFileAtomic(path.join(tmp, TOKENIZER_JSON), fs.readFileSync(tokenizerJson));
         files.push({ file: TOKENIZER_JSON, bytes: fs.statSync(tokenizerJson).size });

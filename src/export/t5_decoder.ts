@@ -54,7 +54,7 @@ export function decoderMergedGraph(weights: T5Weights, int8 = false): Graph {
   }
   let final = t5.rmsNorm(h, weights.layout.decoder.finalNorm);
   // Tied embeddings: rescale before the shared projection, as HF's T5 does (v1.1 / flan-t5 untie and do not).
-  if (c.tie_word_embeddings) final = g.op('Mul', [final, g.float(c.d_model ** -0.5)]);
+  if (c.scale_decoder_outputs) final = g.op('Mul', [final, g.float(c.d_model ** -0.5)]);
   lmHead(t5, final);
 
   return g.graph('decoder_merged', inputs(weights), outputs(weights));

@@ -5,8 +5,8 @@
  * position.
  */
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { T5Config } from '../model/config.js';
+import { readModelConfig } from '../model/pretrained_config.js';
 import { t5Parameters, type T5Parameters } from '../model/parameters.js';
 import { loadCheckpointTensors, resolveStateDict } from '../model/weights.js';
 import { relativePositionBucket } from '../model/layers.js';
@@ -53,11 +53,12 @@ export class T5Weights {
   static fromFolder(dir: string, onWarning?: (message: string) => void): T5Weights {
     // raw_data is little-endian; Float32Array bytes are the host's.
     if (os.endianness() !== 'LE') throw new T5clsError('export needs a little-endian machine');
-    const config = T5Config.fromFile(path.join(dir, 'config.json'));
+    const tensors = loadCheckpointTensors(dir);
+    const config = readModelConfig(dir, tensors);
     const { values, unexpected } = resolveStateDict(
       t5Parameters(config).all.map((p) => [p.name, p.shape]),
       config.tie_word_embeddings,
-      loadCheckpointTensors(dir),
+      tensors,
       dir,
     );
     for (const name of unexpected) onWarning?.(`${dir}: ignoring unexpected tensor "${name}"`);

@@ -24,11 +24,11 @@ import { IGNORE_INDEX, sequenceCrossEntropy } from './loss.js';
 import { decoderGraph, encoderGraph, graphFeeds, type NativeGraph } from './native_graphs.js';
 import { nativeGraphAvailable, runNativeGraph, withNativeGraphFallback } from '../engine/ops.js';
 import { loadCheckpointTensors, resolveStateDict } from './weights.js';
+import { readModelConfig } from './pretrained_config.js';
 import type { LazyTensor, RawTensor } from '../safetensors.js';
-import { FormatError } from '../errors.js';
 import { assertBackendHolds } from './memory_estimate.js';
 import { saveSafetensors } from '../safetensors.js';
-import { writeJsonAtomic } from '../fsutil.js';
+import { writeFileAtomic, writeJsonAtomic } from '../fsutil.js';
 import { greedyGenerate, toIds, type GenerateArgs, type IdsLike, type KeyValue } from './generate.js';
 
 export { RECOMPUTE_MAX_NEW_TOKENS, type GenerateArgs } from './generate.js';
@@ -75,6 +75,8 @@ export interface T5InitOptions {
 
 let nextModelId = 0;
 
+const LM_HEAD = 'lm_head.weight';
+
 export class T5ForConditionalGeneration {
   readonly config: T5Config;
   /** Where each weight sits in the model (stacks, blocks, modules), by its HF name. */
@@ -107,13 +109,12 @@ export class T5ForConditionalGeneration {
 
   /** Loads a model folder in HF layout (config.json + model.safetensors or a sharded index). */
   static fromPretrained(dir: string, options: { onWarning?: (message: string) => void } = {}): T5ForConditionalGeneration {
-    const configFile = path.join(dir, 'config.json');
-    if (!fs.existsSync(configFile)) throw new FormatError(`${dir}: not a model folder: config.json is missing`);
-    const config = T5Config.fromFile(configFile);
+    const tensors = loadCheckpointTensors(dir);
+    const config = readModelConfig(dir, tensors);
     const { values, unexpected } = resolveStateDict(
       t5Parameters(config).all.map((p) => [p.name, p.shape]),
       config.tie_word_embeddings,
-      loadCheckpointTensors(dir),
+      tensors,
       dir,
     );
     for (const name of unexpected) options.onWarning?.(`${dir}: ignoring unexpected tensor "${name}"`);
@@ -325,8 +326,8 @@ export class T5ForConditionalGeneration {
     }
     h = this.drop(this.norm(this.layout.decoder.finalNorm, h), training);
     if (lastPositionOnly && length > 1) h = tf.slice(h, [0, length - 1, 0], [-1, 1, -1]);
-    // Tied embeddings: rescale before the shared projection, as Mesh TensorFlow does.
-    if (c.tie_word_embeddings) h = tf.mul(h, c.d_model ** -0.5);
+    // T5 v1.0 rescales before the projection, as Mesh TensorFlow does (v1.1 and flan-t5 do not).
+    if (c.scale_decoder_outputs) h = tf.mul(h, c.d_model ** -0.5);
     return linear(h, this.lmHead) as tf.Tensor3D;
   }
 
@@ -340,7 +341,7 @@ export class T5ForConditionalGeneration {
       self_bias: tree ? this.treeBias(tree) : tf.add(this.positionBias('decoder', length, length, 0), causalMask(length, length, 0)),
       // MultiHeadAttention broadcasts its bias over batch and heads only.
       cross_bias: tf.add(paddingMask(encoderMask), tf.zeros([1, 1, length, 1])),
-      head_scale: tf.tensor1d([c.tie_word_embeddings ? c.d_model ** -0.5 : 1]),
+      head_scale: tf.tensor1d([c.scale_decoder_outputs ? c.d_model ** -0.5 : 1]),
     }));
     const crossFeeds = Object.fromEntries(
       cross.flatMap((kv, j) => [
@@ -394,8 +395,9 @@ export class T5ForConditionalGeneration {
     fs.mkdirSync(dir, { recursive: true });
     const tensors = new Map<string, tf.Tensor>();
     for (const [name, v] of this.params) tensors.set(name, v);
+    if (this.config.headWeightWritten && !tensors.has(LM_HEAD)) tensors.set(LM_HEAD, this.lmHead);
     saveSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
-    writeJsonAtomic(path.join(dir, 'config.json'), this.config.toJSON());
+    writeFileAtomic(path.join(dir, 'config.json'), this.config.toJSONText());
     writeJsonAtomic(path.join(dir, 'generation_config.json'), {
       _from_model_config: true,
       decoder_start_token_id: this.config.decoder_start_token_id,

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FormatError } from '../errors.js';
-import { openSafetensorsFile, type LazyTensor, type SafetensorsDtype } from '../safetensors.js';
+import { dtypeBytes, openSafetensorsFile, type LazyTensor, type RawTensor, type SafetensorsDtype } from '../safetensors.js';
 
 /** Keys HF itself drops on load (an old T5 layout kept a bias table in cross-attention). */
 const IGNORED_ON_LOAD = /^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$/;
@@ -86,4 +86,24 @@ export function resolveStateDict<T extends { dtype: SafetensorsDtype; shape: num
   if (missing.length) throw new FormatError(`${source}: missing tensors: ${missing.join(', ')}`);
   const unexpected = [...tensors.keys()].filter((k) => !used.has(k) && !IGNORED_ON_LOAD.test(k));
   return { values, unexpected };
+}
+
+/** Bytes compared at a time when both tensors are on disk, so that comparing two embeddings holds neither whole. */
+const COMPARE_CHUNK = 16 << 20;
+
+/** Whether two checkpoint tensors hold the same shape and values (as torch.equal: stored bytes, or decoded values). */
+export function sameTensorValues(a: LazyTensor | RawTensor, b: LazyTensor | RawTensor): boolean {
+  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) return false;
+  if (a.dtype === b.dtype && 'readBytes' in a && 'readBytes' in b && a.readBytes && b.readBytes) {
+    const bytes = a.shape.reduce((n, d) => n * d, 1) * dtypeBytes(a.dtype);
+    for (let at = 0; at < bytes; at += COMPARE_CHUNK) {
+      const n = Math.min(COMPARE_CHUNK, bytes - at);
+      if (Buffer.compare(a.readBytes(at, n), b.readBytes(at, n)) !== 0) return false;
+    }
+    return true;
+  }
+  const x = 'data' in a ? a.data : a.read();
+  const y = 'data' in b ? b.data : b.read();
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
 }
