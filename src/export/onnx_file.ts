@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import { writeAll } from '../fsutil.js';
 import { T5clsError } from '../errors.js';
-import { chunkBytes } from './protobuf.js';
+import { chunkBytes } from '../protobuf.js';
 import { encodeModel, type Graph } from './onnx_model.js';
 
 /** Protobuf's limit on one message, hence on an ONNX file without external data. */

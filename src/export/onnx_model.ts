@@ -4,7 +4,7 @@
  * AttributeProto). Initializers carry their data as `raw_data` chunks, possibly lazy, so weights go from the
  * checkpoint to the file one tensor at a time.
  */
-import { ProtoMessage, type Chunk } from './protobuf.js';
+import { ProtoMessage, type Chunk } from '../protobuf.js';
 
 /** The ONNX standard opset the export uses: onnxruntime-web and onnxruntime-node both run it. */
 export const OPSET = 17;

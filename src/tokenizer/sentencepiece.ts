@@ -3,12 +3,13 @@
  * (loading a model, undoing the process handlers its Emscripten runtime installs) and the model's vocabulary, read
  * straight from the ModelProto.
  */
+import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { FormatError } from '../errors.js';
-
-/** SentencePiece piece types (sentencepiece_model.proto). */
-const PIECE_TYPE_NORMAL = 1;
-export const PIECE_TYPE_UNKNOWN = 2;
+import { ProtoReader, WIRE_BYTES, WIRE_VARINT } from '../protobuf.js';
+import { PieceType } from './sp_model_proto.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // sentencepiece-js: a CommonJS emscripten build. Every `load()` instantiates its own WebAssembly module, so each
@@ -59,7 +60,8 @@ function removeEmscriptenProcessHandlers(): void {
   }
 }
 
-export async function loadProcessor(file: string): Promise<SpJsProcessor> {
+/** A processor for the model in `file`; `source` names the model in errors (default: the file). */
+export async function loadProcessor(file: string, source = file): Promise<SpJsProcessor> {
   const sp = new (sentencepieceJs().SentencePieceProcessor)();
   try {
     await sp.load(file);
@@ -69,13 +71,25 @@ export async function loadProcessor(file: string): Promise<SpJsProcessor> {
   const status = sp.processor.status();
   const message = status.ToString();
   status.delete();
-  if (message !== 'OK') throw new FormatError(`${file}: SentencePiece cannot load this model (${message})`);
+  if (message !== 'OK') throw new FormatError(`${source}: SentencePiece cannot load this model (${message})`);
   try {
     sp.sentencepiece.FS.unlink('sentencepiece.model');
   } catch {
     // Only frees the in-memory copy the loader made; the processor no longer needs it.
   }
   return sp;
+}
+
+/** A processor for model bytes that are not in a file (a rebuilt model): sentencepiece-js only loads from a path. */
+export async function loadProcessorFromBytes(bytes: Uint8Array, source: string): Promise<SpJsProcessor> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-spiece-'));
+  try {
+    const file = path.join(dir, 'spiece.model');
+    fs.writeFileSync(file, bytes);
+    return await loadProcessor(file, source);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -92,69 +106,34 @@ export function parseSpVocab(bytes: Uint8Array, file: string): SpVocab {
     throw new FormatError(`${file}: not a valid SentencePiece model (${what})`);
   };
   const utf8 = new TextDecoder('utf-8', { fatal: true });
-  let pos = 0;
-  let end = bytes.length;
-  const varint = (): number => {
-    let result = 0;
-    let scale = 1;
-    for (let i = 0; i < 10; i++) {
-      if (pos >= end) bad('truncated varint');
-      const b = bytes[pos++]!;
-      result += (b & 0x7f) * scale;
-      if (b < 0x80) return result;
-      scale *= 128;
-    }
-    return bad('varint too long');
-  };
-  const skip = (wireType: number): void => {
-    if (wireType === 0) varint();
-    else if (wireType === 1) pos += 8;
-    else if (wireType === 2) {
-      const n = varint();
-      pos += n;
-    } else if (wireType === 5) pos += 4;
-    else bad(`unsupported wire type ${wireType}`);
-    if (pos > end) bad('truncated field');
-  };
-
   const pieces: string[] = [];
   const types: number[] = [];
-  while (pos < end) {
-    const key = varint();
-    const field = Math.floor(key / 8);
-    const wireType = key & 7;
+  const model = new ProtoReader(bytes, bad);
+  while (!model.done) {
+    const { field, wireType } = model.key();
     if (field !== 1) {
-      skip(wireType);
+      model.skip(wireType);
       continue;
     }
-    if (wireType !== 2) bad('field "pieces" is not a message');
-    const len = varint();
-    const msgEnd = pos + len;
-    if (msgEnd > end) bad('truncated piece');
-    const outerEnd = end;
-    end = msgEnd;
+    if (wireType !== WIRE_BYTES) bad('field "pieces" is not a message');
+    const entry = model.message();
     let piece: string | undefined;
-    let type = PIECE_TYPE_NORMAL;
-    while (pos < end) {
-      const k = varint();
-      const f = Math.floor(k / 8);
-      const wt = k & 7;
-      if (f === 1 && wt === 2) {
-        const n = varint();
-        if (pos + n > end) bad('truncated piece text');
+    let type: number = PieceType.NORMAL;
+    while (!entry.done) {
+      const k = entry.key();
+      if (k.field === 1 && k.wireType === WIRE_BYTES) {
+        const text = entry.bytesField();
         try {
-          piece = utf8.decode(bytes.subarray(pos, pos + n));
+          piece = utf8.decode(text);
         } catch {
           bad(`piece ${pieces.length} is not valid UTF-8`);
         }
-        pos += n;
-      } else if (f === 3 && wt === 0) {
-        type = varint();
+      } else if (k.field === 3 && k.wireType === WIRE_VARINT) {
+        type = entry.varint();
       } else {
-        skip(wt);
+        entry.skip(k.wireType);
       }
     }
-    end = outerEnd;
     if (piece === undefined) bad(`piece ${pieces.length} has no text`);
     pieces.push(piece!);
     types.push(type);

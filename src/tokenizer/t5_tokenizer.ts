@@ -2,7 +2,8 @@
  * The T5 tokenizer, matching Hugging Face's (slow, "legacy") `T5Tokenizer`:
  *
  * - the SentencePiece model `spiece.model` does the segmentation (the `sentencepiece-js` WebAssembly build of the
- *   reference C++ library, so normalisation and segmentation are the reference ones);
+ *   reference C++ library, so normalisation and segmentation are the reference ones); a folder without it (what
+ *   transformers 5.x saves) has the model rebuilt from `tokenizer.json` (see tokenizer_json.ts);
  * - the special tokens `<pad>`, `</s>`, `<unk>` and the sentinels `<extra_id_0>` … `<extra_id_{N-1}>` written
  *   literally in the text are split out first and become their own ids, as HF does;
  * - `</s>` (EOS) is appended unless the ids already end with it (HF's `_add_eos_if_not_present`);
@@ -15,12 +16,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FormatError, T5clsError, UsageError } from '../errors.js';
 import { readJsonObject, writeFileAtomic, writeJsonAtomic } from '../fsutil.js';
-import { loadProcessor, parseSpVocab, PIECE_TYPE_UNKNOWN, type SpJsProcessor, type SpVocab } from './sentencepiece.js';
+import { loadProcessor, loadProcessorFromBytes, parseSpVocab, type SpJsProcessor, type SpVocab } from './sentencepiece.js';
+import { encodeSpModel, PieceType } from './sp_model_proto.js';
+import { spModelFromTokenizerJson, TOKENIZER_JSON_FILE } from './tokenizer_json.js';
+import { readSettings, TOKENIZER_CONFIG_FILE, type TokenizerSettings } from './tokenizer_settings.js';
 
 export const SPIECE_FILE = 'spiece.model';
-const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
 const SPECIAL_TOKENS_MAP_FILE = 'special_tokens_map.json';
-const TOKENIZER_JSON_FILE = 'tokenizer.json';
 
 const PAD_TOKEN = '<pad>';
 const EOS_TOKEN = '</s>';
@@ -46,38 +48,6 @@ export interface DecodeOptions {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-interface TokenizerSettings {
-  extraIds: number;
-  cleanUpTokenizationSpaces: boolean;
-  modelMaxLength?: number;
-  legacy?: boolean;
-}
-
-function readSettings(dir: string): TokenizerSettings {
-  const file = path.join(dir, TOKENIZER_CONFIG_FILE);
-  const settings: TokenizerSettings = { extraIds: DEFAULT_EXTRA_IDS, cleanUpTokenizationSpaces: true };
-  const cfg = readJsonObject(file);
-  if (!cfg) return settings;
-  if (cfg.extra_ids !== undefined) {
-    if (!Number.isInteger(cfg.extra_ids) || (cfg.extra_ids as number) < 0) {
-      throw new FormatError(`${file}: field "extra_ids" must be an integer ≥ 0, got ${JSON.stringify(cfg.extra_ids)}`);
-    }
-    settings.extraIds = cfg.extra_ids as number;
-  }
-  if (cfg.clean_up_tokenization_spaces !== undefined) {
-    if (typeof cfg.clean_up_tokenization_spaces !== 'boolean') {
-      throw new FormatError(`${file}: field "clean_up_tokenization_spaces" must be true or false`);
-    }
-    settings.cleanUpTokenizationSpaces = cfg.clean_up_tokenization_spaces;
-  }
-  // HF writes a huge placeholder (1e30) when a checkpoint has no limit; only a real limit is kept.
-  if (Number.isInteger(cfg.model_max_length) && (cfg.model_max_length as number) > 0 && (cfg.model_max_length as number) < 1e12) {
-    settings.modelMaxLength = cfg.model_max_length as number;
-  }
-  if (typeof cfg.legacy === 'boolean') settings.legacy = cfg.legacy;
-  return settings;
-}
-
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
@@ -95,6 +65,23 @@ function cleanUpTokenization(s: string): string {
     .replaceAll(" 's", "'s")
     .replaceAll(" 've", "'ve")
     .replaceAll(" 're", "'re");
+}
+
+/** The folder a tokenizer came from, and whether its SentencePiece model was rebuilt from tokenizer.json. */
+interface ModelSource {
+  dir: string;
+  rebuilt: boolean;
+}
+
+/** The file's bytes, or undefined when there is no such file. */
+function readIfExists(file: string): Uint8Array | undefined {
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw new FormatError(`${file}: cannot read (${code ?? (e as Error).message})`);
+  }
 }
 
 function addedTokenJson(content: string): Record<string, unknown> {
@@ -125,16 +112,23 @@ export class T5Tokenizer {
   private readonly specialIds: Set<number>;
   private readonly splitPattern: RegExp | undefined;
   private readonly modelBytes: Uint8Array;
-  private readonly sourceDir: string;
+  private readonly source: ModelSource;
   private readonly legacy: boolean | undefined;
 
-  private constructor(sp: SpJsProcessor, vocab: SpVocab, modelBytes: Uint8Array, sourceDir: string, settings: TokenizerSettings) {
+  private constructor(
+    sp: SpJsProcessor,
+    vocab: SpVocab,
+    modelBytes: Uint8Array,
+    source: ModelSource,
+    settings: TokenizerSettings,
+    extraIds: number,
+  ) {
     this.sp = sp;
     this.pieces = vocab.pieces;
     this.modelBytes = modelBytes;
-    this.sourceDir = sourceDir;
+    this.source = source;
     this.spVocabSize = vocab.pieces.length;
-    this.extraIds = settings.extraIds;
+    this.extraIds = extraIds;
     this.vocabSize = this.spVocabSize + this.extraIds;
     this.cleanUpTokenizationSpaces = settings.cleanUpTokenizationSpaces;
     this.modelMaxLength = settings.modelMaxLength;
@@ -144,7 +138,7 @@ export class T5Tokenizer {
     vocab.pieces.forEach((p, i) => {
       if (!this.pieceIds.has(p)) this.pieceIds.set(p, i);
     });
-    let unk = vocab.types.indexOf(PIECE_TYPE_UNKNOWN);
+    let unk = vocab.types.indexOf(PieceType.UNKNOWN);
     if (unk < 0) unk = this.pieceIds.get(UNK_TOKEN) ?? 0;
     this.unkTokenId = unk;
     this.padTokenId = this.pieceIds.get(PAD_TOKEN) ?? unk;
@@ -163,8 +157,8 @@ export class T5Tokenizer {
   }
 
   /**
-   * Loads `dir/spiece.model` (required) and `dir/tokenizer_config.json` (optional: `extra_ids`,
-   * `clean_up_tokenization_spaces`, `model_max_length`).
+   * Loads the SentencePiece model `dir/spiece.model`, or else rebuilds it from `dir/tokenizer.json`, and
+   * `dir/tokenizer_config.json` (optional: `extra_ids`, `clean_up_tokenization_spaces`, `model_max_length`).
    */
   static async fromPretrained(dir: string): Promise<T5Tokenizer> {
     let st: fs.Stats;
@@ -173,21 +167,42 @@ export class T5Tokenizer {
     } catch {
       throw new UsageError(`${dir}: tokenizer folder not found`);
     }
-    if (!st.isDirectory()) throw new UsageError(`${dir}: not a folder (expected a tokenizer folder holding ${SPIECE_FILE})`);
-    const file = path.join(dir, SPIECE_FILE);
-    let bytes: Uint8Array;
-    try {
-      bytes = fs.readFileSync(file);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT')
-        throw new UsageError(`${file}: not found (a T5 tokenizer folder must hold the SentencePiece model ${SPIECE_FILE})`);
-      throw new FormatError(`${file}: cannot read (${code ?? (e as Error).message})`);
+    if (!st.isDirectory()) {
+      throw new UsageError(`${dir}: not a folder (expected a tokenizer folder holding ${SPIECE_FILE} or ${TOKENIZER_JSON_FILE})`);
     }
-    const vocab = parseSpVocab(bytes, file);
     const settings = readSettings(dir);
-    const sp = await loadProcessor(file);
-    return new T5Tokenizer(sp, vocab, bytes, path.resolve(dir), settings);
+    const sourceDir = path.resolve(dir);
+    const spiece = path.join(dir, SPIECE_FILE);
+    const bytes = readIfExists(spiece);
+    if (bytes) {
+      const vocab = parseSpVocab(bytes, spiece);
+      const sp = await loadProcessor(spiece);
+      return new T5Tokenizer(sp, vocab, bytes, { dir: sourceDir, rebuilt: false }, settings, settings.extraIds ?? DEFAULT_EXTRA_IDS);
+    }
+
+    const jsonFile = path.join(dir, TOKENIZER_JSON_FILE);
+    const json = readJsonObject(jsonFile);
+    if (!json) {
+      throw new UsageError(
+        `${dir}: neither ${SPIECE_FILE} nor ${TOKENIZER_JSON_FILE} found (a T5 tokenizer folder holds the SentencePiece model or HF's tokenizer.json)`,
+      );
+    }
+    const { model, sentinels } = spModelFromTokenizerJson(json, jsonFile);
+    if (settings.extraIds !== undefined && settings.extraIds !== sentinels) {
+      throw new FormatError(
+        `${jsonFile}: field "added_tokens" ends with ${sentinels} sentinels <extra_id_N>, but ${TOKENIZER_CONFIG_FILE} says ${settings.extraIds}`,
+      );
+    }
+    const rebuilt = encodeSpModel(model);
+    const source = `${jsonFile} (the SentencePiece model rebuilt from it)`;
+    const vocab = parseSpVocab(rebuilt, source);
+    const sp = await loadProcessorFromBytes(rebuilt, source);
+    return new T5Tokenizer(sp, vocab, rebuilt, { dir: sourceDir, rebuilt: true }, settings, sentinels);
+  }
+
+  /** The SentencePiece model: spiece.model's bytes, or the model rebuilt from tokenizer.json. */
+  spModel(): Uint8Array {
+    return this.modelBytes.slice();
   }
 
   /** Id of the sentinel `<extra_id_n>`: `vocabSize - 1 - n`. */
@@ -272,14 +287,14 @@ export class T5Tokenizer {
   /**
    * Writes `spiece.model`, `tokenizer_config.json` and `special_tokens_map.json` (as HF `save_pretrained` writes
    * them, so `T5Tokenizer.from_pretrained(dir)` loads the folder), and copies `tokenizer.json` when the folder this
-   * tokenizer came from has one.
+   * tokenizer came from has one. A tokenizer loaded from tokenizer.json alone writes the model it rebuilt.
    */
   savePretrained(dir: string): void {
     fs.mkdirSync(dir, { recursive: true });
-    const target = path.resolve(dir);
-    if (target !== this.sourceDir) {
-      writeFileAtomic(path.join(dir, SPIECE_FILE), this.modelBytes);
-      const tokenizerJson = path.join(this.sourceDir, TOKENIZER_JSON_FILE);
+    const sameFolder = path.resolve(dir) === this.source.dir;
+    if (!sameFolder || this.source.rebuilt) writeFileAtomic(path.join(dir, SPIECE_FILE), this.modelBytes);
+    if (!sameFolder) {
+      const tokenizerJson = path.join(this.source.dir, TOKENIZER_JSON_FILE);
       if (fs.existsSync(tokenizerJson)) {
         let data: Uint8Array;
         try {
