@@ -43,7 +43,9 @@ export const ParamsSchema = z.object({
     .default('pretrained')
     .describe("start from the checkpoint's weights or from a random initialisation"),
   modelConfig: str().default('small').describe('with --init random: a config.json file or a named shape (tiny, mini, small, base, large)'),
-  tokenizer: str().optional().describe("tokenizer folder with spiece.model, and tokenizer.json for export (default: the model's)"),
+  tokenizer: str()
+    .optional()
+    .describe("tokenizer folder with spiece.model or tokenizer.json (export needs tokenizer.json) (default: the model's)"),
   prefixText: z.string().default('tweet_eval emotion sentence: ').describe('text put before every input'),
   dataDir: str().optional().describe('folder with train/validation/test.json (default: where load-dataset wrote)'),
   maxSourceLength: int(2).default(512).describe('inputs are truncated to this many tokens'),

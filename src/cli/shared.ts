@@ -1,7 +1,7 @@
 /** What several commands share: output, data and model locations, checkpoint lookup. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { downloadModel } from '../hub/index.js';
+import { downloadModel, TOKENIZER_FILES } from '../hub/index.js';
 import { readClassesMap, readSplit } from '../data/index.js';
 import { longestRow, type Example } from '../data/batches.js';
 import { T5clsError, UsageError } from '../errors.js';
@@ -104,7 +104,7 @@ export async function resolveModelDir(
   let last = 0;
   const dir = await downloadModel(model, {
     revision,
-    files: opts.tokenizerOnly ? ['spiece.model'] : undefined,
+    ...(opts.tokenizerOnly ? { files: [], optionalFiles: TOKENIZER_FILES } : {}),
     log: say,
     onProgress: (done, total) => {
       bar ??= new Progress({ label: `download ${model}`, total });

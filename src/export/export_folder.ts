@@ -19,7 +19,7 @@ import { encoderGraph } from './t5_encoder.js';
 import { decoderMergedGraph } from './t5_decoder.js';
 import { T5Weights } from './t5_weights.js';
 import { PAGE_DIR, pageMeta, writePage, type PageSources } from './page_files.js';
-import { SPIECE_FILE, type T5Tokenizer } from '../tokenizer/index.js';
+import type { T5Tokenizer } from '../tokenizer/index.js';
 import {
   DECODER_FILE,
   DECODER_Q8_FILE,
@@ -108,7 +108,7 @@ export async function writeExport(spec: ExportSpec): Promise<ExportedFile[]> {
             maxSourceLength,
             classTokens: spec.page.classTokens,
           });
-          writePage(spec.page.sources, meta, path.join(spec.tokenizerDir, SPIECE_FILE), (file, data) => {
+          writePage(spec.page.sources, meta, spec.page.tokenizer.spModel(), (file, data) => {
             writeFileAtomic(path.join(tmp, file), data);
             files.push({ file, bytes: fs.statSync(path.join(tmp, file)).size });
           });

@@ -131,12 +131,12 @@ export function sentencepieceModule(commonJsSource: string): string {
 export function writePage(
   sources: PageSources,
   meta: PageMeta,
-  spieceModel: string,
+  spieceModel: Uint8Array,
   write: (file: string, data: string | Uint8Array) => void,
 ): void {
   for (const file of sources.webFiles) write(file, fs.readFileSync(path.join(WEB_DIR, file)));
   for (const { source, name } of sources.ortFiles) write(path.join(PAGE_DIR, name), fs.readFileSync(source));
   write(path.join(PAGE_DIR, 'sentencepiece.js'), sentencepieceModule(fs.readFileSync(sources.sentencepieceJs, 'utf-8')));
-  write('spiece.model', fs.readFileSync(spieceModel));
+  write('spiece.model', spieceModel);
   write(PAGE_META, JSON.stringify(meta, null, 2) + '\n');
 }

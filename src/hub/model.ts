@@ -12,6 +12,9 @@ export const MODEL_OPTIONAL_FILES = [
   'generation_config.json',
 ] as const;
 
+/** What a tokenizer needs of a model repository: the SentencePiece model, or tokenizer.json (transformers 5.x). */
+export const TOKENIZER_FILES = ['spiece.model', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'] as const;
+
 export const MODEL_OFFLINE_HINT = 'to work offline, pass a local model folder or use --init random';
 
 export interface DownloadModelOptions extends HubClientOptions {
@@ -19,6 +22,8 @@ export interface DownloadModelOptions extends HubClientOptions {
   revision?: string;
   /** Files to fetch instead of the default set; each must exist in the repository. */
   files?: string[];
+  /** With `files`: more files to fetch where the repository has them. */
+  optionalFiles?: readonly string[];
 }
 
 /**
@@ -29,7 +34,7 @@ export async function downloadModel(repoId: string, opts: DownloadModelOptions =
   const client = hubClient({ offlineHint: MODEL_OFFLINE_HINT, ...opts });
   const repo: RepoRef = { type: 'model', id: repoId };
   const revision = opts.revision ?? 'main';
-  const wanted = opts.files ?? [...MODEL_REQUIRED_FILES, ...MODEL_OPTIONAL_FILES];
+  const wanted = opts.files ? [...opts.files, ...(opts.optionalFiles ?? [])] : [...MODEL_REQUIRED_FILES, ...MODEL_OPTIONAL_FILES];
   const required = new Set<string>(opts.files ?? MODEL_REQUIRED_FILES);
 
   let info: RepoInfo;
