@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FormatError } from '../errors.js';
+import { readShardIndex, SHARD_INDEX_FILE } from '../shard_index.js';
 import { dtypeBytes, openSafetensorsFile, type LazyTensor, type RawTensor, type SafetensorsDtype } from '../safetensors.js';
 
 /** Keys HF itself drops on load (an old T5 layout kept a bias table in cross-attention). */
@@ -18,20 +19,10 @@ const IGNORED_ON_LOAD = /^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative
 export function loadCheckpointTensors(dir: string): Map<string, LazyTensor> {
   const single = path.join(dir, 'model.safetensors');
   if (fs.existsSync(single)) return openSafetensorsFile(single).tensors;
-  const index = path.join(dir, 'model.safetensors.index.json');
+  const index = path.join(dir, SHARD_INDEX_FILE);
   if (fs.existsSync(index)) {
-    let weightMap: Record<string, string>;
-    try {
-      weightMap = JSON.parse(fs.readFileSync(index, 'utf-8')).weight_map;
-    } catch (e) {
-      throw new FormatError(`${index}: not valid JSON (${(e as Error).message})`);
-    }
-    if (!weightMap || typeof weightMap !== 'object') throw new FormatError(`${index}: missing "weight_map"`);
     const out = new Map<string, LazyTensor>();
-    for (const shard of new Set(Object.values(weightMap))) {
-      if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\') || shard.startsWith('.')) {
-        throw new FormatError(`${index}: invalid shard file name ${JSON.stringify(shard)}`);
-      }
+    for (const shard of readShardIndex(index).shards) {
       for (const [k, v] of openSafetensorsFile(path.join(dir, shard)).tensors) out.set(k, v);
     }
     return out;
