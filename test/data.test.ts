@@ -17,20 +17,17 @@ import {
   readSplit,
 } from '../src/data/index.js';
 import { closedPort, startFakeHub, tweetEvalRepo, type FakeHub } from './helpers/fake_hub.js';
-import { tempDirs } from './helpers/fixtures.js';
-
-const ROOT = path.resolve(import.meta.dirname, '..');
-const TWEETEVAL = path.resolve(ROOT, '../shared/data/tweeteval');
+import { SHARED, sharedSkip, tempDirs, TWEETEVAL, TWEETEVAL_SLICE } from './helpers/fixtures.js';
 
 interface Rec {
   text: string;
   label: number;
 }
 
-/** The TweetEval files read directly, as the reference: one tweet a line, trimmed; one integer label a line. */
+/** The TweetEval files (the committed slice) read directly, as the reference: one tweet a line, trimmed; one integer label a line. */
 function reference(task: string): Record<'train' | 'validation' | 'test', Rec[]> {
   const read = (f: string): string[] => {
-    const l = fs.readFileSync(path.join(TWEETEVAL, task, f), 'utf-8').split('\n');
+    const l = fs.readFileSync(path.join(TWEETEVAL_SLICE, task, f), 'utf-8').split('\n');
     l.pop();
     return l;
   };
@@ -61,7 +58,7 @@ function hubOpts(work: string, extra: Partial<LoadDatasetOptions> = {}): LoadDat
 
 
 before(async () => {
-  hub = await startFakeHub({ datasets: [tweetEvalRepo(TWEETEVAL, ['emotion', 'irony'])] });
+  hub = await startFakeHub({ datasets: [tweetEvalRepo(TWEETEVAL_SLICE, ['emotion', 'irony'])] });
 });
 
 after(async () => {
@@ -73,16 +70,16 @@ beforeEach(() => {
   hub.requests.length = 0;
 });
 
-// Class counts of the TweetEval files (`sort <split>_labels.txt | uniq -c`).
+// Class counts of the committed TweetEval slice (`sort <split>_labels.txt | uniq -c` in test/fixtures/tweeteval/<task>).
 const EMOTION_COUNTS = {
-  train: { anger: 1400, joy: 708, optimism: 294, sadness: 855 },
-  validation: { anger: 160, joy: 97, optimism: 28, sadness: 89 },
-  test: { anger: 558, joy: 358, optimism: 123, sadness: 382 },
+  train: { anger: 87, joy: 48, optimism: 18, sadness: 47 },
+  validation: { anger: 22, joy: 10, optimism: 3, sadness: 15 },
+  test: { anger: 46, joy: 21, optimism: 9, sadness: 24 },
 };
 const IRONY_COUNTS = {
-  train: { non_irony: 1417, irony: 1445 },
-  validation: { non_irony: 499, irony: 456 },
-  test: { non_irony: 473, irony: 311 },
+  train: { non_irony: 153, irony: 147 },
+  validation: { non_irony: 30, irony: 20 },
+  test: { non_irony: 28, irony: 22 },
 };
 
 describe('load-dataset from the Hub', () => {
@@ -105,7 +102,7 @@ describe('load-dataset from the Hub', () => {
 
       const local = tmp();
       const s2 = await loadDataset({
-        from: path.join(TWEETEVAL, task),
+        from: path.join(TWEETEVAL_SLICE, task),
         out: path.join(local, 'out'),
         classesMap: path.join(local, 'classes_map.json'),
       });
@@ -172,7 +169,7 @@ describe('load-dataset from the Hub', () => {
   test('the legacy id tweet_eval is redirected to cardiffnlp/tweet_eval', async () => {
     const work = tmp();
     const s = await loadDataset(hubOpts(work, { dataset: 'tweet_eval', subset: 'irony' }));
-    assert.deepEqual(s.splits.validation, { size: 955, classCounts: IRONY_COUNTS.validation });
+    assert.deepEqual(s.splits.validation, { size: 50, classCounts: IRONY_COUNTS.validation });
     assert.ok(hub.requests.some((r) => r.url === '/api/datasets/tweet_eval/revision/main' && r.status === 307));
     assert.ok(hub.requests.some((r) => r.url.startsWith('/datasets/tweet_eval/resolve/') && r.status === 307));
     assert.ok(fs.existsSync(path.join(work, 'hf', 'hub', 'datasets--tweet_eval', 'refs', 'main')));
@@ -304,7 +301,30 @@ describe('bad input: each error names the split, file, line and value', () => {
     await rejects(d, /train split: .*train_text\.txt has 2 lines but .*train_labels\.txt has 3/);
   });
 
-  test('the real hate task has empty tweets: the first one is reported', async () => {
+  test('--skip-empty-texts leaves empty tweets out of each split and names their lines', async () => {
+    const d = folder({
+      'mapping.txt': '0\tneg\n1\tpos',
+      'train_text.txt': 'a\n\nb\n  \nc\n',
+      'train_labels.txt': '0\n1\n0\n1\n1\n',
+      'val_text.txt': '\t\nx\n',
+      'val_labels.txt': '1\n0\n',
+    });
+    const lines: string[] = [];
+    const out = tmp();
+    const summary = await loadDataset({ from: d, skipEmptyTexts: true, out: path.join(out, 'p'), classesMap: path.join(out, 'cm.json'), log: (l) => lines.push(l) });
+    assert.deepEqual(readJson(path.join(out, 'p', 'train.json')), [
+      { text: 'a', label: 0 },
+      { text: 'b', label: 0 },
+      { text: 'c', label: 1 },
+    ]);
+    assert.deepEqual(summary.splits.validation, { size: 1, classCounts: { neg: 1, pos: 0 } });
+    assert.deepEqual(lines.filter((l) => l.includes('left out')), [
+      `train split: left out 2 empty text(s), ${d}/train_text.txt lines 2, 4`,
+      `validation split: left out 1 empty text(s), ${d}/val_text.txt lines 1`,
+    ]);
+  });
+
+  test('the real hate task has empty tweets: the first one is reported', { skip: sharedSkip('the full TweetEval hate train split') }, async () => {
     await rejects(path.join(TWEETEVAL, 'hate'), new RegExp(`^train split, ${TWEETEVAL}/hate/train_text\\.txt line 1468: empty text "" \\(pass --skip-empty-texts to leave such examples out\\)$`));
     const lines: string[] = [];
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-hate-'));
@@ -346,12 +366,54 @@ describe('bad input: each error names the split, file, line and value', () => {
   });
 });
 
+describe('test data beside the clone', () => {
+  test('sharedSkip: false when the folder is there; else the reason, or with CI set an error', () => {
+    const there = tmp();
+    assert.equal(sharedSkip('x', there, { CI: 'true' }), false);
+    const missing = path.join(SHARED, 'data/no-such-folder');
+    assert.equal(sharedSkip('the full thing', missing, {}), 'the full thing needs ../shared/data/no-such-folder (not beside this clone)');
+    assert.equal(sharedSkip('the full thing', missing, { CI: 'false' }), 'the full thing needs ../shared/data/no-such-folder (not beside this clone)');
+    assert.throws(() => sharedSkip('the full thing', missing, { CI: 'true' }), new RegExp(`^Error: CI is set but ${missing} is missing: the full thing needs`));
+  });
+
+  // The committed slice (test/fixtures/tweeteval, see its README): the first lines of each split, as the originals.
+  const SLICE = [
+    ['emotion', ['anger', 'joy', 'optimism', 'sadness'], { train: 200, val: 50, test: 100 }],
+    ['irony', ['non_irony', 'irony'], { train: 300, val: 50, test: 50 }],
+  ] as const;
+  const sliceFile = (task: string, f: string): string => fs.readFileSync(path.join(TWEETEVAL_SLICE, task, f), 'utf-8');
+
+  test('the committed TweetEval slice: its line counts, class names and labels', () => {
+    for (const [task, names, sizes] of SLICE) {
+      assert.deepEqual(sliceFile(task, 'mapping.txt').split('\n'), names.map((n, i) => `${i}\t${n}`));
+      for (const [split, n] of Object.entries(sizes)) {
+        const texts = sliceFile(task, `${split}_text.txt`).split('\n');
+        const labels = sliceFile(task, `${split}_labels.txt`).split('\n');
+        assert.equal(texts.length, n + 1, `${task} ${split}_text.txt: ${n} lines, each ending in a newline`);
+        assert.equal(labels.length, n + 1, `${task} ${split}_labels.txt: ${n} lines, each ending in a newline`);
+        assert.ok(texts.slice(0, n).every((t) => t.trim() !== ''), `${task} ${split}: no empty tweet`);
+        assert.ok(labels.slice(0, n).every((l) => /^\d+$/.test(l) && Number(l) < names.length), `${task} ${split} labels`);
+      }
+    }
+  });
+
+  test('the committed TweetEval slice is the start of the original files', { skip: sharedSkip('comparing the slice with the full TweetEval files') }, () => {
+    for (const [task, , sizes] of SLICE) {
+      const full = (f: string): string => fs.readFileSync(path.join(TWEETEVAL, task, f), 'utf-8');
+      assert.equal(sliceFile(task, 'mapping.txt'), full('mapping.txt'), `${task} mapping.txt`);
+      for (const split of Object.keys(sizes)) {
+        for (const f of [`${split}_text.txt`, `${split}_labels.txt`]) assert.ok(full(f).startsWith(sliceFile(task, f)), `${task} ${f} starts with the slice`);
+      }
+    }
+  });
+});
+
 describe('reading processed splits back', () => {
   const MAP = { anger: 0, joy: 1, optimism: 2, sadness: 3 };
 
   test('readSplit gives back what load-dataset wrote', async () => {
     const local = tmp();
-    await loadDataset({ from: path.join(TWEETEVAL, 'emotion'), out: path.join(local, 'out'), classesMap: path.join(local, 'cm.json') });
+    await loadDataset({ from: path.join(TWEETEVAL_SLICE, 'emotion'), out: path.join(local, 'out'), classesMap: path.join(local, 'cm.json') });
     const map = readClassesMap(path.join(local, 'cm.json'));
     assert.deepEqual(map, MAP);
     assert.deepEqual(readSplit(path.join(local, 'out', 'validation.json'), map), reference('emotion').validation);

@@ -3,7 +3,8 @@
  * served from 127.0.0.1 by node:http, it loads the export with onnxruntime-web (WebAssembly), and the labels and
  * probabilities it shows for texts typed into it are those `t5cls predict --decode rank --format json` prints for the
  * same texts (probabilities within 1e-3), with no request leaving its own folder. Its tokenizer (sentencepiece-js in
- * the browser) gives the ids t5cls's gives for every TweetEval emotion test text.
+ * the browser) gives the ids t5cls's gives for every text of the tokenizer fixture (the hand-picked hard cases and every
+ * tweet of TweetEval emotion's train split).
  *
  * The CLI runs from dist/ (bin/t5cls.js): run `npm run build` first. Without Chromium the browser tests skip,
  * except in CI (CI set), where they fail.
@@ -21,7 +22,7 @@ import { encodeInput } from '../src/data/batches.js';
 import { PAGE_META, type PageMeta } from '../src/export/index.js';
 import { findPageSources, sentencepieceModule } from '../src/export/page_files.js';
 import { exportCheckpoint } from '../src/export/index.js';
-import { fixtureDir, readJson, REPO_ROOT, tempDirs, TOKENIZER_DIR, TWEETEVAL } from './helpers/fixtures.js';
+import { FIXTURES, fixtureDir, readJson, REPO_ROOT, tempDirs, TOKENIZER_DIR, TWEETEVAL_SLICE } from './helpers/fixtures.js';
 import { saveTinyClassifier, TINY_CLASSES, TINY_MAX_SOURCE_LENGTH, TINY_PREFIX, TINY_TRAIN } from './helpers/tiny_classifier.js';
 import { serveFolder, type StaticServer } from './helpers/static_server.js';
 
@@ -30,7 +31,9 @@ const CLI = path.join(REPO_ROOT, 'bin/t5cls.js');
 const NO_CHROMIUM = fs.existsSync(CHROMIUM) || process.env.CI ? false : `no Chromium at ${CHROMIUM} (install it with: apt-get install -y chromium)`;
 const temp = tempDirs('t5cls-export-page-');
 
-const tweets = fs.readFileSync(path.join(TWEETEVAL, 'emotion/test_text.txt'), 'utf-8').split('\n').filter((l) => l.trim() !== '');
+const tweets = fs.readFileSync(path.join(TWEETEVAL_SLICE, 'emotion/test_text.txt'), 'utf-8').split('\n').filter((l) => l.trim() !== '');
+/** The texts of test/fixtures/tokenizer/t5-spiece-ids.jsonl: hard cases (spaces, accents, CJK, emoji, empty) and 3,257 tweets. */
+const tokenizerTexts = fs.readFileSync(path.join(FIXTURES, 'tokenizer/t5-spiece-ids.jsonl'), 'utf-8').trimEnd().split('\n').map((l) => (JSON.parse(l) as { text: string }).text);
 /** Ordinary tweets and training texts, special tokens written out, and one text far over maxSourceLength tokens. */
 const TEXTS = [
   ...TINY_TRAIN.slice(0, 4).map(([t]) => t),
@@ -184,8 +187,9 @@ describe('the exported page in Chromium = t5cls predict --decode rank', { skip: 
     }
   });
 
-  test('the page\'s tokenizer gives t5cls\'s ids for every TweetEval emotion test text, cut at maxSourceLength', { timeout: 60_000 }, async (t) => {
-    const sample = [...tweets, ...TEXTS];
+  test('the page\'s tokenizer gives t5cls\'s ids for every text of the tokenizer fixture, cut at maxSourceLength', { timeout: 60_000 }, async (t) => {
+    const sample = [...tokenizerTexts, ...tweets, ...TEXTS];
+    assert.ok(tokenizerTexts.length > 3257, `${tokenizerTexts.length} texts in the tokenizer fixture`);
     const inBrowser: number[][] = await page.evaluate(async (texts) => {
       const { loadTokenizer } = await import(new URL('page/tokenizer.js', document.baseURI).href);
       const meta = await (await fetch('page/page.json')).json();

@@ -6,10 +6,8 @@ import assert from 'node:assert/strict';
 import { T5clsError } from '../src/errors.js';
 import { downloadModel, hubDownload, hubSettings, repoFolderName, type DownloadModelOptions } from '../src/hub/index.js';
 import { closedPort, startFakeHub, type FakeHub } from './helpers/fake_hub.js';
-import { tempDirs } from './helpers/fixtures.js';
+import { tempDirs, TOKENIZER_DIR as TOK_DIR } from './helpers/fixtures.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
-const TOK_DIR = path.resolve(ROOT, '../shared/models/t5-small-tokenizer');
 const TOKEN = 'hf_test_token_0123456789';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');

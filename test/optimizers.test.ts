@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { tf } from '../src/tf.js';
 import { readSafetensorsFile } from '../src/safetensors.js';
 import { UsageError } from '../src/errors.js';
@@ -11,9 +10,7 @@ import { initBackend } from '../src/engine/init.js';
 import { makeOptimizer } from '../src/train/step.js';
 import { ORT_MIN_ELEMENTS } from '../src/engine/cpu/kernels/elementwise.js';
 import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const FIXTURES = path.resolve(ROOT, '../shared/fixtures');
+import { FIXTURES } from './helpers/fixtures.js';
 
 let varCounter = 0;
 /** Creates one tf.Variable per entry, under a prefix unique to this call. */

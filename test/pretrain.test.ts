@@ -8,15 +8,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readSafetensorsFile } from '../src/safetensors.js';
 import { HOLD_ENV } from '../src/train/hold.js';
+import { REPO_ROOT, TOKENIZER_DIR, TWEETEVAL_SLICE } from './helpers/fixtures.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SHARED = path.resolve(ROOT, '../shared');
-const CLI = path.join(ROOT, 'bin/t5cls.js');
-const TOKENIZER = path.join(SHARED, 'models/t5-small-tokenizer');
-const TWEETEVAL = path.join(SHARED, 'data/tweeteval');
+const CLI = path.join(REPO_ROOT, 'bin/t5cls.js');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-pretrain-'));
 
 const cli = (args: string[], cwd = work) => {
@@ -27,10 +23,11 @@ const cli = (args: string[], cwd = work) => {
 
 test('pretrain from scratch on two sources: the held-out loss falls, the checkpoint is HF layout and train --model fine-tunes it', { timeout: 240_000 }, () => {
   const extra = path.join(work, 'extra.jsonl');
-  fs.writeFileSync(extra, fs.readFileSync(path.join(TWEETEVAL, 'hate/val_text.txt'), 'utf-8').split('\n').filter((l) => l.trim()).map((t) => JSON.stringify({ body: t })).join('\n'));
+  const emotion = ['train', 'val', 'test'].flatMap((s) => fs.readFileSync(path.join(TWEETEVAL_SLICE, `emotion/${s}_text.txt`), 'utf-8').split('\n'));
+  fs.writeFileSync(extra, emotion.filter((l) => l.trim()).map((t) => JSON.stringify({ body: t })).join('\n'));
   const r = cli([
-    'pretrain', '--from', path.join(TWEETEVAL, 'irony'), '--from', extra, '--text-column', 'body', '--init', 'random', '--model-config', 'tiny',
-    '--tokenizer', TOKENIZER, '--max-source-length', '32', '--batch-size', '16', '--steps', '40', '--eval-every-steps', '20', '--learning-rate', '3e-3', '--seed', '5',
+    'pretrain', '--from', path.join(TWEETEVAL_SLICE, 'irony'), '--from', extra, '--text-column', 'body', '--init', 'random', '--model-config', 'tiny',
+    '--tokenizer', TOKENIZER_DIR, '--max-source-length', '32', '--batch-size', '16', '--steps', '40', '--eval-every-steps', '20', '--learning-rate', '3e-3', '--seed', '5',
   ]);
   assert.equal(r.code, 0, r.out);
   // Packed 34-token sequences become 32-token inputs and 8-token targets (HF's lengths for 0.15 and 3).
@@ -58,21 +55,21 @@ test('pretrain from scratch on two sources: the held-out loss falls, the checkpo
 });
 
 test('pretrain refuses missing sources and too little text in one line', { timeout: 60_000 }, () => {
-  const none = cli(['pretrain', '--init', 'random', '--model-config', 'tiny', '--tokenizer', TOKENIZER]);
+  const none = cli(['pretrain', '--init', 'random', '--model-config', 'tiny', '--tokenizer', TOKENIZER_DIR]);
   assert.equal(none.code, 2);
   assert.match(none.out, /--from: give the text to pretrain on/);
   const small = path.join(work, 'small.txt');
   fs.writeFileSync(small, 'one short text\nand another\n');
-  const few = cli(['pretrain', '--from', small, '--init', 'random', '--model-config', 'tiny', '--tokenizer', TOKENIZER, '--max-source-length', '64']);
+  const few = cli(['pretrain', '--from', small, '--init', 'random', '--model-config', 'tiny', '--tokenizer', TOKENIZER_DIR, '--max-source-length', '64']);
   assert.equal(few.code, 2, few.out);
   assert.match(few.out, /too little text: \d+ tokens in 2 texts make 0 training and 0 held-out sequences of 70 tokens \(--max-source-length 64\)/);
 });
 
 test('pretrain resumes exactly: SIGTERM at step 8 saves the state, exits 143, and --resume ends with the uninterrupted weights', { timeout: 240_000 }, async () => {
   const text = path.join(work, 'resume.txt');
-  fs.writeFileSync(text, fs.readFileSync(path.join(TWEETEVAL, 'irony/train_text.txt'), 'utf-8').split('\n').slice(0, 300).join('\n'));
+  fs.writeFileSync(text, fs.readFileSync(path.join(TWEETEVAL_SLICE, 'irony/train_text.txt'), 'utf-8').split('\n').slice(0, 300).join('\n'));
   const args = [
-    'pretrain', '--from', text, '--init', 'random', '--model-config', 'tiny', '--tokenizer', TOKENIZER, '--max-source-length', '32',
+    'pretrain', '--from', text, '--init', 'random', '--model-config', 'tiny', '--tokenizer', TOKENIZER_DIR, '--max-source-length', '32',
     '--batch-size', '32', '--epochs', '2', '--eval-every-steps', '5', '--save-every-steps', '3', '--learning-rate', '3e-3', '--seed', '9',
   ];
   const straight = cli(args, path.join(work, 'straight'));
@@ -121,7 +118,7 @@ test('pretrain resumes exactly: SIGTERM at step 8 saves the state, exits 143, an
 test('--max-minutes stops after the step that passes the time, evaluates, saves the checkpoint and the state', { timeout: 120_000 }, () => {
   const cwd = path.join(work, 'minutes');
   const r = cli(
-    ['pretrain', '--from', path.join(TWEETEVAL, 'irony'), '--init', 'random', '--model-config', 'tiny', '--tokenizer', TOKENIZER, '--max-source-length', '32',
+    ['pretrain', '--from', path.join(TWEETEVAL_SLICE, 'irony'), '--init', 'random', '--model-config', 'tiny', '--tokenizer', TOKENIZER_DIR, '--max-source-length', '32',
       '--batch-size', '16', '--epochs', '3', '--eval-every-steps', '1000', '--max-minutes', '0'],
     cwd,
   );
@@ -138,8 +135,8 @@ test('--max-minutes stops after the step that passes the time, evaluates, saves 
 /** `pretrain` of a tiny random T5 on the first 200 irony tweets (10 steps per epoch at batch 16), in `cwd`. */
 const pretrainTiny = (cwd: string, extra: string[]) => {
   const text = path.join(work, 'irony200.txt');
-  if (!fs.existsSync(text)) fs.writeFileSync(text, fs.readFileSync(path.join(TWEETEVAL, 'irony/train_text.txt'), 'utf-8').split('\n').slice(0, 200).join('\n'));
-  return cli(['pretrain', '--from', text, '--init', 'random', '--model-config', 'tiny', '--tokenizer', TOKENIZER, '--max-source-length', '32', '--batch-size', '16', ...extra], cwd);
+  if (!fs.existsSync(text)) fs.writeFileSync(text, fs.readFileSync(path.join(TWEETEVAL_SLICE, 'irony/train_text.txt'), 'utf-8').split('\n').slice(0, 200).join('\n'));
+  return cli(['pretrain', '--from', text, '--init', 'random', '--model-config', 'tiny', '--tokenizer', TOKENIZER_DIR, '--max-source-length', '32', '--batch-size', '16', ...extra], cwd);
 };
 
 test('a diverging run stops at the first non-finite loss or gradient norm, naming the step, in pretrain and in train', { timeout: 120_000 }, () => {
@@ -155,7 +152,7 @@ test('a diverging run stops at the first non-finite loss or gradient norm, namin
   const rows = ['I love it', 'so sad today', 'what a day', 'never again'].map((text, i) => ({ text, label: i % 2 }));
   for (const split of ['train', 'validation']) fs.writeFileSync(path.join(data, `${split}.json`), JSON.stringify(rows));
   fs.writeFileSync(path.join(cwd, 'classes_map.json'), JSON.stringify({ joy: 0, sadness: 1 }));
-  const ft = cli(['train', '--init', 'random', '--model-config', 'tiny', '--tokenizer', TOKENIZER, '--data-dir', data, '--epochs', '2', '--batch-size', '2', '--learning-rate', '1e30'], cwd);
+  const ft = cli(['train', '--init', 'random', '--model-config', 'tiny', '--tokenizer', TOKENIZER_DIR, '--data-dir', data, '--epochs', '2', '--batch-size', '2', '--learning-rate', '1e30'], cwd);
   assert.equal(ft.code, 1, ft.out);
   assert.match(ft.out, /training stopped: the (loss|gradient norm) is (NaN|-?Infinity) at epoch 1, step 2; no checkpoint was saved yet/);
 });

@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { REPO_ROOT, TOKENIZER_DIR, TWEETEVAL, maxAbsDiff } from './helpers/fixtures.js';
+import { REPO_ROOT, TOKENIZER_DIR, TWEETEVAL_SLICE, maxAbsDiff } from './helpers/fixtures.js';
 import { readSafetensorsFile } from '../src/safetensors.js';
 import { readEventFile, resolveRun } from '../src/report/index.js';
 import { collectRunData } from '../src/report/run_data.js';
@@ -168,7 +168,7 @@ let baseB: ReturnType<typeof cli>;
 before(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-resume-'));
   dataDir = path.join(work, 'data');
-  const load = await cli(work, ['load-dataset', '--from', path.join(TWEETEVAL, 'emotion'), '--out', dataDir]);
+  const load = await cli(work, ['load-dataset', '--from', path.join(TWEETEVAL_SLICE, 'emotion'), '--out', dataDir]);
   assert.equal(load.code, 0, load.stderr);
   classesMap = path.join(work, 'classes_map.json');
   await initBackend('wasm');
@@ -448,8 +448,8 @@ class NanGradientFrom extends T5ForConditionalGeneration {
 test('a non-finite gradient with a finite loss stops training, naming the step, the checkpoint and the state', { timeout: 120_000 }, async () => {
   const dir = fs.mkdtempSync(path.join(work, 'nangrad-'));
   const read = (split: string, n: number) => {
-    const texts = fs.readFileSync(path.join(TWEETEVAL, `emotion/${split}_text.txt`), 'utf-8').split('\n').slice(0, n);
-    const labels = fs.readFileSync(path.join(TWEETEVAL, `emotion/${split}_labels.txt`), 'utf-8').split('\n').slice(0, n).map(Number);
+    const texts = fs.readFileSync(path.join(TWEETEVAL_SLICE, `emotion/${split}_text.txt`), 'utf-8').split('\n').slice(0, n);
+    const labels = fs.readFileSync(path.join(TWEETEVAL_SLICE, `emotion/${split}_labels.txt`), 'utf-8').split('\n').slice(0, n).map(Number);
     return texts.map((text, i) => ({ text, label: labels[i] }));
   };
   const tokenizer = await T5Tokenizer.fromPretrained(TOKENIZER_DIR);

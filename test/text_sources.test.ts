@@ -3,11 +3,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readTextSources } from '../src/data/text_sources.js';
+import { TWEETEVAL_SLICE } from './helpers/fixtures.js';
 
-const SHARED = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared');
-const TWEETEVAL = path.join(SHARED, 'data/tweeteval');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-texts-'));
 const write = (name: string, content: string) => {
   const p = path.join(dir, name);
@@ -18,7 +16,7 @@ const write = (name: string, content: string) => {
 const lineCount = (f: string) => fs.readFileSync(f, 'utf-8').split('\n').filter((l) => l.trim() !== '').length;
 
 test('a TweetEval folder gives its train, val and test texts, not labels or mapping', () => {
-  const task = path.join(TWEETEVAL, 'irony');
+  const task = path.join(TWEETEVAL_SLICE, 'irony');
   const files = readTextSources([task]);
   assert.deepEqual(files.map((f) => path.basename(f.file)), ['test_text.txt', 'train_text.txt', 'val_text.txt']);
   for (const f of files) assert.equal(f.texts.length, lineCount(f.file));

@@ -4,14 +4,39 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The repository's own reference data (see test/fixtures/README.md): all a clone needs to run its tests. */
+export const FIXTURES = path.join(REPO_ROOT, 'test/fixtures');
+/** The genuine T5 tokenizer (t5-small's), committed. */
+export const TOKENIZER_DIR = path.join(FIXTURES, 't5-small-tokenizer');
+/** A committed slice of TweetEval: the first lines of each split of emotion and irony, as the original files. */
+export const TWEETEVAL_SLICE = path.join(FIXTURES, 'tweeteval');
+/** Read-only material beside the clone, in CI and the project's workplace; a bare clone has none. */
 export const SHARED = path.resolve(REPO_ROOT, '../shared');
-export const FIXTURES = path.join(SHARED, 'fixtures');
-export const TOKENIZER_DIR = path.join(SHARED, 'models/t5-small-tokenizer');
+/** TweetEval's original files in full, for the few tests that need them: guard those with `sharedSkip`. */
 export const TWEETEVAL = path.join(SHARED, 'data/tweeteval');
 export const MODEL_FIXTURES = ['t5-tiny', 't5-tiny-v11', 't5-tiny-long'] as const;
 
 export function fixtureDir(name: string): string {
   return path.join(FIXTURES, name);
+}
+
+/** CI set to anything but '', '0' or 'false'. */
+export function inCI(env: NodeJS.ProcessEnv = process.env): boolean {
+  const ci = env.CI?.trim().toLowerCase();
+  return ci !== undefined && ci !== '' && ci !== '0' && ci !== 'false';
+}
+
+/**
+ * The node:test `skip` value for a test that needs `dir` under ../shared (default: the full TweetEval files), e.g.
+ * `test('…', { skip: sharedSkip('the full hate train split') }, …)`: false when it is there, else the reason, so a
+ * bare clone reports the test as skipped and why. With CI set a missing folder throws instead (the test file
+ * fails): CI always has ../shared beside the clone, and a skip there would hide a broken layout.
+ */
+export function sharedSkip(what: string, dir: string = TWEETEVAL, env: NodeJS.ProcessEnv = process.env): false | string {
+  if (fs.existsSync(dir)) return false;
+  const reason = `${what} needs ../shared/${path.relative(SHARED, dir)} (not beside this clone)`;
+  if (inCI(env)) throw new Error(`CI is set but ${dir} is missing: ${reason}`);
+  return reason;
 }
 
 export function readJson<T = any>(file: string): T {
