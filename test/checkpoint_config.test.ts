@@ -212,3 +212,38 @@ test('an encoder embedding that differs from shared.weight is refused, not silen
   saveSafetensors(file, tensors, { format: 'pt' });
   assert.throws(() => readModelConfig(dir), /tensor "encoder\.embed_tokens\.weight" differs from "shared\.weight"/);
 });
+
+test('a checkpoint folder as transformers 5.x saves it (5.x config, tokenizer.json and no spiece.model) classifies as the original', async () => {
+  const { saveTinyClassifier } = await import('./helpers/tiny_classifier.js');
+  const { Classifier } = await import('../src/eval/classifier.js');
+  const original = await saveTinyClassifier(temp.make());
+  const hf5 = path.join(temp.make(), 'tiny-hf5');
+  fs.cpSync(original, hf5, { recursive: true });
+  fs.rmSync(path.join(hf5, 'spiece.model'));
+  fs.rmSync(path.join(hf5, 'special_tokens_map.json'));
+  editJson(path.join(hf5, 'config.json'), (j) => {
+    delete j.torch_dtype;
+    delete j.decoder_start_token_id;
+    j.tie_word_embeddings = true;
+    j.transformers_version = '5.18.0';
+  });
+  editJson(path.join(hf5, 'tokenizer_config.json'), (j) => {
+    j.extra_special_tokens = j.additional_special_tokens;
+    delete j.additional_special_tokens;
+    delete j.extra_ids;
+    j.backend = 'tokenizers';
+  });
+  const texts = ['so angry I could scream', 'what a wonderful happy day', 'I miss her'];
+  const probabilities = async (dir: string) => {
+    const c = await Classifier.fromPretrained(dir);
+    try {
+      return c.predict(texts, { decode: 'rank' }).map((p) => Object.values(p.probabilities!));
+    } finally {
+      c.dispose();
+    }
+  };
+  const a = (await probabilities(original)).flat();
+  const b = (await probabilities(hf5)).flat();
+  assert.equal(a.length, 12);
+  assert.equal(maxAbsDiff(a, b), 0);
+});
