@@ -88,7 +88,7 @@ test('8-bit quantization: one scale per row or column, each value within half a 
   assert.deepEqual([byRow.q[1], byRow.q[4], byRow.q[7]], [-127, 127, 127]);
 });
 
-for (const name of ['t5-tiny', 't5-tiny-v11', 't5-tiny-long'] as const) {
+for (const name of ['t5-tiny', 't5-tiny-v11', 't5-tiny-long', 't5-tiny-v11-hf5'] as const) {
   describe(`${name} exported and run by transformers.js`, { skip: NO_TJS }, () => {
     const fx = readJson(path.join(fixtureDir(name), 'fixture.json'));
     const { input_ids: inputIds, attention_mask: attentionMask, decoder_input_ids: decoderInputIds } = fx.inputs as Record<string, number[][]>;

@@ -81,7 +81,7 @@ function optionsFromKwargs(kwargs: Record<string, unknown>): AdafactorOptions {
   return out as AdafactorOptions;
 }
 
-for (const model of ['t5-tiny', 't5-tiny-v11']) {
+for (const model of ['t5-tiny', 't5-tiny-v11', 't5-tiny-v11-hf5']) {
   const dir = path.join(FIXTURES, model);
   for (const caseName of CASES) {
     test(`Adafactor one step matches HF: ${model} ${caseName}`, (t) => {

@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { T5Config } from '../src/model/config.js';
 import { attentionWeights, feedForwardWeights, t5Parameters, type T5Parameters } from '../src/model/parameters.js';
 import { readSafetensorsFile } from '../src/safetensors.js';
-import { fixtureDir } from './helpers/fixtures.js';
+import { fixtureDir, MODEL_FIXTURES } from './helpers/fixtures.js';
+import { readModelConfig } from '../src/model/pretrained_config.js';
 
 /** Every weight name the structured part of the table points at, the relative biases included. */
 function placedNames(t: T5Parameters): string[] {
@@ -26,10 +27,10 @@ function placedNames(t: T5Parameters): string[] {
 }
 
 describe('parameter table', () => {
-  for (const name of ['t5-tiny', 't5-tiny-v11', 't5-tiny-long']) {
+  for (const name of MODEL_FIXTURES) {
     test(`${name}: every checkpoint tensor has one place in the model, with the checkpoint's shape`, () => {
       const dir = fixtureDir(name);
-      const config = T5Config.fromFile(path.join(dir, 'config.json'));
+      const config = readModelConfig(dir);
       const table = t5Parameters(config);
       const placed = placedNames(table);
       assert.equal(new Set(placed).size, placed.length, 'a weight is placed twice');

@@ -14,7 +14,8 @@ export const TWEETEVAL_SLICE = path.join(FIXTURES, 'tweeteval');
 export const SHARED = path.resolve(REPO_ROOT, '../shared');
 /** TweetEval's original files in full, for the few tests that need them: guard those with `sharedSkip`. */
 export const TWEETEVAL = path.join(SHARED, 'data/tweeteval');
-export const MODEL_FIXTURES = ['t5-tiny', 't5-tiny-v11', 't5-tiny-long'] as const;
+/** The model fixtures, each also as transformers 5.x saves it (`-hf5`: the same weights, so every reference holds). */
+export const MODEL_FIXTURES = ['t5-tiny', 't5-tiny-v11', 't5-tiny-long', 't5-tiny-hf5', 't5-tiny-v11-hf5', 't5-tiny-long-hf5'] as const;
 
 export function fixtureDir(name: string): string {
   return path.join(FIXTURES, name);
