@@ -269,6 +269,7 @@ describe('the export folder', () => {
     assert.equal(config.prefix, 'classify: ');
     assert.deepEqual(config['transformers.js_config'], { dtype: 'fp32' });
     assert.equal(config.task_specific_params, undefined);
+    assert.match(fs.readFileSync(path.join(out, 'config.json'), 'utf-8'), /"initializer_factor": 1\.0,/, 'float fields stay floats');
     const tokens = readJson(path.join(TOKENIZER_DIR, 'tokenizer.json'));
     assert.deepEqual(readJson(path.join(out, 'tokenizer.json')), tokens);
     assert.equal(readJson(path.join(out, 'tokenizer_config.json')).model_max_length, 48);

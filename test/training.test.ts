@@ -75,13 +75,13 @@ for (const backend of testBackends()) {
       model.dispose();
     });
 
-    // t5-tiny-long's 20 steps at lr 1e-2 are chaotic: Adafactor scales each update by the gradient's own size, so an
-    // element whose gradient is at float32 noise level takes a full-size step whose sign is that noise. One product
-    // summed in another order (OpenBLAS's kernels rather than MKL's or MLAS's; or our wasm product, with the SIMD
-    // Adafactor's float32 sums) changes the last bit of one such gradient, and from step 10 the losses drift by up
-    // to 5e-3. On those paths the losses are checked to
-    // 1e-3 up to step 10 and to 1e-2 after, and the greedy outputs exactly; elsewhere to 1e-3 throughout.
-    const orderDrifts = name === 't5-tiny-long' && (backend === 'wasm-pure' || (backend === 'cpu' && BLAS_LOADS));
+    // t5-tiny-long's 20 steps (and its 5.x save's) at lr 1e-2 are chaotic: Adafactor scales each update by the
+    // gradient's own size, so an element whose gradient is at float32 noise level takes a full-size step whose sign
+    // is that noise. One product summed in another order (OpenBLAS's kernels rather than MKL's or MLAS's; or our wasm
+    // product, with the SIMD Adafactor's float32 sums) changes the last bit of one such gradient, and from step 10
+    // the losses drift by up to 5e-3. On those paths the losses are checked to 1e-3 up to step 10 and to 1e-2 after,
+    // and the greedy outputs exactly; elsewhere to 1e-3 throughout.
+    const orderDrifts = name.startsWith('t5-tiny-long') && (backend === 'wasm-pure' || (backend === 'cpu' && BLAS_LOADS));
     test(`[${backend}] ${name}: train then generate (EOS, early stop, padding, suppression) matches HF`, async () => {
       await useBackend(backend);
       const tg = readJson(path.join(dir, 'train_then_generate.json'));
