@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { T5clsError } from '../src/errors.js';
+import { FormatError, T5clsError } from '../src/errors.js';
 import {
   type LoadDatasetOptions,
   cardClassNames,
@@ -13,6 +13,7 @@ import {
   loadDataset,
   parseDelimited,
   parseYaml,
+  readCardHeader,
   readClassesMap,
   readSplit,
 } from '../src/data/index.js';
@@ -554,6 +555,89 @@ describe('dataset cards and data_files', () => {
       list: [['inner'], { k: 'v', k2: 'v2' }],
       plain: 'multi line',
     });
+  });
+
+  // The irony slice with its card rewritten in YAML the hand-written reader before the `yaml` package could not read.
+  const RICH_CARD = [
+    '---',
+    'pretty_name: TweetEval irony, re-described',
+    'description: |',
+    '  Tweets labelled ironic or not.',
+    '  # kept: inside a block scalar this is text',
+    'class_names: &names {0: plain, 1: ironic}',
+    'files: &files',
+    '  data_files:',
+    '  - {split: train, path: "irony/train-*"}',
+    "  - {split: validation, path: 'irony/validation-*'}",
+    '  - split: test',
+    '    path: >-',
+    '      irony/test-*',
+    'dataset_info:',
+    '- config_name: irony',
+    '  features:',
+    '  - {name: text, dtype: string}',
+    '  - {name: label, dtype: {class_label: {names: *names}}}',
+    'configs:',
+    '- config_name: irony',
+    '  <<: *files',
+    '---',
+    '',
+    '# A card',
+  ].join('\n');
+  const BROKEN_CARD = [
+    '---',
+    'pretty_name: broken',
+    'configs:',
+    '- config_name: irony',
+    '  data_files:',
+    '  - split: train',
+    '    path: "irony/train-*',
+    '---',
+  ].join('\n');
+
+  test('a card with flow mappings, anchors, aliases, merge keys and block scalars is read as PyYAML reads it', async () => {
+    const card = readCardHeader(RICH_CARD, 'README.md') as Record<string, unknown>;
+    assert.equal(card.description, 'Tweets labelled ironic or not.\n# kept: inside a block scalar this is text\n');
+    assert.deepEqual(card.class_names, { 0: 'plain', 1: 'ironic' });
+    assert.deepEqual(configDataFiles(card as never, 'irony', 'card'), {
+      train: ['irony/train-*'],
+      validation: ['irony/validation-*'],
+      test: ['irony/test-*'],
+    });
+    assert.deepEqual(cardClassNames(card as never, 'irony', 'label'), ['plain', 'ironic']);
+
+    const repo = tweetEvalRepo(TWEETEVAL_SLICE, ['irony'], 'someone/rich-card');
+    repo.files = repo.files.map((f) => (f.path === 'README.md' ? { ...f, content: RICH_CARD } : f));
+    const richHub = await startFakeHub({ datasets: [repo] });
+    try {
+      const work = tmp();
+      const summary = await loadDataset(hubOpts(work, { endpoint: richHub.url, dataset: 'someone/rich-card', subset: 'irony' }));
+      assert.deepEqual(summary.classNames, ['plain', 'ironic']);
+      assert.deepEqual(summary.splits.validation, { size: 50, classCounts: { plain: 30, ironic: 20 } });
+    } finally {
+      await richHub.close();
+    }
+  });
+
+  test('a malformed card: one line naming README.md and the line of the file (not of the YAML block)', async () => {
+    const where = /^hf:\/\/datasets\/someone\/broken-card\/README\.md: line 7, column \d+: Missing closing "quote$/;
+    for (const text of [BROKEN_CARD, BROKEN_CARD.replace(/\n/g, '\r\n'), '\uFEFF' + BROKEN_CARD]) {
+      assert.throws(() => readCardHeader(text, 'hf://datasets/someone/broken-card/README.md'), (e: unknown) => e instanceof FormatError && where.test((e as Error).message));
+    }
+    assert.throws(() => readCardHeader('---\na: 1\nb: *nowhere\n---\n', 'README.md'), /^FormatError: README\.md: line 3, column 4: no anchor &nowhere before the alias \*nowhere$/);
+    assert.throws(() => readCardHeader('# no header\n', 'README.md'), /README\.md: no YAML header/);
+
+    const repo = tweetEvalRepo(TWEETEVAL_SLICE, ['irony'], 'someone/broken-card');
+    repo.files = repo.files.map((f) => (f.path === 'README.md' ? { ...f, content: BROKEN_CARD } : f));
+    const brokenHub = await startFakeHub({ datasets: [repo] });
+    try {
+      await assert.rejects(
+        loadDataset(hubOpts(tmp(), { endpoint: brokenHub.url, dataset: 'someone/broken-card', subset: 'irony' })),
+        (e: unknown) => e instanceof FormatError && where.test((e as Error).message),
+      );
+    } finally {
+      await brokenHub.close();
+    }
   });
 
   test('the CSV reader keeps line numbers of rows that span lines', () => {

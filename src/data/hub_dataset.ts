@@ -6,7 +6,7 @@ import { type HubClientOptions, downloadFiles, getRepoInfo, hubClient } from '..
 import { HubUnreachableError } from '../hub/http.js';
 import type { RawDataset, RawSplit } from './build.js';
 import { SPLITS, type SplitName } from './processed.js';
-import { type YamlValue, YamlError, frontMatter, parseYaml } from './yaml.js';
+import { type YamlValue, readCardHeader } from './dataset_card.js';
 
 export const DATA_OFFLINE_HINT =
   'to work offline, read local files with --from PATH (a TweetEval folder, or CSV / TSV / JSONL / JSON files)';
@@ -207,15 +207,7 @@ export async function readHubDataset(opts: HubDatasetOptions): Promise<HubDatase
   }
   const quiet = { ...client, onProgress: undefined };
   const readme = (await downloadFiles(quiet, repo, commit, ['README.md'])).paths.get('README.md')!;
-  const fm = frontMatter(fs.readFileSync(readme, 'utf-8'));
-  if (!fm) throw new FormatError(`${shown('README.md')}: no YAML header (--- … ---) describing the data files`);
-  let card: YamlValue;
-  try {
-    card = parseYaml(fm.yaml, fm.firstLine);
-  } catch (e) {
-    if (e instanceof YamlError) throw new FormatError(`${shown('README.md')}: ${e.message}`);
-    throw e;
-  }
+  const card = readCardHeader(fs.readFileSync(readme, 'utf-8'), shown('README.md'));
   const patterns = configDataFiles(card, opts.subset, `Dataset repository '${opts.dataset}'`);
 
   const bySplit = new Map<SplitName, string[]>();

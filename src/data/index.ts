@@ -32,7 +32,7 @@ export {
   cardClassNames,
 } from './hub_dataset.js';
 export { parseDelimited } from './csv.js';
-export { parseYaml, frontMatter } from './yaml.js';
+export { parseYaml, frontMatter, readCardHeader } from './dataset_card.js';
 
 export const DEFAULT_DATASET = 'cardiffnlp/tweet_eval';
 export const DEFAULT_SUBSET = 'emotion';
