@@ -3,14 +3,18 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { RunLog } from '../src/train/run_log.js';
-import { SummaryWriter, tfRecord } from '../src/train/tensorboard.js';
-import { CHECKPOINT_META, type CheckpointMeta } from '../src/train/checkpoint.js';
+import { SummaryWriter } from '../src/train/tensorboard.js';
+import { tfRecord } from '../src/protobuf/tfrecord.js';
+import { CHECKPOINT_META, type CheckpointMeta } from '../src/checkpoint_meta.js';
 import { UsageError, FormatError } from '../src/errors.js';
 import { parseEventFile, readEventFile, resolveRun, writeRunReport, tfjsVisBundlePath, type RunReportData } from '../src/report/index.js';
 import { run as reportCommand } from '../src/cli/report.js';
 import { collectRunData } from '../src/report/run_data.js';
+import { REPO_ROOT } from './helpers/fixtures.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-report-'));
@@ -307,6 +311,25 @@ test('writeRunReport embeds the run\'s exact values and writes reports/<run>.htm
   assert.doesNotMatch(markup, /<(script|img|iframe)[^>]+src=|<link\b|url\(/i);
   // tables are written server-side with the class name escaped
   assert.ok(html.includes('<td class="name">sad&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;</td><td>1.0000</td><td>0.7500</td><td>0.8571</td><td>4</td>'));
+});
+
+const REPORT_JS = path.join(REPO_ROOT, 'web', 'report', 'report.js');
+
+test('the page\'s script is web/report/report.js exactly as the file is, after the tfjs-vis bundle', () => {
+  assert.ok(fullReport, 'the report was written by an earlier test');
+  const scripts = [...fs.readFileSync(fullReport, 'utf-8').matchAll(/<script\b[^>]*>([\s\S]*?)<\/script>/gi)].map((m) => m[1]);
+  assert.equal(scripts.length, 3);
+  assert.equal(scripts[2], fs.readFileSync(REPORT_JS, 'utf-8'));
+});
+
+test('web/report/report.js passes its type check (its // @ts-check, with tfjs-vis\'s types and the report data\'s)', () => {
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  assert.match(fs.readFileSync(REPORT_JS, 'utf-8'), /^\/\/ @ts-check\n/);
+  try {
+    execFileSync(process.execPath, [tsc, '-p', path.join(REPO_ROOT, 'web', 'report')], { encoding: 'utf-8' });
+  } catch (e) {
+    assert.fail(`tsc -p web/report:\n${(e as { stdout?: string }).stdout ?? (e as Error).message}`);
+  }
 });
 
 test('writeRunReport: a log-only run and an events-only run', () => {

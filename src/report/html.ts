@@ -1,11 +1,11 @@
 /**
  * The report page: one self-contained HTML file (tfjs-vis inlined, data embedded as JSON) that opens without a
- * network connection. Tables are written here; the charts are drawn in the page by `CLIENT_SCRIPT`.
+ * network connection. Tables are written here; the charts are drawn in the page by web/report/report.js.
  */
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import type { RunReportData } from './run_data.js';
-import { CLIENT_SCRIPT } from './client.js';
+import { reportScript } from './client.js';
 
 // The UMD bundle of tfjs-vis carries its own copy of tfjs-core, so the page needs no separate tf.min.js.
 const TFJS_VIS_BUNDLE = '@tensorflow/tfjs-vis/dist/tfjs-vis.umd.min.js';
@@ -140,8 +140,8 @@ function card(label: string, value: string): string {
 const STYLE = `
 :root { color-scheme: light; --fg: #1d2330; --muted: #5b6475; --line: #dde2ea; --bg: #f5f7fa; --accent: #08519c; }
 * { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Liberation " +
-  "Sans", sans-serif; color: var(--fg); background: var(--bg); }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Liberation Sans", sans-serif;
+  color: var(--fg); background: var(--bg); }
 header { background: #fff; border-bottom: 1px solid var(--line); padding: 18px 28px; }
 header h1 { margin: 0; font-size: 20px; }
 header h1 span { color: var(--muted); font-weight: 400; }
@@ -245,7 +245,7 @@ ${testSection(data)}
 </main>
 <script type="application/json" id="t5cls-data">${embedJson(data)}</script>
 <script>${escapeScript(tfjsVisScript())}</script>
-<script>${escapeScript(CLIENT_SCRIPT)}</script>
+<script>${escapeScript(reportScript())}</script>
 </body>
 </html>
 `;
