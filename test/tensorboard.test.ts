@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import protobuf from 'protobufjs';
 import { SummaryWriter } from '../src/train/tensorboard.js';
 import { readEventFile } from '../src/report/events.js';
+import { crc32c } from '../src/protobuf/crc32c.js';
 
 // Independent reader: the Event/Summary messages as declared in tensorflow/core/util/event.proto and
 // tensorflow/core/framework/summary.proto (only the fields used here), decoded by protobufjs.
@@ -97,6 +98,12 @@ test('the test CRC32C matches the published check values', () => {
   assert.equal(crc32cBitwise(new TextEncoder().encode('123456789')), 0xe3069283);
   assert.equal(crc32cBitwise(new Uint8Array(32)), 0x8a9136aa);
   assert.equal(crc32cBitwise(new Uint8Array(32).fill(0xff)), 0x62a8ab43);
+});
+
+test('the table-driven CRC32C the writer uses agrees with the bitwise one', () => {
+  let seed = 12345;
+  const data = new Uint8Array(4099).map(() => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 24);
+  for (const n of [0, 1, 7, 64, 4099]) assert.equal(crc32c(data.subarray(0, n)), crc32cBitwise(data.subarray(0, n)), `${n} bytes`);
 });
 
 test('bytes equal a reference event file written with TensorFlow protobufs', () => {

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { readJsonObject, writeFileAtomic, writeFolderAtomic } from '../fsutil.js';
 import { T5clsError, UsageError } from '../errors.js';
 import { writeOnnxFile } from './onnx_file.js';
-import type { Graph } from './onnx_model.js';
+import type { Graph } from '../protobuf/onnx_model.js';
 import { encoderGraph } from './t5_encoder.js';
 import { decoderMergedGraph } from './t5_decoder.js';
 import { T5Weights } from './t5_weights.js';

@@ -5,7 +5,7 @@
  * first (a subgraph's own weights stay in it: ONNX Runtime fuses DequantizeLinear → MatMul only when the
  * quantized weight is an initializer of the same graph).
  */
-import type { Graph, Initializer, OnnxNode, AttributeValue, ValueInfo } from './onnx_model.js';
+import type { Graph, Initializer, OnnxNode, AttributeValue, ValueInfo } from '../protobuf/onnx_model.js';
 
 interface Scope {
   counter: number;

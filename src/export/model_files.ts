@@ -3,7 +3,7 @@
  * tokenizer_config.json) and t5cls.json, what a page needs to turn generated text into a class.
  */
 import type { T5Config } from '../model/config.js';
-import { OPSET } from './onnx_model.js';
+import { OPSET } from './onnx_file.js';
 
 export const EXPORT_META = 't5cls.json';
 export const ENCODER_FILE = 'onnx/encoder_model.onnx';

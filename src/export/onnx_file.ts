@@ -2,8 +2,11 @@
 import * as fs from 'node:fs';
 import { writeAll } from '../fsutil.js';
 import { T5clsError } from '../errors.js';
-import { chunkBytes } from '../protobuf.js';
-import { encodeModel, type Graph } from './onnx_model.js';
+import { chunkBytes } from '../protobuf/wire.js';
+import { encodeModel, type Graph } from '../protobuf/onnx_model.js';
+
+/** The ONNX standard opset the export uses: onnxruntime-web and onnxruntime-node both run it. */
+export const OPSET = 17;
 
 /** Protobuf's limit on one message, hence on an ONNX file without external data. */
 const MAX_MESSAGE_BYTES = 2 ** 31 - 1;
@@ -11,7 +14,7 @@ const BUFFER_BYTES = 1 << 16;
 
 /** Writes `graph` as an ONNX model to `file` (created or replaced) and returns the file's size in bytes. */
 export function writeOnnxFile(file: string, graph: Graph, producerVersion: string): number {
-  const model = encodeModel(graph, producerVersion);
+  const model = encodeModel({ graph, opsets: [{ domain: '', version: OPSET }], producerVersion });
   if (model.byteLength > MAX_MESSAGE_BYTES) {
     throw new T5clsError(
       `${graph.name}: the ONNX model would take ${(model.byteLength / 2 ** 30).toFixed(2)} GiB, over the 2 GiB a single ONNX ` +

@@ -16,7 +16,7 @@
  * them again. Decoder positions continue after the past ones, so a step with a past of length p decodes position p.
  */
 import { GraphBuilder } from './graph_builder.js';
-import type { Graph, ValueInfo } from './onnx_model.js';
+import type { Graph, ValueInfo } from '../protobuf/onnx_model.js';
 import { T5Layers, type KeyValue } from './t5_layers.js';
 import type { T5Weights } from './t5_weights.js';
 

@@ -4,7 +4,7 @@
  * `last_hidden_state` (float32 [batch_size, encoder_sequence_length, d_model]), the final layer norm applied.
  */
 import { GraphBuilder } from './graph_builder.js';
-import type { Graph } from './onnx_model.js';
+import type { Graph } from '../protobuf/onnx_model.js';
 import { T5Layers } from './t5_layers.js';
 import type { T5Weights } from './t5_weights.js';
 

@@ -12,7 +12,7 @@ import { loadCheckpointTensors, resolveStateDict } from '../model/weights.js';
 import { relativePositionBucket } from '../model/layers.js';
 import type { LazyTensor } from '../safetensors.js';
 import { T5clsError } from '../errors.js';
-import type { Initializer } from './onnx_model.js';
+import type { Initializer } from '../protobuf/onnx_model.js';
 import { quantizeInt8, type QuantizedMatrix } from './quantize.js';
 
 export type Stack = 'encoder' | 'decoder';

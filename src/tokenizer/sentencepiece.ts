@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FormatError } from '../errors.js';
-import { ProtoReader, WIRE_BYTES, WIRE_VARINT } from '../protobuf.js';
+import { ProtoReader, WIRE_BYTES, WIRE_VARINT } from '../protobuf/wire.js';
 import { PieceType } from './sp_model_proto.js';
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
  * The part of SentencePiece's ModelProto (sentencepiece_model.proto) that decides how a unigram model encodes and
  * decodes, and its encoding as a `spiece.model` file. Fields left out take SentencePiece's defaults.
  */
-import { messageBytes, ProtoMessage } from '../protobuf.js';
+import { messageBytes, ProtoMessage } from '../protobuf/wire.js';
 
 /** SentencePiece.Type. */
 export const PieceType = {

@@ -1,14 +1,13 @@
 /**
- * ONNX models as plain data (graph, nodes, typed and shaped inputs/outputs, initializers) and their encoding in
- * the protobuf wire format (onnx/onnx.proto: ModelProto, GraphProto, NodeProto, TensorProto, ValueInfoProto,
- * AttributeProto). Initializers carry their data as `raw_data` chunks, possibly lazy, so weights go from the
+ * ONNX models as plain data (graph, nodes, typed and optionally shaped inputs/outputs, initializers) and their
+ * encoding in the protobuf wire format (onnx/onnx.proto: ModelProto, GraphProto, NodeProto, TensorProto,
+ * ValueInfoProto, AttributeProto, OperatorSetIdProto). The one encoder of both the engine's ONNX Runtime graphs and
+ * the export. Initializers carry their data as `raw_data` chunks, possibly lazy, so an export's weights go from the
  * checkpoint to the file one tensor at a time.
  */
-import { ProtoMessage, type Chunk } from '../protobuf.js';
+import { ProtoMessage, type Chunk } from './wire.js';
 
-/** The ONNX standard opset the export uses: onnxruntime-web and onnxruntime-node both run it. */
-export const OPSET = 17;
-/** The IR version that goes with opset 17. */
+/** The IR version of opset 17, the newest standard opset t5cls writes. */
 const IR_VERSION = 8;
 
 export type ElemType = 'float32' | 'int64' | 'bool' | 'int8' | 'uint8';
@@ -16,7 +15,7 @@ export type ElemType = 'float32' | 'int64' | 'bool' | 'int8' | 'uint8';
 /** TensorProto.DataType values. */
 const DATA_TYPE: Record<ElemType, number> = { float32: 1, uint8: 2, int8: 3, int64: 7, bool: 9 };
 
-export const BYTES_PER_ELEMENT: Record<ElemType, number> = { float32: 4, uint8: 1, int8: 1, int64: 8, bool: 1 };
+const BYTES_PER_ELEMENT: Record<ElemType, number> = { float32: 4, uint8: 1, int8: 1, int64: 8, bool: 1 };
 
 /** A dimension: a fixed size, or a named (symbolic) one such as `batch_size`. */
 export type Dim = number | string;
@@ -24,7 +23,7 @@ export type Dim = number | string;
 export interface ValueInfo {
   name: string;
   type: ElemType;
-  /** Left out: any rank (what a subgraph output may declare). */
+  /** Left out: any rank, any size. */
   shape?: Dim[];
 }
 
@@ -36,22 +35,41 @@ export interface Initializer {
   data: Chunk;
 }
 
+/** Attribute values: whole numbers, floats (wrapped, to tell 1.0 from 1), integer lists, or subgraphs (If). */
+export type AttributeValue = number | { float: number } | number[] | { graph: Graph };
+
+export interface OnnxNode {
+  op: string;
+  /** An empty name stands for an optional input left out. */
+  inputs: string[];
+  outputs: string[];
+  attributes?: Record<string, AttributeValue>;
+  /** '' (the standard operators, the default) or 'com.microsoft' (ONNX Runtime's contrib operators). */
+  domain?: '' | 'com.microsoft';
+  /** Default: `<graph name>/<op>_<index in the graph>`. */
+  name?: string;
+}
+
 export interface Graph {
   name: string;
+  /** In topological order. */
   nodes: OnnxNode[];
   inputs: ValueInfo[];
   outputs: ValueInfo[];
   initializers: Initializer[];
 }
 
-/** Attribute values: whole numbers, floats (wrapped, to tell 1.0 from 1), integer lists, or subgraphs (If). */
-export type AttributeValue = number | { float: number } | number[] | { graph: Graph };
+export interface OpsetImport {
+  domain: '' | 'com.microsoft';
+  version: number;
+}
 
-export interface OnnxNode {
-  op: string;
-  inputs: string[];
-  outputs: string[];
-  attributes?: Record<string, AttributeValue>;
+export interface ModelContents {
+  graph: Graph;
+  /** One for each domain the nodes use. */
+  opsets: OpsetImport[];
+  /** Left out of the file when not given. */
+  producerVersion?: string;
 }
 
 const ATTRIBUTE_TYPE = { float: 1, int: 2, graph: 5, ints: 7 } as const;
@@ -88,16 +106,17 @@ function tensor(t: Initializer): ProtoMessage {
 
 function encodeNode(node: OnnxNode, name: string): ProtoMessage {
   const m = new ProtoMessage();
-  for (const name of node.inputs) m.string(1, name);
-  for (const name of node.outputs) m.string(2, name);
+  for (const input of node.inputs) m.string(1, input);
+  for (const output of node.outputs) m.string(2, output);
   m.string(3, name).string(4, node.op);
-  for (const [name, value] of Object.entries(node.attributes ?? {})) m.message(5, attribute(name, value));
+  for (const [attributeName, value] of Object.entries(node.attributes ?? {})) m.message(5, attribute(attributeName, value));
+  if (node.domain) m.string(7, node.domain);
   return m;
 }
 
 function encodeGraph(g: Graph): ProtoMessage {
   const m = new ProtoMessage();
-  g.nodes.forEach((node, i) => m.message(1, encodeNode(node, `${g.name}/${node.op}_${i}`)));
+  g.nodes.forEach((node, i) => m.message(1, encodeNode(node, node.name ?? `${g.name}/${node.op}_${i}`)));
   m.string(2, g.name);
   for (const t of g.initializers) m.message(5, tensor(t));
   for (const v of g.inputs) m.message(11, valueInfo(v));
@@ -105,12 +124,10 @@ function encodeGraph(g: Graph): ProtoMessage {
   return m;
 }
 
-/** A ModelProto of `graph` at the standard opset OPSET, named as made by t5cls. */
-export function encodeModel(graph: Graph, producerVersion: string): ProtoMessage {
-  return new ProtoMessage()
-    .int(1, IR_VERSION)
-    .string(2, 't5cls')
-    .string(3, producerVersion)
-    .message(8, new ProtoMessage().string(1, '').int(2, OPSET))
-    .message(7, encodeGraph(graph));
+/** A ModelProto, named as made by t5cls; its chunks stream to a file (or `messageBytes` gathers them). */
+export function encodeModel(model: ModelContents): ProtoMessage {
+  const m = new ProtoMessage().int(1, IR_VERSION).string(2, 't5cls');
+  if (model.producerVersion !== undefined) m.string(3, model.producerVersion);
+  for (const { domain, version } of model.opsets) m.message(8, new ProtoMessage().string(1, domain).int(2, version));
+  return m.message(7, encodeGraph(model.graph));
 }

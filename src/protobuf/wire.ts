@@ -2,8 +2,8 @@
  * Protocol Buffers wire format. Writing: a message is a list of byte chunks, so a message never copies the chunks of
  * the messages it embeds, and a large payload (a weight tensor) can stay unread until the file is written
  * (`LazyBytes`): a model of hundreds of MB is never held in memory whole. Reading: `ProtoReader` walks the fields of
- * one message. Only what ONNX files and SentencePiece models need: varints, fixed32 floats, length-delimited bytes,
- * strings and messages.
+ * one message. Only what t5cls's files need: varints (int64 included), fixed32 floats, fixed64 doubles,
+ * length-delimited bytes, strings and messages.
  */
 
 /** Bytes produced on demand, of a length known in advance (a weight read from its checkpoint when written). */
@@ -15,7 +15,7 @@ export interface LazyBytes {
 export type Chunk = Uint8Array | LazyBytes;
 
 export const WIRE_VARINT = 0;
-const WIRE_FIXED64 = 1;
+export const WIRE_FIXED64 = 1;
 export const WIRE_BYTES = 2;
 export const WIRE_FIXED32 = 5;
 
@@ -47,6 +47,7 @@ export class ProtoMessage {
     return this.push(varint(field * 8 + wireType));
   }
 
+  /** Any varint field: int32, int64, uint64, enum, bool (as 0/1). */
   int(field: number, value: number | bigint): this {
     return this.tag(field, WIRE_VARINT).push(varint(value));
   }
@@ -55,6 +56,12 @@ export class ProtoMessage {
     const b = new Uint8Array(4);
     new DataView(b.buffer).setFloat32(0, value, true);
     return this.tag(field, WIRE_FIXED32).push(b);
+  }
+
+  double(field: number, value: number): this {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setFloat64(0, value, true);
+    return this.tag(field, WIRE_FIXED64).push(b);
   }
 
   bytes(field: number, data: Chunk): this {
@@ -81,7 +88,7 @@ export function chunkBytes(chunk: Chunk): Uint8Array {
   return bytes;
 }
 
-/** The whole message in one array (for small messages and tests). */
+/** The whole message in one array (for messages that fit in memory: events, graphs of a few nodes, tests). */
 export function messageBytes(m: ProtoMessage): Uint8Array {
   const out = new Uint8Array(m.byteLength);
   let at = 0;
@@ -102,7 +109,8 @@ export interface ProtoKey {
 
 /**
  * Reads the fields of one message in order. Malformed input calls `fail`, which throws the caller's error (one that
- * names the file). Varints come back as numbers: exact up to 2^53, which covers every length, enum and count.
+ * names the file). `varint()` answers a number: exact up to 2^53, which covers every length, enum and count;
+ * `int64()` answers an int64 field exactly.
  */
 export class ProtoReader {
   private pos: number;
@@ -129,11 +137,21 @@ export class ProtoReader {
     let result = 0;
     let scale = 1;
     for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) return this.fail('truncated varint');
-      const b = this.bytes[this.pos++]!;
+      const b = this.nextVarintByte();
       result += (b & 0x7f) * scale;
       if (b < 0x80) return result;
       scale *= 128;
+    }
+    return this.fail('varint too long');
+  }
+
+  /** A varint as a signed 64-bit integer (negative values are their two's complement, 10 bytes). */
+  int64(): bigint {
+    let result = 0n;
+    for (let shift = 0n; shift < 70n; shift += 7n) {
+      const b = this.nextVarintByte();
+      result |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) return BigInt.asIntN(64, result);
     }
     return this.fail('varint too long');
   }
@@ -143,13 +161,18 @@ export class ProtoReader {
     return new DataView(this.bytes.buffer, this.bytes.byteOffset + at, 4).getFloat32(0, true);
   }
 
+  double(): number {
+    const at = this.advance(8);
+    return new DataView(this.bytes.buffer, this.bytes.byteOffset + at, 8).getFloat64(0, true);
+  }
+
   /** A length-delimited field's content (a view, not a copy). */
   bytesField(): Uint8Array {
     const at = this.advance(this.varint());
     return this.bytes.subarray(at, this.pos);
   }
 
-  /** A reader over an embedded message. */
+  /** A reader over an embedded message (or over a packed repeated field's content). */
   message(): ProtoReader {
     const at = this.advance(this.varint());
     return new ProtoReader(this.bytes, this.fail, at, this.pos);
@@ -161,6 +184,11 @@ export class ProtoReader {
     else if (wireType === WIRE_BYTES) this.advance(this.varint());
     else if (wireType === WIRE_FIXED32) this.advance(4);
     else this.fail(`unsupported wire type ${wireType}`);
+  }
+
+  private nextVarintByte(): number {
+    if (this.pos >= this.end) return this.fail('truncated varint');
+    return this.bytes[this.pos++]!;
   }
 
   /** Moves past `n` bytes, answering where they start. */
