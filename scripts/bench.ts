@@ -26,7 +26,7 @@ import { Adafactor, AdamW } from '../src/train/optimizers/index.js';
 import { T5Tokenizer } from '../src/tokenizer/index.js';
 import { disposeBatch, encodeClassNames, encodeExamples, lengthGroupedBatches, trainBatch, type Example } from '../src/data/batches.js';
 import { predictRank } from '../src/eval/decoding.js';
-import { Rng } from '../src/train/sampler.js';
+import { Rng } from '../src/random.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SHARED = path.resolve(ROOT, '../shared');

@@ -10,7 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { tf } from '../src/tf.js';
-import { describeBackends, initBackend } from '../src/engine/init.js';
+import { initBackend } from '../src/engine/init.js';
+import { describeBackends } from '../src/engine/backend_probes.js';
 import { NATIVE_MATMUL_ENV } from '../src/engine/flags.js';
 import { T5clsError, UsageError } from '../src/errors.js';
 import { matMulModel, onnxModel } from '../src/engine/onnx/builder.js';

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { tf } from '../src/tf.js';
 import { initBackend } from '../src/engine/init.js';
 import { registerCpuKernels, restoreCpuKernels } from '../src/engine/cpu/register_all_kernels.js';
-import { ORT_MIN_ELEMENTS } from '../src/engine/cpu/kernels/elementwise.js';
+import { ORT_MIN_ELEMENTS } from '../src/engine/kernels/ort_route.js';
 import { installCopyAvoidingKernels, restoreExtraKernels } from '../src/engine/kernels/extra.js';
 import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
 import { broadcastPlan } from '../src/engine/cpu/broadcast_binary.js';

@@ -8,7 +8,7 @@ import { UsageError } from '../src/errors.js';
 import { Adafactor, AdafactorSchedule, AdamW, type AdafactorOptions } from '../src/train/optimizers/index.js';
 import { initBackend } from '../src/engine/init.js';
 import { makeOptimizer } from '../src/train/step.js';
-import { ORT_MIN_ELEMENTS } from '../src/engine/cpu/kernels/elementwise.js';
+import { ORT_MIN_ELEMENTS } from '../src/engine/kernels/ort_route.js';
 import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
 import { FIXTURES } from './helpers/fixtures.js';
 

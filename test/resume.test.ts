@@ -14,7 +14,7 @@ import { REPO_ROOT, TOKENIZER_DIR, TWEETEVAL_SLICE, maxAbsDiff } from './helpers
 import { readSafetensorsFile } from '../src/safetensors.js';
 import { readEventFile, resolveRun } from '../src/report/index.js';
 import { collectRunData } from '../src/report/run_data.js';
-import { parseRunLog, type ParsedRunLog } from '../src/train/run_log.js';
+import { parseRunLog, type ParsedRunLog } from '../src/run_log_format.js';
 import { tf } from '../src/tf.js';
 import { initBackend } from '../src/engine/init.js';
 import { T5Config, NAMED_CONFIGS } from '../src/model/config.js';

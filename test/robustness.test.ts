@@ -14,7 +14,7 @@ import { T5Tokenizer } from '../src/tokenizer/index.js';
 import { readSafetensorsBytes, readSafetensorsFile, encodeSafetensors } from '../src/safetensors.js';
 import { readSplit } from '../src/data/index.js';
 import { T5clsError } from '../src/errors.js';
-import { Rng } from '../src/train/sampler.js';
+import { Rng } from '../src/random.js';
 import { fixtureDir } from './helpers/fixtures.js';
 
 await tf.setBackend('cpu');

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FormatError } from '../src/errors.js';
-import { RunLog, parseRunLog, readRunLog } from '../src/train/run_log.js';
+import { RunLog } from '../src/train/run_log.js';
+import { parseRunLog, readRunLog } from '../src/run_log_format.js';
 
 function tmpFile(): { dir: string; file: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-runlog-'));

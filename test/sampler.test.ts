@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng, randomPermutation, weightedRandomSampler, type RngState } from '../src/train/sampler.js';
+import { Rng, type RngState } from '../src/random.js';
+import { randomPermutation, weightedRandomSampler } from '../src/train/sampler.js';
 
 // Pearson chi-square statistic of observed counts against equal expected counts.
 function chiSquareUniform(counts: number[]): number {

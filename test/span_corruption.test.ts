@@ -13,7 +13,7 @@ import {
   spanCorruptionLengths,
   T5_SPAN_CORRUPTION,
 } from '../src/data/span_corruption.js';
-import { Rng } from '../src/train/sampler.js';
+import { Rng } from '../src/random.js';
 
 const HF_LENGTHS: [number, number, [number, number, number][]][] = [
   [0.15, 1, [[8, 8, 3], [16, 16, 5], [30, 30, 9], [32, 32, 11], [64, 64, 21], [100, 100, 31], [128, 128, 39], [256, 256, 77], [512, 512, 155]]],

@@ -8,14 +8,8 @@ import * as os from 'node:os';
 import type { ParsedParams } from './options.js';
 import { tf } from '../tf.js';
 import { T5clsError } from '../errors.js';
-import {
-  describeBackends,
-  initBackend,
-  type BackendChoice,
-  type BackendInfo,
-  type BackendProbe,
-  type DeviceChoice,
-} from '../engine/init.js';
+import { initBackend, type BackendChoice, type BackendInfo, type DeviceChoice } from '../engine/init.js';
+import { describeBackends, type BackendProbe } from '../engine/backend_probes.js';
 import { benchmarkMatMul, type MatMulBench } from '../engine/bench.js';
 import { NAMED_CONFIGS, T5Config } from '../model/config.js';
 import { T5ForConditionalGeneration } from '../model/modeling_t5.js';

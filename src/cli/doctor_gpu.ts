@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tf } from '../tf.js';
-import type { BackendProbe } from '../engine/init.js';
+import type { BackendProbe } from '../engine/backend_probes.js';
 import { CUDA_REQUIREMENT, TFJS_NODE, TFJS_NODE_GPU } from '../engine/tensorflow/tfjs_node.js';
 import { readPackageJson, resolvePackageDir } from '../engine/optional_packages.js';
 

@@ -3,8 +3,8 @@
  * target text, and batches padded to their own longest sequence (labels padded with -100).
  */
 import { tf } from '../tf.js';
-import type { Rng } from '../train/sampler.js';
-import { IGNORE_INDEX } from '../model/loss.js';
+import type { Rng } from '../random.js';
+import { IGNORE_INDEX } from '../labels.js';
 
 export interface TokenizerLike {
   encode(text: string): number[];

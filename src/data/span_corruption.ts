@@ -11,7 +11,7 @@
  *
  * Rounding is half-to-even, as numpy's and Python's `round` are, so lengths equal HF's for every setting.
  */
-import type { Rng } from '../train/sampler.js';
+import type { Rng } from '../random.js';
 
 export interface SpanCorruptionOptions {
   /** Share of tokens that are noise (T5: 0.15). */

@@ -10,7 +10,7 @@ import { encodeClassNames, encodeInput } from '../data/batches.js';
 import { readClassesMap } from '../data/index.js';
 import { predictGenerate, predictRank, type ProgressFn } from './decoding.js';
 import { INVALID_PREDICTION } from './metrics.js';
-import { CHECKPOINT_META, readCheckpointMeta, type CheckpointMeta } from '../train/checkpoint.js';
+import { CHECKPOINT_META, readCheckpointMeta, type CheckpointMeta } from '../checkpoint_meta.js';
 import { UsageError } from '../errors.js';
 
 export type DecodeMode = 'rank' | 'generate';

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { readClassesMap } from '../data/index.js';
 import { encodeClassNames } from '../data/batches.js';
 import { missingClassesError } from '../eval/classifier.js';
-import { readCheckpointMeta } from '../train/checkpoint.js';
+import { readCheckpointMeta } from '../checkpoint_meta.js';
 import { T5Tokenizer } from '../tokenizer/index.js';
 import { UsageError } from '../errors.js';
 import { writeExport, type ExportedFile } from './export_folder.js';

@@ -8,5 +8,5 @@ export {
   type GenerateArgs,
 } from './modeling_t5.js';
 export { parameterShapes } from './parameters.js';
-export { tokenNll, sequenceCrossEntropy, IGNORE_INDEX } from './loss.js';
+export { tokenNll, sequenceCrossEntropy } from './loss.js';
 export { loadCheckpointTensors } from './weights.js';

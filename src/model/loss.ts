@@ -1,7 +1,6 @@
 import { tf } from '../tf.js';
-import { fusedAvailable, fusedLogProbsAt, fusedTokenNll, IGNORE_INDEX } from '../engine/ops.js';
-
-export { IGNORE_INDEX };
+import { fusedAvailable, fusedLogProbsAt, fusedTokenNll } from '../engine/ops.js';
+import { IGNORE_INDEX } from '../labels.js';
 
 /**
  * Negative log-likelihood of each label token: logsumexp(logits) - logits[label], 0 where the label is -100.

@@ -20,9 +20,10 @@ import {
   rmsNorm,
   treeAttention,
 } from './layers.js';
-import { IGNORE_INDEX, sequenceCrossEntropy } from './loss.js';
+import { sequenceCrossEntropy } from './loss.js';
+import { IGNORE_INDEX } from '../labels.js';
 import { decoderGraph, encoderGraph, graphFeeds, type NativeGraph } from './native_graphs.js';
-import { nativeGraphAvailable, runNativeGraph, withNativeGraphFallback } from '../engine/ops.js';
+import { nativeGraphAvailable, useLibraryDefaultsOnce, runNativeGraph, withNativeGraphFallback } from '../engine/ops.js';
 import { loadCheckpointTensors, resolveStateDict } from './weights.js';
 import { readModelConfig } from './pretrained_config.js';
 import type { LazyTensor, RawTensor } from '../safetensors.js';
@@ -90,6 +91,7 @@ export class T5ForConditionalGeneration {
   private decoderGraphDef?: NativeGraph;
 
   constructor(config: T5Config, options: T5InitOptions = {}) {
+    useLibraryDefaultsOnce();
     assertBackendHolds(config, tf.getBackend());
     this.config = config;
     this.layout = t5Parameters(config);

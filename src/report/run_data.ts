@@ -5,8 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UsageError, FormatError } from '../errors.js';
-import { readRunLog, type ParsedRunLog } from '../train/run_log.js';
-import { CHECKPOINT_META, readCheckpointMeta, type CheckpointMeta } from '../train/checkpoint.js';
+import { readRunLog, type ParsedRunLog } from '../run_log_format.js';
+import { CHECKPOINT_META, readCheckpointMeta, type CheckpointMeta } from '../checkpoint_meta.js';
 import { readEventFile } from './events.js';
 
 export interface RunLocations {

@@ -22,7 +22,8 @@ import {
 import { chunk } from '../data/batches.js';
 import { Progress } from '../progress.js';
 import { T5clsError, UsageError } from '../errors.js';
-import { randomPermutation, Rng, type RngState } from './sampler.js';
+import { Rng, type RngState } from '../random.js';
+import { randomPermutation } from './sampler.js';
 import { removePartials, restoreOptimizerState, saveRunState, saveRunTokenizer, type LoadedRunState, type RunStateBase } from './state.js';
 import { holdAtStep, stepHoldFromEnv } from './hold.js';
 import { RunLog } from './run_log.js';

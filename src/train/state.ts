@@ -23,7 +23,7 @@ import { removeQuietly, writeFolderAtomic, writeJsonAtomic } from '../fsutil.js'
 import { readSafetensorsFile, saveSafetensors } from '../safetensors.js';
 import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import type { Example } from '../data/batches.js';
-import type { RngState } from './sampler.js';
+import type { RngState } from '../random.js';
 import type { SavableTokenizer } from './checkpoint.js';
 import type { EpochResult, TrainOptions } from './types.js';
 

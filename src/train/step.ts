@@ -6,7 +6,7 @@
 import { tf } from '../tf.js';
 import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import type { trainBatch } from '../data/batches.js';
-import { IGNORE_INDEX } from '../model/loss.js';
+import { IGNORE_INDEX } from '../labels.js';
 import { T5clsError } from '../errors.js';
 import { Adafactor, AdamW } from './optimizers/index.js';
 import type { TrainOptions } from './types.js';

@@ -15,10 +15,13 @@ import { predictGenerate } from '../eval/decoding.js';
 import { classificationMetrics } from '../eval/metrics.js';
 import { Progress } from '../progress.js';
 import { Adafactor, AdamW } from './optimizers/index.js';
-import { Rng, randomPermutation, weightedRandomSampler } from './sampler.js';
-import { EPOCH_FIELDS, RunLog } from './run_log.js';
+import { Rng } from '../random.js';
+import { randomPermutation, weightedRandomSampler } from './sampler.js';
+import { EPOCH_FIELDS } from '../run_log_format.js';
+import { RunLog } from './run_log.js';
 import { SummaryWriter } from './tensorboard.js';
-import { readCheckpointMeta, saveCheckpoint, type SavableTokenizer } from './checkpoint.js';
+import { readCheckpointMeta } from '../checkpoint_meta.js';
+import { saveCheckpoint, type SavableTokenizer } from './checkpoint.js';
 import {
   dataFingerprint,
   removePartials,

@@ -9,7 +9,7 @@ import type { KernelConfig } from '@tensorflow/tfjs';
 import { replaceKernel, restoreKernel } from '../tfjs_internals.js';
 import type { OrtMatMul } from '../ort/runtime.js';
 import { addConfig } from './kernels/add.js';
-import { cpuEngineOrt } from './kernels/elementwise.js';
+import { cpuEngineOrt } from '../kernels/ort_route.js';
 import { multiplyConfig } from './kernels/multiply.js';
 import { realDivConfig } from './kernels/real_div.js';
 import { reluConfig } from './kernels/relu.js';

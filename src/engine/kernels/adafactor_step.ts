@@ -5,7 +5,7 @@
  */
 import type { tf } from '../../tf.js';
 import { updateInPlace } from '../host_update.js';
-import { cpuEngineOrt, ORT_MIN_ELEMENTS } from '../cpu/kernels/elementwise.js';
+import { cpuEngineOrt, ORT_MIN_ELEMENTS } from './ort_route.js';
 import { ortFactoredSums, ortUpdateSumSq } from '../ort/adafactor_sums.js';
 import {
   clipFactor,

@@ -9,14 +9,12 @@ import type { KernelFunc } from '@tensorflow/tfjs';
 import { tf } from '../../tf.js';
 import { hostStorage } from '../host_update.js';
 import { replaceKernel } from '../tfjs_internals.js';
-import { ORT_MIN_ELEMENTS } from '../cpu/kernels/elementwise.js';
+import { ORT_MIN_ELEMENTS } from './ort_route.js';
 import { dropoutKernel } from './dropout.js';
 import { logProbsAtKernel } from './log_probs_at.js';
 import { rmsNormGradient, rmsNormGradKernel, rmsNormKernel } from './rms_norm.js';
 import { tokenNllGradient, tokenNllGradKernel, tokenNllKernel } from './token_nll.js';
-import { gatedGeluGradient } from '../cpu/kernels/gated_gelu.js';
-
-export { IGNORE_INDEX } from './token_nll.js';
+import { gatedGeluGradient } from './gated_gelu_gradient.js';
 
 export const FUSED_KERNELS = [
   'T5clsDropout',

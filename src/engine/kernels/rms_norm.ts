@@ -10,7 +10,7 @@ import { tf } from '../../tf.js';
 import { f32, laneSum, scratch, simdKernels } from './kernel_support.js';
 import { storageFor } from '../tfjs_internals.js';
 import { SUM_OF_SQUARES, type CompiledKernel, type ElementwiseSpec } from '../wasm/simd.js';
-import { cpuEngineOrt, ORT_MIN_ELEMENTS } from '../cpu/kernels/elementwise.js';
+import { cpuEngineOrt, ORT_MIN_ELEMENTS } from './ort_route.js';
 import { ortRmsNorm, ortRmsNormGrad } from '../ort/rms_norm.js';
 import type { OrtMatMul } from '../ort/runtime.js';
 

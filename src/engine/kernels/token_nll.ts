@@ -9,9 +9,7 @@ import { tf } from '../../tf.js';
 import { laneSum, scratch, simdKernels } from './kernel_support.js';
 import { storageFor } from '../tfjs_internals.js';
 import type { CompiledKernel, ElementwiseSpec } from '../wasm/simd.js';
-
-/** Label id that does not count in the loss (torch CrossEntropyLoss's default ignore_index). */
-export const IGNORE_INDEX = -100;
+import { IGNORE_INDEX } from '../../labels.js';
 
 const ROW_MAX: ElementwiseSpec = { outputs: 0, inputs: 1, scalars: 0, sums: 1, body: (k) => k.max4(0, k.input(0)) };
 

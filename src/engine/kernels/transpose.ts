@@ -6,7 +6,7 @@
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 
 import { tf } from '../../tf.js';
-import { cpuEngineOrt, ORT_MIN_ELEMENTS } from '../cpu/kernels/elementwise.js';
+import { cpuEngineOrt, ORT_MIN_ELEMENTS } from './ort_route.js';
 import { ortTranspose } from '../ort/elementwise.js';
 import { storageFor } from '../tfjs_internals.js';
 

@@ -8,16 +8,7 @@ import { tf } from '../../../tf.js';
 import { stockKernel, storageFor } from '../../tfjs_internals.js';
 import { broadcastBinary, type BinaryOp } from '../broadcast_binary.js';
 import { ortBinary, type OrtBinaryOp } from '../../ort/elementwise.js';
-import type { OrtMatMul } from '../../ort/runtime.js';
-
-/**
- * From this many output elements on, arithmetic runs in ONNX Runtime (two threads and AVX beat one JavaScript
- * loop once the tensor is larger than the call's own cost).
- */
-export const ORT_MIN_ELEMENTS = { value: 1 << 15 };
-
-/** ONNX Runtime for the cpu engine's large tensors, when it loaded (set by registerCpuKernels). */
-export const cpuEngineOrt: { ort?: OrtMatMul } = {};
+import { cpuEngineOrt, ORT_MIN_ELEMENTS } from '../../kernels/ort_route.js';
 
 const ORT_OPS: Record<BinaryOp, OrtBinaryOp> = { add: 'Add', sub: 'Sub', mul: 'Mul', div: 'Div' };
 

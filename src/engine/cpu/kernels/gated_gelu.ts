@@ -1,13 +1,9 @@
-import type { GradConfig, KernelConfig, TensorInfo } from '@tensorflow/tfjs';
-
-import { tf } from '../../../tf.js';
+import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 
 import { storageFor } from '../../tfjs_internals.js';
 import { ortGatedGelu, ortGatedGeluGrad } from '../../ort/gated_gelu.js';
-import { cpuEngineOrt } from './elementwise.js';
-
-export const GATED_GELU = 'T5clsGatedGelu';
-export const GATED_GELU_GRAD = 'T5clsGatedGeluGrad';
+import { cpuEngineOrt } from '../../kernels/ort_route.js';
+import { GATED_GELU, GATED_GELU_GRAD } from '../../kernels/gated_gelu_gradient.js';
 
 function ort() {
   const o = cpuEngineOrt.ort;
@@ -39,16 +35,5 @@ export const gatedGeluGradConfig: KernelConfig = {
     const [dyv, av, bv] = [storage.read(dy), storage.read(a), storage.read(b)] as Float32Array[];
     ortGatedGeluGrad(ort(), dyv!, av!, bv!, da.data as Float32Array, db.data as Float32Array);
     return [da.info, db.info];
-  },
-};
-
-/** d/da and d/db of `T5clsGatedGelu`, both from one `T5clsGatedGeluGrad` call. */
-export const gatedGeluGradient: GradConfig = {
-  kernelName: GATED_GELU,
-  inputsToSave: ['a', 'b'],
-  gradFunc: (dy, saved) => {
-    const [a, b] = saved as [tf.Tensor, tf.Tensor];
-    const [da, db] = tf.engine().runKernel(GATED_GELU_GRAD, { dy: dy as tf.Tensor, a, b }) as tf.Tensor[];
-    return { a: () => da!, b: () => db! };
   },
 };

@@ -1,7 +1,8 @@
 import type { KernelConfig } from '@tensorflow/tfjs';
 
 import { ortRelu } from '../../ort/elementwise.js';
-import { cpuEngineOrt, ORT_MIN_ELEMENTS, unaryKernel } from './elementwise.js';
+import { unaryKernel } from './elementwise.js';
+import { cpuEngineOrt, ORT_MIN_ELEMENTS } from '../../kernels/ort_route.js';
 
 /** max(x, 0), NaN staying NaN (as the stock kernel's Math.max). */
 export const reluConfig: KernelConfig = {

@@ -2,7 +2,7 @@ import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 
 import { storageFor } from '../../tfjs_internals.js';
 import { ortSoftmax } from '../../ort/elementwise.js';
-import { cpuEngineOrt, ORT_MIN_ELEMENTS } from './elementwise.js';
+import { cpuEngineOrt, ORT_MIN_ELEMENTS } from '../../kernels/ort_route.js';
 
 /**
  * Softmax over the last axis in three passes over each row (maximum; exponentials and their sum; scaling), where
