@@ -1,4 +1,4 @@
-/** Rewrites the README's options table from src/params.ts. */
+/** Rewrites the README's options table from the commands' params schemas (src/params/commands.ts). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';

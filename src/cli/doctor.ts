@@ -306,7 +306,7 @@ export function formatDoctorReport(r: DoctorReport): string {
   return lines.join('\n');
 }
 
-export async function run({ params: p }: ParsedParams): Promise<void> {
+export async function run({ params: p }: ParsedParams<'doctor'>): Promise<void> {
   const report = await diagnose({ backend: p.backend, device: p.device, threads: p.threads });
   console.log(p.json ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
   if (!report.ok)

@@ -15,7 +15,7 @@ function formatBytes(n: number): string {
   return `${n} B`;
 }
 
-export async function run({ params: p, given }: ParsedParams): Promise<void> {
+export async function run({ params: p, given }: ParsedParams<'export'>): Promise<void> {
   const say = sayer(p.quiet);
   const { dir, meta } = resolveCheckpoint(p);
   say(`checkpoint: ${dir}`);

@@ -6,7 +6,7 @@ import { Progress } from '../progress.js';
 import { sayer } from './shared.js';
 import { UsageError } from '../errors.js';
 
-export async function run({ params: p, given }: ParsedParams): Promise<void> {
+export async function run({ params: p, given }: ParsedParams<'load-dataset'>): Promise<void> {
   const say = sayer(p.quiet);
   if (Array.isArray(p.from) && p.from.length > 1)
     throw new UsageError(`--from: load-dataset reads one source, got ${p.from.length} (${p.from.join(', ')})`);

@@ -1,82 +1,96 @@
-/** The `t5cls` command line: one subcommand per file in this folder, options generated from src/params.ts. */
+/** The `t5cls` command line: one subcommand per file in this folder, options generated from src/params/commands.ts. */
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { addSchemaOptions, resolveParams, type ParsedParams } from './options.js';
 import { T5clsError } from '../errors.js';
-import type { CommandName, ParamName, Params } from '../params.js';
+import type { CommandName, CommandParams } from '../params/commands.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
-type Runner = (parsed: ParsedParams) => Promise<void>;
-
-interface CommandSpec {
-  name: CommandName;
+interface CommandSpec<C extends CommandName> {
   summary: string;
   example: string;
-  load: () => Promise<Runner>;
-  /** Commander syntax of the positional arguments (e.g. `[texts...]`) and the param that receives them. */
-  positional?: { syntax: string; param: 'texts' | 'run' };
-  /** Defaults of this command that differ from the schema's. */
-  defaults?: Partial<Params>;
+  load: () => Promise<(parsed: ParsedParams<C>) => Promise<void>>;
+  /** Commander syntax of the positional arguments (e.g. `[texts...]`) and where their value goes. */
+  positional?: { syntax: string; assign: (params: CommandParams[C], value: unknown) => void };
 }
 
-const COMMANDS: CommandSpec[] = [
-  {
-    name: 'load-dataset',
+/** Every command, in the order `t5cls --help` lists them. */
+const COMMANDS: { [C in CommandName]: CommandSpec<C> } = {
+  'load-dataset': {
     summary: 'download a data set (default: TweetEval emotion) and write train/validation/test JSON and the classes map',
     example: 't5cls load-dataset --subset emotion   |   t5cls load-dataset --from ../tweeteval/emotion',
     load: async () => (await import('./load_dataset.js')).run,
   },
-  {
-    name: 'train',
+  train: {
     summary: 'fine-tune T5 on the processed data set, validating every epoch',
     example: 't5cls train --use-adafactor   |   t5cls train --init random --model-config tiny --tokenizer ./t5-small',
     load: async () => (await import('./train.js')).run,
   },
-  {
-    name: 'pretrain',
+  pretrain: {
     summary: "continue T5's own span-corruption pretraining on unlabeled text, before fine-tuning with train",
     example:
       't5cls pretrain --from tweets.txt --model t5-small   |   t5cls pretrain --from ../tweeteval/irony --init random ' +
       '--model-config tiny --tokenizer ./t5-small',
     load: async () => (await import('./pretrain.js')).run,
-    defaults: { useAdafactor: true, epochs: 1 },
   },
-  {
-    name: 'test',
+  test: {
     summary: 'evaluate a saved checkpoint on the test split',
     example: 't5cls test --weights-name t5-small-Nov25_10-00-00-epoch3',
     load: async () => (await import('./test.js')).run,
   },
-  {
-    name: 'predict',
+  predict: {
     summary: 'classify texts (arguments, --file, or lines on stdin) with a saved checkpoint',
     example: 't5cls predict "I love this" "so annoying"   |   t5cls predict --file tweets.jsonl --text-column text --format json',
     load: async () => (await import('./predict.js')).run,
-    positional: { syntax: '[texts...]', param: 'texts' },
-    defaults: { decode: 'rank' },
+    positional: {
+      syntax: '[texts...]',
+      assign: (params, texts) => {
+        params.texts = texts as string[];
+      },
+    },
   },
-  {
-    name: 'export',
+  export: {
     summary:
       'write a checkpoint as ONNX files that transformers.js loads, with its tokenizer, classes and a page that classifies in the browser',
     example: 't5cls export   |   t5cls export --weights-name t5-small-Nov25_10-00-00-epoch3 --out web/model',
     load: async () => (await import('./export.js')).run,
   },
-  {
-    name: 'report',
+  report: {
     summary: 'write a self-contained HTML page with the charts of a run (loss, learning rate, dev metrics, test results)',
     example: 't5cls report   |   t5cls report t5-small_Nov25_14-03-59 --output run.html',
     load: async () => (await import('./report.js')).run,
-    positional: { syntax: '[run]', param: 'run' },
+    positional: {
+      syntax: '[run]',
+      assign: (params, run) => {
+        params.run = run as string;
+      },
+    },
   },
-  {
-    name: 'doctor',
+  doctor: {
     summary: 'check this machine before training: Node.js, backends, GPU support, threads, memory, speed',
     example: 't5cls doctor   |   t5cls doctor --json',
     load: async () => (await import('./doctor.js')).run,
   },
-];
+};
+
+/** Adds one command to the program; `onParsed` learns its --verbose before it runs. */
+function addCommand<C extends CommandName>(program: Command, name: C, onParsed: (params: CommandParams[C]) => void): void {
+  const spec: CommandSpec<C> = COMMANDS[name];
+  const cmd = addSchemaOptions(new Command(name).description(spec.summary), name)
+    .addHelpText('after', `\nExample:\n  ${spec.example}\n`)
+    .exitOverride()
+    .allowExcessArguments(false);
+  if (spec.positional) cmd.argument(spec.positional.syntax);
+  cmd.action(async (...args: unknown[]) => {
+    const parsed = resolveParams(cmd, name);
+    if (spec.positional && args[0] !== undefined) spec.positional.assign(parsed.params, args[0]);
+    onParsed(parsed.params);
+    const runner = await spec.load();
+    await runner(parsed);
+  });
+  program.addCommand(cmd);
+}
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('t5cls')
@@ -86,27 +100,10 @@ export async function main(argv: string[]): Promise<number> {
     .showSuggestionAfterError(true)
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   let verbose = argv.includes('--verbose');
-  for (const spec of COMMANDS) {
-    const cmd = addSchemaOptions(new Command(spec.name).description(spec.summary), spec.name)
-      .addHelpText('after', `\nExample:\n  ${spec.example}\n`)
-      .exitOverride()
-      .allowExcessArguments(false);
-    if (spec.positional) cmd.argument(spec.positional.syntax);
-    for (const [name, value] of Object.entries(spec.defaults ?? {})) {
-      const opt = cmd.options.find((o) => o.attributeName() === name);
-      if (opt) opt.description = `${opt.description.replace(/ \(default: .*\)$/, '')} (default: ${JSON.stringify(value)})`;
-    }
-    cmd.action(async (...args: unknown[]) => {
-      const parsed = resolveParams(cmd, spec.name);
-      for (const [name, value] of Object.entries(spec.defaults ?? {})) {
-        if (!parsed.given.has(name as ParamName)) (parsed.params as Record<string, unknown>)[name] = value;
-      }
-      if (spec.positional && args[0] !== undefined) (parsed.params as Record<string, unknown>)[spec.positional.param] = args[0];
-      verbose = parsed.params.verbose;
-      const runner = await spec.load();
-      await runner(parsed);
+  for (const name of Object.keys(COMMANDS) as CommandName[]) {
+    addCommand(program, name, (params) => {
+      verbose = params.verbose;
     });
-    program.addCommand(cmd);
   }
   try {
     if (argv.length <= 2) {

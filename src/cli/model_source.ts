@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Params } from '../params.js';
+import type { ModelSourceParams } from '../params/model.js';
 import { T5Config, NAMED_CONFIGS } from '../model/config.js';
 import { readModelConfig } from '../model/pretrained_config.js';
 import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
@@ -20,9 +20,7 @@ export interface ModelSource {
   modelDir: string | undefined;
 }
 
-type SourceParams = Pick<Params, 'init' | 'model' | 'modelConfig' | 'tokenizer' | 'revision'>;
-
-export async function resolveModelSource(p: SourceParams, say: (line: string) => void): Promise<ModelSource> {
+export async function resolveModelSource(p: ModelSourceParams, say: (line: string) => void): Promise<ModelSource> {
   if (p.init === 'random') {
     const tokenizerDir = p.tokenizer ? path.resolve(p.tokenizer) : await resolveModelDir(p.model, p.revision, say, { tokenizerOnly: true });
     const tokenizer = await T5Tokenizer.fromPretrained(tokenizerDir);
@@ -55,7 +53,7 @@ export async function resolveModelSource(p: SourceParams, say: (line: string) =>
 
 /** The model itself, once the backend is up: random from `seed`, or the checkpoint's weights. */
 export function createModel(
-  p: Pick<Params, 'seed' | 'modelConfig'>,
+  p: Pick<ModelSourceParams, 'modelConfig'> & { seed: number },
   config: T5Config,
   modelDir: string | undefined,
   say: (line: string) => void,

@@ -12,14 +12,14 @@ import { FormatError, UsageError } from '../errors.js';
 import { inferenceTensorBytes, resolveCheckpoint, sayer } from './shared.js';
 import { T5Tokenizer } from '../tokenizer/index.js';
 import { encodeInput } from '../data/batches.js';
-import type { ParamName, Params } from '../params.js';
+import type { OptionName, PredictParams } from '../params/commands.js';
 
 export type OutputFormat = 'text' | 'json' | 'tsv';
 
 /** Texts per classifier call (at least), so that results of a long file are printed while the rest still runs. */
 const MIN_CHUNK = 256;
 
-export async function run({ params: p, given }: ParsedParams): Promise<void> {
+export async function run({ params: p, given }: ParsedParams<'predict'>): Promise<void> {
   const say = sayer(p.quiet);
   const { dir, meta } = resolveCheckpoint(p);
   const input = await readInput(p, given);
@@ -44,7 +44,7 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const classifier = await Classifier.fromPretrained(dir, { classesMap, prefixText, maxSourceLength, tokenizer, onWarning: say });
 
   const decode: DecodeMode = p.decode;
-  const format = p.format as OutputFormat;
+  const format: OutputFormat = p.format;
   const out = stdoutWriter();
   const bar =
     input.source === 'args' ? undefined : new Progress({ label: `predict (${decode})`, total: input.texts.length, quiet: p.quiet });
@@ -82,7 +82,10 @@ export interface PredictInput {
 }
 
 /** Texts from the positional arguments, --file, or stdin (only when it is not a terminal). */
-export async function readInput(p: Pick<Params, 'texts' | 'file' | 'textColumn'>, given: Set<ParamName>): Promise<PredictInput> {
+export async function readInput(
+  p: Pick<PredictParams, 'texts' | 'file' | 'textColumn'>,
+  given: Set<OptionName<'predict'>>,
+): Promise<PredictInput> {
   const args = p.texts ?? [];
   if (args.length && p.file !== undefined)
     throw new UsageError(

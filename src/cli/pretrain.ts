@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ParsedParams } from './options.js';
-import type { ParamName, Params } from '../params.js';
+import type { OptionName, PretrainParams } from '../params/commands.js';
 import { tf } from '../tf.js';
 import { readModelConfig } from '../model/pretrained_config.js';
 import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
@@ -33,7 +33,7 @@ import { claimRunName, refuseChangedOptions, RESUME_MAY_CHANGE, sayer, startResu
 /** Share of the texts held out for the denoising loss. */
 const HELD_OUT_SHARE = 0.05;
 
-export async function run({ params: p, given }: ParsedParams): Promise<void> {
+export async function run({ params: p, given }: ParsedParams<'pretrain'>): Promise<void> {
   const say = sayer(p.quiet);
   if (p.resume !== undefined) return resume(p, given, say);
   if (p.from === undefined)
@@ -116,14 +116,18 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
  * --steps alone runs that many steps, through as many epochs as it takes (HF's max_steps); with --epochs too, whichever
  * ends first. A resumed run keeps its epochs unless --epochs is given again, or only --steps was ever given.
  */
-function pretrainEpochs(p: Params, given: Set<ParamName>, saved?: { epochs?: number; given: ParamName[] }): number | undefined {
+function pretrainEpochs(
+  p: PretrainParams,
+  given: Set<OptionName<'pretrain'>>,
+  saved?: { epochs?: number; given: OptionName<'pretrain'>[] },
+): number | undefined {
   if (given.has('epochs')) return p.epochs;
   if (saved?.given.includes('epochs')) return saved.epochs;
   if (given.has('steps') || saved?.given.includes('steps')) return undefined;
   return saved ? saved.epochs : p.epochs;
 }
 
-async function resume(p: Params, given: Set<ParamName>, say: (line: string) => void): Promise<void> {
+async function resume(p: PretrainParams, given: Set<OptionName<'pretrain'>>, say: (line: string) => void): Promise<void> {
   const target = resolveResumeTarget(p.resume!, path.resolve(p.runsDir), PRETRAIN_STATE_FORMAT);
   const loaded = loadRunState<PretrainStateFile>(target, PRETRAIN_STATE_FORMAT, PRETRAIN_STATE_KEYS);
   try {
@@ -136,15 +140,15 @@ async function resume(p: Params, given: Set<ParamName>, say: (line: string) => v
 
 async function resumeRun(
   loaded: LoadedRunState<PretrainStateFile>,
-  p: Params,
-  given: Set<ParamName>,
+  p: PretrainParams,
+  given: Set<OptionName<'pretrain'>>,
   say: (line: string) => void,
 ): Promise<void> {
   const { state, snapshotDir, stateDir } = loaded;
   const r = state.record;
   const options: PretrainOptions = {
     ...state.options,
-    epochs: pretrainEpochs(p, given, { epochs: state.options.epochs, given: (r.given as ParamName[] | undefined) ?? [] }),
+    epochs: pretrainEpochs(p, given, { epochs: state.options.epochs, given: (r.given as OptionName<'pretrain'>[] | undefined) ?? [] }),
     maxSteps: given.has('steps') ? p.steps : state.options.maxSteps,
     maxMinutes: given.has('maxMinutes') ? p.maxMinutes : state.options.maxMinutes,
     saveEverySteps: given.has('saveEverySteps') ? p.saveEverySteps : state.options.saveEverySteps,

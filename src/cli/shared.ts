@@ -8,7 +8,10 @@ import { T5clsError, UsageError } from '../errors.js';
 import { assertSafeName } from '../train/checkpoint.js';
 import { findLatestBestCheckpoint, readCheckpointMeta, type CheckpointMeta } from '../checkpoint_meta.js';
 import { Progress } from '../progress.js';
-import { kebab, type ParamName, type Params } from '../params.js';
+import type { OptionName } from '../params/commands.js';
+import type { CheckpointParams } from '../params/checkpoint.js';
+import type { EngineParams } from '../params/engine.js';
+import { kebab } from '../params/option_info.js';
 import { readModelConfig } from '../model/pretrained_config.js';
 import { checkJobMemory } from './job_memory.js';
 import { initBackend, type BackendInfo } from '../engine/init.js';
@@ -118,7 +121,7 @@ export async function resolveModelDir(
 }
 
 /** The checkpoint `test`/`predict` use: --weights, --weights-name, else the best one of the newest run. */
-export function resolveCheckpoint(p: Pick<Params, 'weights' | 'weightsName' | 'saveWeightsPath'>): { dir: string; meta?: CheckpointMeta } {
+export function resolveCheckpoint(p: CheckpointParams): { dir: string; meta?: CheckpointMeta } {
   let dir: string;
   if (p.weights) {
     dir = path.resolve(p.weights);
@@ -150,9 +153,9 @@ export function inferenceTensorBytes(checkpointDir: string, batchSize: number, i
 }
 
 /** Options whose values are paths: the same file however the command spelled it. */
-const PATH_OPTIONS: ReadonlySet<ParamName> = new Set(['dataDir', 'classesMap', 'saveWeightsPath', 'logsDir', 'tokenizer', 'from']);
+const PATH_OPTIONS = new Set<OptionName>(['dataDir', 'classesMap', 'saveWeightsPath', 'logsDir', 'tokenizer', 'from']);
 
-function sameOptionValue(name: ParamName, now: unknown, recorded: unknown): boolean {
+function sameOptionValue(name: OptionName, now: unknown, recorded: unknown): boolean {
   if (PATH_OPTIONS.has(name)) {
     // A repeatable path option (--from) given once is the list of that one path.
     const resolve = (v: unknown) =>
@@ -170,7 +173,7 @@ function sameOptionValue(name: ParamName, now: unknown, recorded: unknown): bool
  * Options that may differ when a run is resumed, per command; every other one is the run's own. Both may run
  * longer (`--epochs`; pretraining also `--steps`, `--max-minutes`), save on another schedule, and run elsewhere.
  */
-export const RESUME_MAY_CHANGE: Record<'train' | 'pretrain', readonly ParamName[]> = {
+export const RESUME_MAY_CHANGE: { train: readonly OptionName<'train'>[]; pretrain: readonly OptionName<'pretrain'>[] } = {
   train: ['resume', 'epochs', 'saveEverySteps', 'runsDir', 'backend', 'device', 'threads', 'quiet', 'verbose'],
   pretrain: ['resume', 'epochs', 'steps', 'maxMinutes', 'saveEverySteps', 'runsDir', 'backend', 'device', 'threads', 'quiet', 'verbose'],
 };
@@ -179,11 +182,11 @@ export const RESUME_MAY_CHANGE: Record<'train' | 'pretrain', readonly ParamName[
  * `--resume` continues a run with the options it was started with: the command that started it, with --resume
  * added, is accepted, and so are changes to `mayChange`; any other option given with another value is refused.
  */
-export function refuseChangedOptions(
-  p: Params,
-  given: Set<ParamName>,
+export function refuseChangedOptions<Name extends OptionName>(
+  p: { [K in Name]?: unknown },
+  given: Set<Name>,
   recorded: Record<string, unknown>,
-  mayChange: readonly ParamName[],
+  mayChange: readonly Name[],
 ): void {
   const changed = [...given].filter((name) => !mayChange.includes(name) && !sameOptionValue(name, p[name], recorded[name]));
   if (changed.length === 0) return;
@@ -201,15 +204,15 @@ export function refuseChangedOptions(
  * sized for the job (`tensorBytes`); says so when the run goes on on another backend than it started on.
  */
 export async function startResumedBackend(
-  p: Params,
-  given: Set<ParamName>,
+  p: EngineParams,
+  given: ReadonlySet<string>,
   recorded: Record<string, unknown>,
   tensorBytes: number,
   say: (line: string) => void,
 ): Promise<BackendInfo> {
-  const backend = await initBackend(given.has('backend') ? p.backend : (recorded.backend as Params['backend']), {
+  const backend = await initBackend(given.has('backend') ? p.backend : (recorded.backend as EngineParams['backend']), {
     threads: given.has('threads') ? p.threads : (recorded.threads as number | undefined),
-    device: given.has('device') ? p.device : (recorded.device as Params['device']),
+    device: given.has('device') ? p.device : (recorded.device as EngineParams['device']),
     log: say,
     tensorBytes,
   });

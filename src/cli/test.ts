@@ -16,7 +16,7 @@ import { inferenceTensorBytes, loadSplits, resolveCheckpoint, resolveDataDir, sa
 import { readClassesMap } from '../data/index.js';
 import { writeRunReport } from '../report/index.js';
 
-export async function run({ params: p, given }: ParsedParams): Promise<void> {
+export async function run({ params: p, given }: ParsedParams<'test'>): Promise<void> {
   const say = sayer(p.quiet);
   const { dir, meta } = resolveCheckpoint(p);
   say(`checkpoint: ${dir}`);

@@ -6,13 +6,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeRunReport } from '../report/index.js';
 import type { ParsedParams } from './options.js';
-import type { ParamName, Params } from '../params.js';
+import type { OptionName, TrainParams } from '../params/commands.js';
 import { T5Config } from '../model/config.js';
 import { readModelConfig } from '../model/pretrained_config.js';
 import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import { T5Tokenizer } from '../tokenizer/index.js';
 import { runTraining, type TrainJob } from '../train/trainer.js';
-import { trainOptions, type TrainOptions } from '../train/types.js';
+import type { TrainOptions } from '../train/types.js';
+import { trainOptions } from './train_options.js';
 import { loadTrainState, resolveResumeTarget, runStateDir, TOKENIZER_DIR, type LoadedTrainState } from '../train/state.js';
 import { tf } from '../tf.js';
 import { UsageError } from '../errors.js';
@@ -32,22 +33,22 @@ import { assertSafeName } from '../train/checkpoint.js';
 function trainingTensorBytes(
   config: T5Config,
   modelName: string,
-  p: Params,
+  o: TrainOptions,
   tokenizer: T5Tokenizer,
   train: Example[],
   classNames: string[],
 ): number {
-  const sourceLength = longestRow(encodeExamples(tokenizer, train, p.prefixText, p.maxSourceLength).map((e) => e.inputIds));
+  const sourceLength = longestRow(encodeExamples(tokenizer, train, o.prefixText, o.maxSourceLength).map((e) => e.inputIds));
   const targetLength = longestRow(encodeClassNames(tokenizer, classNames));
-  const optimizer = p.useAdafactor || p.useAdafactorSchedule ? 'adafactor' : 'adamw';
-  const training = checkJobMemory(config, { batchSize: p.batchSize, sourceLength, targetLength, optimizer }, modelName, {
-    accumulation: p.gradientAccumulationSteps,
+  const optimizer = o.useAdafactor ? 'adafactor' : 'adamw';
+  const training = checkJobMemory(config, { batchSize: o.batchSize, sourceLength, targetLength, optimizer }, modelName, {
+    accumulation: o.gradientAccumulationSteps,
   });
-  const validation = estimateMemory(config, { batchSize: p.evalBatchSize, sourceLength, targetLength });
+  const validation = estimateMemory(config, { batchSize: o.evalBatchSize, sourceLength, targetLength });
   return Math.max(training.tensorBytes, validation.tensorBytes + training.optimizerBytes);
 }
 
-export async function run({ params: p, given }: ParsedParams): Promise<void> {
+export async function run({ params: p, given }: ParsedParams<'train'>): Promise<void> {
   const say = sayer(p.quiet);
   if (p.resume !== undefined) return resume(p, given, say);
   const dataDir = resolveDataDir(p.dataDir);
@@ -61,7 +62,8 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   // The model's shape and the job's lengths first: they decide whether this machine can hold the job, and which
   // engine (wasm's heap holds 4 GiB at most); nothing large is allocated before that.
   const { tokenizer, config, modelName, modelDir } = await resolveModelSource(p, say);
-  const tensorBytes = trainingTensorBytes(config, modelName, p, tokenizer, train, classNames);
+  const options = trainOptions(p);
+  const tensorBytes = trainingTensorBytes(config, modelName, options, tokenizer, train, classNames);
   const backend = await initBackend(p.backend, { threads: p.threads, device: p.device, log: say, tensorBytes });
   const model = createModel(p, config, modelDir, say);
   assertSafeName(modelName, 'model name');
@@ -70,7 +72,6 @@ export async function run({ params: p, given }: ParsedParams): Promise<void> {
   const logFile = path.resolve(p.logsDir, `${runName}.txt`);
   const tensorboardDir = path.resolve(p.runsDir, runName);
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
-  const options = trainOptions(p);
   const record: Record<string, unknown> = {
     ...p,
     adafactorScaleParameter: options.adafactorScaleParameter,
@@ -126,7 +127,7 @@ async function trainAndReport(job: TrainJob, say: (line: string) => void): Promi
   }
 }
 
-async function resume(p: Params, given: Set<ParamName>, say: (line: string) => void): Promise<void> {
+async function resume(p: TrainParams, given: Set<OptionName<'train'>>, say: (line: string) => void): Promise<void> {
   const loaded = loadTrainState(resolveResumeTarget(p.resume!, path.resolve(p.runsDir)));
   try {
     refuseChangedOptions(p, given, loaded.state.record, RESUME_MAY_CHANGE.train);
@@ -136,7 +137,12 @@ async function resume(p: Params, given: Set<ParamName>, say: (line: string) => v
   }
 }
 
-async function resumeRun(loaded: LoadedTrainState, p: Params, given: Set<ParamName>, say: (line: string) => void): Promise<void> {
+async function resumeRun(
+  loaded: LoadedTrainState,
+  p: TrainParams,
+  given: Set<OptionName<'train'>>,
+  say: (line: string) => void,
+): Promise<void> {
   const { state, snapshotDir, stateDir } = loaded;
   const options: TrainOptions = {
     ...state.options,
@@ -159,7 +165,7 @@ async function resumeRun(loaded: LoadedTrainState, p: Params, given: Set<ParamNa
   const tokenizer = await T5Tokenizer.fromPretrained(path.join(stateDir, TOKENIZER_DIR));
   // As when the run started: the job's size decides the engine (a t5-large run must not land on the wasm heap).
   const config = readModelConfig(snapshotDir);
-  const tensorBytes = trainingTensorBytes(config, state.run.modelName, r as unknown as Params, tokenizer, train, state.classNames);
+  const tensorBytes = trainingTensorBytes(config, state.run.modelName, options, tokenizer, train, state.classNames);
   const backend = await startResumedBackend(p, given, r, tensorBytes, say);
   const model = T5ForConditionalGeneration.fromPretrained(snapshotDir);
   const record = { ...r, epochs: options.epochs, saveEverySteps: options.saveEverySteps };
