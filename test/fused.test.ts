@@ -17,6 +17,7 @@ import { restoreExtraKernels } from '../src/engine/kernels/extra.js';
 import { dropout, rmsNorm, treeAttention } from '../src/model/layers.js';
 import { logProbsAt, tokenNll } from '../src/model/loss.js';
 import { T5ForConditionalGeneration } from '../src/model/modeling_t5.js';
+import { DropoutStream } from '../src/model/dropout_stream.js';
 import { classTree } from '../src/eval/decoding.js';
 import { nativeGraphAvailable } from '../src/engine/ort/graph_kernel.js';
 import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
@@ -334,11 +335,10 @@ describe('lean backward pass', () => {
     const params = [...model.namedParameters().values()];
     const run = (lean: boolean) =>
       withFused(lean, () => {
-        model.dropoutSeed = 3;
-        model.dropoutCounter = 0;
+        const dropout = new DropoutStream(3);
         const before = tf.memory().numTensors;
         const { value, grads } = tf.variableGrads(
-          () => model.forward({ inputIds: fx.inputs.input_ids, attentionMask: fx.inputs.attention_mask, labels: fx.inputs.labels, training: true }).loss!,
+          () => model.forward({ inputIds: fx.inputs.input_ids, attentionMask: fx.inputs.attention_mask, labels: fx.inputs.labels, training: dropout }).loss!,
           params,
         );
         const out = params.map((p) => grads[p.name]!.dataSync());

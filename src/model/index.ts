@@ -8,5 +8,6 @@ export {
   type GenerateArgs,
 } from './modeling_t5.js';
 export { parameterShapes } from './parameters.js';
+export { DropoutStream } from './dropout_stream.js';
 export { tokenNll, sequenceCrossEntropy } from './loss.js';
 export { loadCheckpointTensors } from './weights.js';

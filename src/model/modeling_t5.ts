@@ -30,6 +30,7 @@ import type { LazyTensor, RawTensor } from '../safetensors.js';
 import { assertBackendHolds } from './memory_estimate.js';
 import { saveSafetensors } from '../safetensors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fsutil.js';
+import { DropoutStream } from './dropout_stream.js';
 import { greedyGenerate, toIds, type GenerateArgs, type IdsLike, type KeyValue } from './generate.js';
 
 export { RECOMPUTE_MAX_NEW_TOKENS, type GenerateArgs } from './generate.js';
@@ -40,8 +41,11 @@ export interface ForwardArgs {
   decoderInputIds?: IdsLike;
   /** Target ids; -100 marks positions that do not count in the loss. */
   labels?: IdsLike;
-  /** Dropout on (training) or off (evaluation). Default false. */
-  training?: boolean;
+  /**
+   * Dropout on, with masks from this stream (training), or off (evaluation, the default). `true` draws from a stream
+   * of the model's own, seeded 0.
+   */
+  training?: boolean | DropoutStream;
 }
 
 export interface ForwardOutput {
@@ -52,8 +56,8 @@ export interface ForwardOutput {
 }
 
 export interface DecodeOptions {
-  /** Dropout on (training) or off. Default false. */
-  training?: boolean;
+  /** Dropout on, with masks from this stream (training), or off (the default). */
+  training?: DropoutStream;
   /** Per decoder layer, the self-attention keys/values of the positions before these (extended in place). */
   selfCache?: (KeyValue | undefined)[];
   /** The LM head for the last position only. */
@@ -84,9 +88,8 @@ export class T5ForConditionalGeneration {
   readonly layout: T5Parameters;
   private readonly params = new Map<string, tf.Variable>();
   private readonly scope: string;
-  /** Seeds for dropout masks: a base and a counter, so a run (and a resumed run) is reproducible. */
-  dropoutSeed = 0;
-  dropoutCounter = 0;
+  /** The masks `forward({ training: true })` draws, for callers without a stream of their own. */
+  private readonly ownDropout = new DropoutStream();
   private encoderGraphDef?: NativeGraph;
   private decoderGraphDef?: NativeGraph;
 
@@ -154,14 +157,10 @@ export class T5ForConditionalGeneration {
     return this.p(this.layout.lmHead);
   }
 
-  private drop(x: tf.Tensor, training: boolean): tf.Tensor {
+  private drop(x: tf.Tensor, training: DropoutStream | undefined): tf.Tensor {
     const rate = this.config.dropout_rate;
     if (!training || rate === 0) return x;
-    return dropout(x, rate, this.nextDropoutSeed());
-  }
-
-  private nextDropoutSeed(): number {
-    return this.dropoutSeed * 1_000_003 + this.dropoutCounter++;
+    return dropout(x, rate, training.next());
   }
 
   /** Relative position bias [1, heads, queries, keys] from block 0's bucket embedding. */
@@ -205,7 +204,13 @@ export class T5ForConditionalGeneration {
   }
 
   /** T5Attention: no 1/sqrt(d) scaling (folded into the initialisation); `bias` carries position bias and masks. */
-  private attention(a: AttentionParameters, hidden: tf.Tensor, kv: KeyValue, bias: tf.Tensor, training: boolean): tf.Tensor {
+  private attention(
+    a: AttentionParameters,
+    hidden: tf.Tensor,
+    kv: KeyValue,
+    bias: tf.Tensor,
+    training: DropoutStream | undefined,
+  ): tf.Tensor {
     const [b, l] = hidden.shape as [number, number];
     const query = this.splitHeads(linear(hidden, this.p(a.q)));
     const scores = tf.add(tf.matMul(query, kv.key, false, true), bias);
@@ -215,14 +220,14 @@ export class T5ForConditionalGeneration {
     return linear(merged, this.p(a.o));
   }
 
-  private feedForward(ff: FeedForwardParameters, x: tf.Tensor, training: boolean): tf.Tensor {
+  private feedForward(ff: FeedForwardParameters, x: tf.Tensor, training: DropoutStream | undefined): tf.Tensor {
     const c = this.config;
     const [wi, wiLinear] = ff.wi;
     let h: tf.Tensor;
     if (wiLinear !== undefined) {
       h = gatedActivation(linear(x, this.p(wi)), linear(x, this.p(wiLinear)), c.denseActFn);
     } else if (c.denseActFn === 'relu' && training && c.dropout_rate > 0) {
-      return linear(reluDropout(linear(x, this.p(wi)), c.dropout_rate, this.nextDropoutSeed()), this.p(ff.wo));
+      return linear(reluDropout(linear(x, this.p(wi)), c.dropout_rate, training.next()), this.p(ff.wo));
     } else {
       h = activation(linear(x, this.p(wi)), c.denseActFn);
     }
@@ -234,7 +239,7 @@ export class T5ForConditionalGeneration {
   }
 
   /** The encoder stack: [batch, length] ids → [batch, length, d_model]. */
-  encode(inputIds: tf.Tensor, attentionMask: tf.Tensor, training = false, embedded?: tf.Tensor): tf.Tensor3D {
+  encode(inputIds: tf.Tensor, attentionMask: tf.Tensor, training?: DropoutStream, embedded?: tf.Tensor): tf.Tensor3D {
     const { blocks, finalNorm } = this.layout.encoder;
     const length = inputIds.shape[1]!;
     let h = this.drop(embedded ?? tf.gather(this.p(this.layout.shared), inputIds), training);
@@ -255,7 +260,7 @@ export class T5ForConditionalGeneration {
   encodeForDecoding(
     inputIds: tf.Tensor,
     attentionMask: tf.Tensor,
-    training = false,
+    training?: DropoutStream,
     embedded?: tf.Tensor,
   ): { encoded: tf.Tensor3D; cross: KeyValue[] } {
     if (!training && nativeGraphAvailable()) {
@@ -300,7 +305,7 @@ export class T5ForConditionalGeneration {
    * position in the sequence is its depth (this scores several continuations of a common prefix in one pass).
    */
   decode(decoderInputIds: tf.Tensor, encoderMask: tf.Tensor, cross: KeyValue[], options: DecodeOptions = {}): tf.Tensor3D {
-    const { training = false, selfCache, lastPositionOnly = false, tree, embedded } = options;
+    const { training, selfCache, lastPositionOnly = false, tree, embedded } = options;
     const c = this.config;
     const length = decoderInputIds.shape[1]!;
     if (!training && !selfCache && nativeGraphAvailable()) {
@@ -362,7 +367,7 @@ export class T5ForConditionalGeneration {
   /** Synchronous, so it can run inside `tf.variableGrads`. Int32 tensors (or nested arrays) in, tensors out. */
   forward(args: ForwardArgs): ForwardOutput {
     const c = this.config;
-    const training = args.training ?? false;
+    const training = args.training === true ? this.ownDropout : args.training || undefined;
     const inputIds = toIds(args.inputIds);
     const attentionMask = args.attentionMask !== undefined ? toIds(args.attentionMask) : tf.onesLike(inputIds);
     const labels = args.labels !== undefined ? toIds(args.labels) : undefined;

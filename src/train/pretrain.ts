@@ -5,6 +5,7 @@
  * loads. A resumable state (train/state.ts, in the run's folder) is written every `saveEverySteps` steps, after
  * each epoch and when stopped; a resumed run continues exactly as if it had never stopped.
  */
+import { DropoutStream } from '../model/dropout_stream.js';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -228,6 +229,7 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
   const deadline = o.maxMinutes !== undefined ? Date.now() + o.maxMinutes * 60_000 : Infinity;
   const hold = stepHoldFromEnv();
   let at: PretrainProgress = { epoch: 1, nextBatch: 0, steps: 0, rng: rng.getState() };
+  let dropout: DropoutStream;
   if (job.resume) {
     const { state, snapshotDir } = job.resume;
     if (state.textsFingerprint !== fingerprint)
@@ -235,13 +237,11 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
         `--resume ${snapshotDir}: the text differs from the text the run started with (${[state.record.from].flat().join(', ')})`,
       );
     await restoreOptimizerState(optimizer, job.resume.optimizer, state.optimizer.order, model, snapshotDir);
-    model.dropoutSeed = state.dropout.seed;
-    model.dropoutCounter = state.dropout.counter;
+    dropout = new DropoutStream(state.dropout.seed, state.dropout.counter);
     at = state.progress;
     removePartials(job.stateDir);
   } else {
-    model.dropoutSeed = o.seed;
-    model.dropoutCounter = 0;
+    dropout = new DropoutStream(o.seed);
   }
   const log = new RunLog(job.logFile);
   // A resumed run logs again from the step after its saved state: TensorBoard drops what the stopped run logged there.
@@ -268,7 +268,7 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
         record: job.record,
         options: o,
         textsFingerprint: fingerprint,
-        dropout: { seed: model.dropoutSeed, counter: model.dropoutCounter },
+        dropout: dropout.state(),
         optimizer: { kind: o.useAdafactor ? 'adafactor' : 'adamw' },
         progress,
       },
@@ -324,7 +324,7 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
         for (let b = first; b < batches.length; b++) {
           const t = batchTensors(batches[b]!);
           const { value, grads } = tf.variableGrads(
-            () => model.forward({ inputIds: t.inputIds, labels: t.labels, training: true }).loss!,
+            () => model.forward({ inputIds: t.inputIds, labels: t.labels, training: dropout }).loss!,
             params,
           );
           const loss = value.dataSync()[0]!;

@@ -3,6 +3,7 @@
  * classification batch, gradient accumulation, and the update with its non-finite check (train and pretrain share the
  * optimizer, the schedule and the update).
  */
+import type { DropoutStream } from '../model/dropout_stream.js';
 import { tf } from '../tf.js';
 import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import type { trainBatch } from '../data/batches.js';
@@ -67,11 +68,12 @@ export function batchGradients(
   model: T5ForConditionalGeneration,
   params: tf.Variable[],
   batch: ReturnType<typeof trainBatch>,
+  dropout: DropoutStream,
   scale: number,
 ): { loss: number; correct: number; grads: tf.NamedTensorMap } {
   let exact: tf.Tensor | undefined;
   const { value, grads } = tf.variableGrads(() => {
-    const out = model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels, training: true });
+    const out = model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels, training: dropout });
     exact = tf.keep(sequenceExactMatches(out.logits, batch.labels));
     return tf.mul(out.loss!, scale) as tf.Scalar;
   }, params);

@@ -6,6 +6,7 @@
  * optimizer, as a resumable state (src/train/state.ts) at the end of every epoch, every `saveEverySteps` steps and
  * on SIGINT/SIGTERM. A run resumed from a state continues exactly as if it had never stopped.
  */
+import { DropoutStream } from '../model/dropout_stream.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../tf.js';
@@ -86,6 +87,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
   const params = [...model.namedParameters().values()];
   const rng = new Rng(o.seed);
   let p: TrainProgress;
+  let dropout: DropoutStream;
   const stop = watchStopSignals(say);
   const hold = stepHoldFromEnv();
   const log = new RunLog(job.logFile);
@@ -101,15 +103,13 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
       }
       await restoreOptimizerState(optimizer, job.resume.optimizer, state.optimizer.order, model, snapshotDir);
       rng.setState(state.rng);
-      model.dropoutSeed = state.dropout.seed;
-      model.dropoutCounter = state.dropout.counter;
+      dropout = new DropoutStream(state.dropout.seed, state.dropout.counter);
       p = structuredClone(state.progress);
       lastState = snapshotDir;
       removePartials(job.stateDir);
       log.line(`resumed from ${snapshotDir}: epoch ${p.epoch}, step ${p.steps}`);
     } else {
-      model.dropoutSeed = o.seed;
-      model.dropoutCounter = 0;
+      dropout = new DropoutStream(o.seed);
       p = freshProgress(baseLr);
       if (fs.existsSync(job.stateDir)) {
         throw new UsageError(
@@ -123,7 +123,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
     tb = new SummaryWriter(job.tensorboardDir, job.resume ? { purgeStep: p.steps + 1 } : {});
 
     const saveState = async (reason: TrainStateFile['reason']): Promise<void> => {
-      const file = stateFile(job, reason, { runName, fingerprint, rng, optimizer, progress: p });
+      const file = stateFile(job, reason, { runName, fingerprint, rng, dropout, optimizer, progress: p });
       lastState = await saveTrainState(job.stateDir, file, model, optimizer);
     };
     const stopIfAsked = (): void => {
@@ -164,7 +164,7 @@ export async function runTraining(job: TrainJob): Promise<TrainResult> {
           classTokens,
           model.config.pad_token_id,
         );
-        const { loss, correct: batchCorrect, grads } = batchGradients(model, params, batch, 1 / o.gradientAccumulationSteps);
+        const { loss, correct: batchCorrect, grads } = batchGradients(model, params, batch, dropout, 1 / o.gradientAccumulationSteps);
         disposeBatch(batch);
         if (!Number.isFinite(loss)) {
           tf.dispose([...Object.values(grads), ...Object.values(accumulated ?? {})]);
@@ -258,7 +258,7 @@ function reportEpoch(tb: SummaryWriter, say: (line: string) => void, r: EpochRes
 function stateFile(
   job: TrainJob,
   reason: TrainStateFile['reason'],
-  at: { runName: string; fingerprint: string; rng: Rng; optimizer: Adafactor | AdamW; progress: TrainProgress },
+  at: { runName: string; fingerprint: string; rng: Rng; dropout: DropoutStream; optimizer: Adafactor | AdamW; progress: TrainProgress },
 ): TrainStateToSave {
   return {
     format: 't5cls-train-state',
@@ -278,7 +278,7 @@ function stateFile(
     classNames: job.classNames,
     dataFingerprint: at.fingerprint,
     rng: at.rng.getState(),
-    dropout: { seed: job.model.dropoutSeed, counter: job.model.dropoutCounter },
+    dropout: at.dropout.state(),
     optimizer: { kind: at.optimizer instanceof Adafactor ? 'adafactor' : 'adamw' },
     progress: at.progress,
   };
