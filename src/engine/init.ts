@@ -14,7 +14,7 @@
 import { T5clsError } from '../errors.js';
 import { tf } from '../tf.js';
 import { registerCpuEngine } from './cpu/register_all_kernels.js';
-import { registerWasmKernels } from './wasm/register_all_kernels.js';
+import { registerWasmKernels } from './kernels/register_all_kernels.js';
 import { leaveDefaultsToInitBackend } from './library_defaults.js';
 import { installLeanGradients } from './kernels/lean_gradients.js';
 import { activateWasm, wasmSupport, type WasmBuild } from './wasm/activate.js';

@@ -1,12 +1,13 @@
 /**
  * The kernels both embedded engines (wasm, cpu) get on top of their own: T5's fused kernels, the copy-avoiding
- * ones, matrix products (native where a library loaded) and the ONNX Runtime graph kernel. Each engine's
- * register_all_kernels.ts calls this after registering its own.
+ * ones, matrix products (native where a library loaded) and the ONNX Runtime graph kernel. The cpu engine's
+ * cpu/register_all_kernels.ts calls this after registering its own; the wasm engine's registration is here
+ * (`registerWasmKernels`), since its own kernels are the shared ones over wasm/'s SIMD code.
  */
 import { GRAPH_KERNEL, installGraphKernel } from '../ort/graph_kernel.js';
 import type { OrtMatMul } from '../ort/runtime.js';
 import type { MatrixProducts } from '../products.js';
-import { installCopyAvoidingKernels } from './extra.js';
+import { installCopyAvoidingKernels, installExtraKernels } from './extra.js';
 import { FUSED_KERNELS, installFusedKernels } from './fused.js';
 import { installMatMulKernels } from './matmul.js';
 
@@ -35,4 +36,12 @@ export function registerCommonKernels(backendName: 'cpu' | 'wasm', kernels: stri
   installGraphKernel(backendName, libs.ort);
   if (libs.ort) kernels.push(GRAPH_KERNEL);
   return { kernels, fusedKernels };
+}
+
+/**
+ * The wasm engine: tfjs's WebAssembly backend with the kernels T5 training needs that it lacks or runs slowly
+ * (extra.ts), then the kernels both engines share.
+ */
+export function registerWasmKernels(libs: EngineLibraries): RegisteredKernels {
+  return registerCommonKernels('wasm', installExtraKernels('wasm'), libs);
 }
