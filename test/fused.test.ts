@@ -14,11 +14,11 @@ import { fusedKernels } from '../src/engine/flags.js';
 import { wasmMemoryOf } from '../src/engine/tfjs_internals.js';
 import { kernelFor, type ElementwiseSpec } from '../src/engine/wasm/simd.js';
 import { restoreExtraKernels } from '../src/engine/kernels/extra.js';
-import { dropout, rmsNorm, treeAttention } from '../src/model/layers.js';
+import { dropout, rmsNorm } from '../src/model/layers.js';
 import { logProbsAt, tokenNll } from '../src/model/loss.js';
 import { T5ForConditionalGeneration } from '../src/model/modeling_t5.js';
 import { DropoutStream } from '../src/model/dropout_stream.js';
-import { classTree } from '../src/eval/decoding.js';
+import { classTree, decodeTree, treeAttention } from '../src/eval/tree_scoring.js';
 import { nativeGraphAvailable } from '../src/engine/ort/graph_kernel.js';
 import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
 import { fixtureDir, readJson } from './helpers/fixtures.js';
@@ -411,8 +411,8 @@ describe('class prefix tree', () => {
       const got = tf.tidy(() => {
         const ids = tf.tensor2d(input, undefined, 'int32');
         const m = tf.tensor2d(mask, undefined, 'int32');
-        const { cross } = model.encodeForDecoding(ids, m);
-        const logits = model.decode(tf.tensor2d([t.tokens, t.tokens], undefined, 'int32'), m, cross, { tree: t.parents });
+        const { cross } = model.runtime.encodeForDecoding(ids, m);
+        const logits = decodeTree(model, t, m, cross);
         const rows: number[] = [];
         const tokens: number[] = [];
         for (let i = 0; i < 2; i++) for (const steps of t.steps) for (const [p, tok] of steps) (rows.push(i * t.tokens.length + p), tokens.push(tok));

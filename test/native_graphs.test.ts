@@ -1,7 +1,7 @@
 /**
- * Inference stacks run as one ONNX Runtime graph (model/native_graphs.ts through engine/ort/graph_kernel.ts) must
- * give what the tfjs ops give (which the fixture tests tie to HF), for every feed-forward variant and shape
- * option, and must stay out of the way while gradients are recorded.
+ * Inference stacks run as one ONNX Runtime graph (model/native_graphs.ts, chosen by model/t5_runtime.ts, through
+ * engine/ort/graph_kernel.ts) must give what the tfjs ops give (which the fixture tests tie to HF), for every
+ * feed-forward variant and shape option, and must stay out of the way while gradients are recorded.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +15,7 @@ import { loadOrtMatMul } from '../src/engine/ort/runtime.js';
 import { testBackends, useBackend } from './helpers/backends.js';
 import { fixtureDir, maxAbs, maxAbsDiff, MODEL_FIXTURES, readJson } from './helpers/fixtures.js';
 import { encoderGraph, graphFeeds } from '../src/model/native_graphs.js';
+import { decodeTree } from '../src/eval/tree_scoring.js';
 
 const ort = loadOrtMatMul(2);
 const NO_ORT = ort.ok ? false : `onnxruntime-node not loadable: ${ort.reason}`;
@@ -30,12 +31,12 @@ async function encoderPass(model: T5ForConditionalGeneration, ids: number[][], m
     const profile = await tf.profile(() => {
       values = tf.tidy(() => {
         const m = tf.tensor2d(mask, undefined, 'int32');
-        const { encoded, cross } = model.encodeForDecoding(tf.tensor2d(ids, undefined, 'int32'), m);
+        const { encoded, cross } = model.runtime.encodeForDecoding(tf.tensor2d(ids, undefined, 'int32'), m);
         const vocab = model.config.vocab_size;
         const decoderIds = ids.map((row) => [0, ...row.slice(0, 3).map((t) => (t * 7) % vocab)]);
-        const causal = model.decode(tf.tensor2d(decoderIds, undefined, 'int32'), m, cross);
+        const causal = model.runtime.decodeSequence(tf.tensor2d(decoderIds, undefined, 'int32'), m, cross);
         const tree = [0, 5 % vocab, 9 % vocab, 11 % vocab, 1];
-        const treeLogits = model.decode(tf.tensor2d(ids.map(() => tree), undefined, 'int32'), m, cross, { tree: [-1, 0, 1, 0, 3] });
+        const treeLogits = decodeTree(model, { tokens: tree, parents: [-1, 0, 1, 0, 3] }, m, cross);
         return [encoded, ...cross.flatMap((kv) => [kv.key, kv.value]), causal, treeLogits].map((t) => t.dataSync() as Float32Array);
       });
     });

@@ -1,12 +1,14 @@
 /**
  * Turning a T5 into a classifier: greedy generation mapped back to a class name (an output that is no class is
  * INVALID_PREDICTION), or rank classification (score every class name's token sequence, take the most likely).
+ * Inference runs through the model's runtime (model/t5_runtime.ts), which picks ONNX Runtime graphs or tfjs.
  */
 import { tf } from '../tf.js';
 import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import { logProbsAt } from '../model/loss.js';
 import { lengthSortedBatches, padRows, type TokenizerLike } from '../data/batches.js';
 import { INVALID_PREDICTION } from './metrics.js';
+import { classTree, decodeTree } from './tree_scoring.js';
 
 export interface Predictions {
   /** Class id per input, INVALID_PREDICTION where the generated text is no class name. */
@@ -64,41 +66,9 @@ export function predictGenerate(
 }
 
 /**
- * The class names' token sequences as one prefix tree of decoder positions: position 0 holds the decoder start token
- * and every other position one class token, after its prefix (`parents`). Class c's log-likelihood is the sum over
- * its steps of log p(token | position): `steps[c]` lists those (position, token) pairs.
- */
-export function classTree(
-  classTokens: number[][],
-  startToken: number,
-): { tokens: number[]; parents: number[]; steps: [number, number][][] } {
-  const tokens = [startToken];
-  const parents = [-1];
-  const children = [new Map<number, number>()];
-  const steps = classTokens.map((seq) => {
-    let at = 0;
-    return seq.map((token, k) => {
-      const step: [number, number] = [at, token];
-      if (k < seq.length - 1) {
-        let next = children[at]!.get(token);
-        if (next === undefined) {
-          next = tokens.length;
-          tokens.push(token);
-          parents.push(at);
-          children.push(new Map());
-          children[at]!.set(token, next);
-        }
-        at = next;
-      }
-      return step;
-    });
-  });
-  return { tokens, parents, steps };
-}
-
-/**
- * Rank classification: one encoder pass per batch, then one decoder pass per input over the prefix tree of all
- * class names (shared prefixes, the decoder start token included, are decoded once; see classTree).
+ * Rank classification: one encoder pass per batch, then one decoder pass over the prefix tree of all class names
+ * (shared prefixes, the decoder start token included, are decoded once; see tree_scoring.ts). Both go through the
+ * model's runtime, which runs them as native graphs where it can.
  */
 export function predictRank(
   model: T5ForConditionalGeneration,
@@ -124,13 +94,8 @@ export function predictRank(
         batch.map((i) => inputs[i]!),
         model.config.pad_token_id,
       );
-      const { cross } = model.encodeForDecoding(ids, mask);
-      const decoderInput = tf.tensor2d(
-        Array.from({ length: b }, () => tree.tokens),
-        [b, n],
-        'int32',
-      );
-      const logits = model.decode(decoderInput, mask, cross, { tree: tree.parents });
+      const { cross } = model.runtime.encodeForDecoding(ids, mask);
+      const logits = decodeTree(model, tree, mask, cross);
       const rows: number[] = [];
       const tokens: number[] = [];
       for (let j = 0; j < b; j++) {

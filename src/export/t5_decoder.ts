@@ -14,6 +14,7 @@
  * `use_cache_branch` false: the cross-attention keys/values are computed from `encoder_hidden_states`. On later
  * steps it feeds them back with `use_cache_branch` true, and an If node passes them through instead of computing
  * them again. Decoder positions continue after the past ones, so a step with a past of length p decodes position p.
+ * Built from t5_layers.ts (the export's writing of T5; its header names the other two).
  */
 import { GraphBuilder } from './graph_builder.js';
 import type { Graph, ValueInfo } from '../protobuf/onnx_model.js';

@@ -2,6 +2,7 @@
  * The T5 encoder as transformers.js loads it (`onnx/encoder_model.onnx`, as Optimum exports it):
  * inputs `input_ids` and `attention_mask` (int64 [batch_size, encoder_sequence_length]), output
  * `last_hidden_state` (float32 [batch_size, encoder_sequence_length, d_model]), the final layer norm applied.
+ * Built from t5_layers.ts (the export's writing of T5; its header names the other two).
  */
 import { GraphBuilder } from './graph_builder.js';
 import type { Graph } from '../protobuf/onnx_model.js';

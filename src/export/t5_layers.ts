@@ -2,6 +2,11 @@
  * T5's building blocks as ONNX nodes, standard operators only (opset 17), so that every onnxruntime build runs them
  * (onnxruntime-web's wasm and WebGPU included): the same math as model/layers.ts and modeling_t5.ts. Tensors are
  * [batch, length, d_model] between blocks and [batch, heads, length, d_kv] inside attention.
+ *
+ * T5 is written three times in this project: model/modeling_t5.ts in tfjs ops (training, and inference where no
+ * graph runs); model/native_graphs.ts, the inference graphs ONNX Runtime runs in this process, fed the live model's
+ * weights (contrib operators); and these layers, for the files of the export (t5_encoder.ts, t5_decoder.ts), which
+ * other runtimes load with the weights baked in.
  */
 import type { T5Config } from '../model/config.js';
 import { MASK_MIN } from '../model/layers.js';

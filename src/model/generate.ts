@@ -1,10 +1,11 @@
 /**
- * Greedy generation over a T5 (modeling_t5.ts): encode once, then one new token per step for every row, through a
- * key/value cache, or for a few tokens by decoding the whole prefix again as one native graph.
+ * Greedy generation over a T5's runtime (t5_runtime.ts): encode once, then one new token per step for every row,
+ * through a key/value cache, or for a few tokens by decoding the whole prefix again as one native graph (the
+ * runtime says which).
  */
 import { tf } from '../tf.js';
-import type { T5Config } from './config.js';
-import { nativeGraphAvailable } from '../engine/ops.js';
+import type { KeyValue } from './layers.js';
+import type { T5Runtime } from './t5_runtime.js';
 
 export type IdsLike = tf.Tensor | number[][];
 
@@ -16,35 +17,14 @@ export interface GenerateArgs {
   suppressTokens?: number[];
 }
 
-/** Keys and values of one attention layer for the positions decoded so far. */
-export interface KeyValue {
-  key: tf.Tensor4D;
-  value: tf.Tensor4D;
-}
-
-/** What greedy generation needs of a model (T5ForConditionalGeneration). */
-export interface GreedyDecoder {
-  readonly config: T5Config;
-  encodeForDecoding(inputIds: tf.Tensor, attentionMask: tf.Tensor): { cross: KeyValue[] };
-  decode(
-    decoderInputIds: tf.Tensor,
-    encoderMask: tf.Tensor,
-    cross: KeyValue[],
-    options?: { selfCache?: (KeyValue | undefined)[] },
-  ): tf.Tensor3D;
-}
-
-/** Up to this many new tokens, `generate` decodes the whole prefix each step when native graphs can run. */
-export const RECOMPUTE_MAX_NEW_TOKENS = 8;
-
 export function toIds(x: IdsLike): tf.Tensor {
   if (x instanceof tf.Tensor) return x.dtype === 'int32' ? x : tf.cast(x, 'int32');
   return tf.tensor2d(x, undefined, 'int32');
 }
 
 /** Greedy decoding with a key/value cache, exactly as HF `generate(num_beams=1, do_sample=False)`. */
-export function greedyGenerate(model: GreedyDecoder, args: GenerateArgs): number[][] {
-  const c = model.config;
+export function greedyGenerate(runtime: T5Runtime, args: GenerateArgs): number[][] {
+  const c = runtime.config;
   const maxNewTokens = args.maxNewTokens ?? 20;
   const inputIds = toIds(args.inputIds);
   const attentionMask = args.attentionMask !== undefined ? toIds(args.attentionMask) : tf.onesLike(inputIds);
@@ -57,15 +37,13 @@ export function greedyGenerate(model: GreedyDecoder, args: GenerateArgs): number
       })
     : undefined;
   const cross = tf.tidy(() => {
-    const { cross: kv } = model.encodeForDecoding(inputIds, attentionMask);
+    const { cross: kv } = runtime.encodeForDecoding(inputIds, attentionMask);
     return kv.flatMap((x) => [x.key, x.value]);
   });
   const crossKv: KeyValue[] = [];
   for (let i = 0; i < cross.length; i += 2) crossKv.push({ key: cross[i] as tf.Tensor4D, value: cross[i + 1] as tf.Tensor4D });
-  const cache: (KeyValue | undefined)[] = new Array(c.num_decoder_layers).fill(undefined);
-  // For a few new tokens (class names), decoding the whole prefix again as one native graph beats the cached
-  // step through tfjs ops; the results are the same (a cached step is exactly the last position of the full pass).
-  const recompute = maxNewTokens <= RECOMPUTE_MAX_NEW_TOKENS && nativeGraphAvailable();
+  let cache: KeyValue[] = [];
+  const recompute = runtime.recomputesPrefix(maxNewTokens);
   const sequences = Array.from({ length: batch }, () => [c.decoder_start_token_id]);
   const unfinished = new Array<boolean>(batch).fill(true);
   try {
@@ -73,7 +51,7 @@ export function greedyGenerate(model: GreedyDecoder, args: GenerateArgs): number
       const next = tf.tidy(() => {
         let logits: tf.Tensor;
         if (recompute) {
-          const all = model.decode(tf.tensor2d(sequences, [batch, step + 1], 'int32'), attentionMask, crossKv);
+          const all = runtime.decodeSequence(tf.tensor2d(sequences, [batch, step + 1], 'int32'), attentionMask, crossKv);
           logits = tf.reshape(tf.slice(all, [0, step, 0], [-1, 1, -1]), [batch, c.vocab_size]);
         } else {
           const stepIds = tf.tensor2d(
@@ -81,17 +59,17 @@ export function greedyGenerate(model: GreedyDecoder, args: GenerateArgs): number
             [batch, 1],
             'int32',
           );
-          const newCache = [...cache];
-          logits = tf.reshape(model.decode(stepIds, attentionMask, crossKv, { selfCache: newCache }), [batch, c.vocab_size]);
-          for (const kv of newCache) {
-            tf.keep(kv!.key);
-            tf.keep(kv!.value);
+          const decoded = runtime.decodeStep(stepIds, attentionMask, crossKv, cache);
+          logits = tf.reshape(decoded.logits, [batch, c.vocab_size]);
+          for (const kv of decoded.cache) {
+            tf.keep(kv.key);
+            tf.keep(kv.value);
           }
           for (const old of cache) {
-            old?.key.dispose();
-            old?.value.dispose();
+            old.key.dispose();
+            old.value.dispose();
           }
-          newCache.forEach((kv, i) => (cache[i] = kv));
+          cache = decoded.cache;
         }
         if (suppress) logits = tf.add(logits, suppress);
         return Array.from(tf.argMax(logits, -1).dataSync());
@@ -105,8 +83,8 @@ export function greedyGenerate(model: GreedyDecoder, args: GenerateArgs): number
     }
   } finally {
     for (const kv of cache) {
-      kv?.key.dispose();
-      kv?.value.dispose();
+      kv.key.dispose();
+      kv.value.dispose();
     }
     tf.dispose(cross);
     suppress?.dispose();

@@ -1,10 +1,17 @@
 /**
  * The building blocks of T5 as plain functions over tensors (HF modeling_t5.py): RMS layer norm, bias-free
- * linear layers with HF's [out, in] weight layout, activations, dropout and relative position buckets.
+ * linear layers with HF's [out, in] weight layout, activations, dropout, relative position buckets and the additive
+ * attention masks.
  */
 import { tf } from '../tf.js';
 import type { ActivationName } from './config.js';
 import { fusedAvailable, fusedDropout, fusedGatedGelu, fusedReluDropout, fusedRmsNorm } from '../engine/ops.js';
+
+/** Keys and values of one attention layer, [batch, heads, keys, d_kv]. */
+export interface KeyValue {
+  key: tf.Tensor4D;
+  value: tf.Tensor4D;
+}
 
 /** The additive mask value HF uses (`torch.finfo(torch.float32).min`). */
 export const MASK_MIN = -3.4028234663852886e38;
@@ -114,27 +121,6 @@ export function relativeBuckets(
 export function paddingMask(attentionMask: tf.Tensor): tf.Tensor {
   const [b, k] = attentionMask.shape as [number, number];
   return tf.reshape(tf.mul(tf.sub(1, tf.cast(attentionMask, 'float32')), MASK_MIN), [b, 1, 1, k]);
-}
-
-/**
- * Decoder self-attention over positions that form a prefix tree (`parents[i]`: the position before i, -1 for the
- * first): bucket ids [n * n] of the relative position depth(j) - depth(i), and an additive mask [1, 1, n, n] that
- * lets position i see only itself and the positions on its path. A chain (parents[i] = i - 1) gives the causal case.
- */
-export function treeAttention(parents: number[], numBuckets: number, maxDistance: number): { buckets: Int32Array; mask: tf.Tensor } {
-  const n = parents.length;
-  const depth = new Array<number>(n);
-  parents.forEach((p, i) => {
-    if (p >= i) throw new Error(`tree positions must come after their parent: position ${i} has parent ${p}`);
-    depth[i] = p < 0 ? 0 : depth[p]! + 1;
-  });
-  const buckets = new Int32Array(n * n);
-  const mask = new Float32Array(n * n).fill(MASK_MIN);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) buckets[i * n + j] = relativePositionBucket(depth[j]! - depth[i]!, false, numBuckets, maxDistance);
-    for (let j = i; j >= 0; j = parents[j]!) mask[i * n + j] = 0;
-  }
-  return { buckets, mask: tf.tensor4d(mask, [1, 1, n, n]) };
 }
 
 /** Additive causal mask [1, 1, queries, keys] for queries at positions offset … offset+queries-1. */

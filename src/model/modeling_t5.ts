@@ -1,7 +1,16 @@
 /**
- * T5ForConditionalGeneration in TensorFlow.js, following HF modeling_t5.py line for line. Every weight is a
- * tf.Variable known by its HF parameter name (`encoder.block.0.layer.0.SelfAttention.q.weight`), so loading and
- * saving a checkpoint is a name map.
+ * T5ForConditionalGeneration in TensorFlow.js, following HF modeling_t5.py line for line: the math, in tfjs ops
+ * (what training differentiates). Every weight is a tf.Variable known by its HF parameter name
+ * (`encoder.block.0.layer.0.SelfAttention.q.weight`), so loading and saving a checkpoint is a name map.
+ *
+ * T5 is written three times in this project, the same math each time:
+ * - here, in tfjs ops: training, and inference wherever no ONNX Runtime graph runs;
+ * - native_graphs.ts: the inference stacks as ONNX graphs that ONNX Runtime runs in this process, fed this model's
+ *   weights; t5_runtime.ts chooses, pass by pass, between them and this file;
+ * - export/t5_layers.ts (with t5_encoder.ts and t5_decoder.ts): the ONNX files of the export for transformers.js,
+ *   standard operators only, the weights baked in.
+ *
+ * Inference (`forward` without dropout, `generate`) goes through `runtime`; the passes here are tfjs only.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -18,12 +27,11 @@ import {
   paddingMask,
   relativeBuckets,
   rmsNorm,
-  treeAttention,
+  type KeyValue,
 } from './layers.js';
 import { sequenceCrossEntropy } from './loss.js';
 import { IGNORE_INDEX } from '../labels.js';
-import { decoderGraph, encoderGraph, graphFeeds, type NativeGraph } from './native_graphs.js';
-import { nativeGraphAvailable, useLibraryDefaultsOnce, runNativeGraph, withNativeGraphFallback } from '../engine/ops.js';
+import { useLibraryDefaultsOnce } from '../engine/ops.js';
 import { loadCheckpointTensors, resolveStateDict } from './weights.js';
 import { readModelConfig } from './pretrained_config.js';
 import type { LazyTensor, RawTensor } from '../safetensors.js';
@@ -31,9 +39,11 @@ import { assertBackendHolds } from './memory_estimate.js';
 import { saveSafetensors } from '../safetensors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fsutil.js';
 import { DropoutStream } from './dropout_stream.js';
-import { greedyGenerate, toIds, type GenerateArgs, type IdsLike, type KeyValue } from './generate.js';
+import { greedyGenerate, toIds, type GenerateArgs, type IdsLike } from './generate.js';
+import { T5Runtime, type DecodedStep, type T5Math } from './t5_runtime.js';
 
-export { RECOMPUTE_MAX_NEW_TOKENS, type GenerateArgs } from './generate.js';
+export { RECOMPUTE_MAX_NEW_TOKENS } from './t5_runtime.js';
+export { type GenerateArgs } from './generate.js';
 
 export interface ForwardArgs {
   inputIds: IdsLike;
@@ -55,17 +65,20 @@ export interface ForwardOutput {
   loss?: tf.Scalar;
 }
 
-export interface DecodeOptions {
+/** Options of the stacks' full passes (`encode`, `decodeSequence`). */
+export interface EncodeOptions {
   /** Dropout on, with masks from this stream (training), or off (the default). */
   training?: DropoutStream;
-  /** Per decoder layer, the self-attention keys/values of the positions before these (extended in place). */
-  selfCache?: (KeyValue | undefined)[];
-  /** The LM head for the last position only. */
-  lastPositionOnly?: boolean;
-  /** `tree[i]`: the position before position i (-1 for the first), when the positions form a prefix tree. */
-  tree?: number[];
-  /** The decoder inputs' embeddings, when already looked up (see forward). */
-  embedded?: tf.Tensor;
+  /** HF's `inputs_embeds`: the inputs' embeddings, when already looked up (forward looks both stacks' up at once). */
+  inputsEmbeds?: tf.Tensor;
+}
+
+export interface DecodeOptions extends EncodeOptions {
+  /**
+   * The self-attention bias [batch | 1, heads, length, length] when the positions are not one sequence (a prefix
+   * tree of class names: eval/tree_scoring.ts); default `causalAttentionBias(length)`.
+   */
+  selfAttentionBias?: tf.Tensor;
 }
 
 export interface T5InitOptions {
@@ -82,7 +95,7 @@ let nextModelId = 0;
 
 const LM_HEAD = 'lm_head.weight';
 
-export class T5ForConditionalGeneration {
+export class T5ForConditionalGeneration implements T5Math {
   readonly config: T5Config;
   /** Where each weight sits in the model (stacks, blocks, modules), by its HF name. */
   readonly layout: T5Parameters;
@@ -90,8 +103,7 @@ export class T5ForConditionalGeneration {
   private readonly scope: string;
   /** The masks `forward({ training: true })` draws, for callers without a stream of their own. */
   private readonly ownDropout = new DropoutStream();
-  private encoderGraphDef?: NativeGraph;
-  private decoderGraphDef?: NativeGraph;
+  private ownRuntime?: T5Runtime;
 
   constructor(config: T5Config, options: T5InitOptions = {}) {
     useLibraryDefaultsOnce();
@@ -147,14 +159,23 @@ export class T5ForConditionalGeneration {
     return new Map(this.params);
   }
 
-  private p(name: string): tf.Variable {
+  /** One parameter by its HF name. */
+  parameter(name: string): tf.Variable {
     const v = this.params.get(name);
     if (!v) throw new Error(`T5 has no parameter ${name}`);
     return v;
   }
 
+  /**
+   * Inference over this model: each pass runs as an ONNX Runtime graph where one can run, else on the tfjs math
+   * of this file (see t5_runtime.ts).
+   */
+  get runtime(): T5Runtime {
+    return (this.ownRuntime ??= new T5Runtime(this));
+  }
+
   private get lmHead(): tf.Variable {
-    return this.p(this.layout.lmHead);
+    return this.parameter(this.layout.lmHead);
   }
 
   private drop(x: tf.Tensor, training: DropoutStream | undefined): tf.Tensor {
@@ -163,7 +184,21 @@ export class T5ForConditionalGeneration {
     return dropout(x, rate, training.next());
   }
 
-  /** Relative position bias [1, heads, queries, keys] from block 0's bucket embedding. */
+  /** Token embeddings [batch, length, d_model] of ids [batch, length] (the shared embedding, both stacks' input). */
+  embed(ids: tf.Tensor): tf.Tensor {
+    return tf.gather(this.parameter(this.layout.shared), ids);
+  }
+
+  /**
+   * A stack's relative position bias [1, heads, queries, keys] for relative-position bucket ids [queries * keys],
+   * from block 0's bucket embedding.
+   */
+  relativePositionBias(stack: 'encoder' | 'decoder', buckets: Int32Array, queryLength: number, keyLength: number): tf.Tensor {
+    const table = this.parameter(this.layout[stack].relativeBias);
+    const values = tf.gather(table, tf.tensor1d(buckets, 'int32'));
+    return tf.expandDims(tf.transpose(tf.reshape(values, [queryLength, keyLength, this.config.num_heads]), [2, 0, 1]), 0);
+  }
+
   private positionBias(stack: 'encoder' | 'decoder', queryLength: number, keyLength: number, queryOffset: number): tf.Tensor {
     const c = this.config;
     const buckets = relativeBuckets(
@@ -174,20 +209,21 @@ export class T5ForConditionalGeneration {
       c.relative_attention_num_buckets,
       c.relative_attention_max_distance,
     );
-    return this.bucketBias(stack, buckets, queryLength, keyLength);
+    return this.relativePositionBias(stack, buckets, queryLength, keyLength);
   }
 
-  private bucketBias(stack: 'encoder' | 'decoder', buckets: Int32Array, queryLength: number, keyLength: number): tf.Tensor {
-    const table = this.p(this.layout[stack].relativeBias);
-    const values = tf.gather(table, tf.tensor1d(buckets, 'int32'));
-    return tf.expandDims(tf.transpose(tf.reshape(values, [queryLength, keyLength, this.config.num_heads]), [2, 0, 1]), 0);
+  /** The encoder's self-attention bias [batch, heads, length, length]: position bias + padding mask. */
+  encoderAttentionBias(attentionMask: tf.Tensor): tf.Tensor {
+    const length = attentionMask.shape[1]!;
+    return tf.add(this.positionBias('encoder', length, length, 0), paddingMask(attentionMask));
   }
 
-  /** Decoder self-attention bias for positions forming a prefix tree (see decode): position bias by depth + path mask. */
-  private treeBias(parents: number[]): tf.Tensor {
-    const c = this.config;
-    const { buckets, mask } = treeAttention(parents, c.relative_attention_num_buckets, c.relative_attention_max_distance);
-    return tf.add(this.bucketBias('decoder', buckets, parents.length, parents.length), mask);
+  /**
+   * The decoder's self-attention bias [1, heads, length, past + length] for `length` positions after `past` ones:
+   * position bias + causal mask.
+   */
+  causalAttentionBias(length: number, past = 0): tf.Tensor {
+    return tf.add(this.positionBias('decoder', length, past + length, past), causalMask(length, past + length, past));
   }
 
   /** [batch, length, heads*d_kv] → [batch, heads, length, d_kv] */
@@ -198,8 +234,8 @@ export class T5ForConditionalGeneration {
 
   private projectKeyValue(a: AttentionParameters, states: tf.Tensor): KeyValue {
     return {
-      key: this.splitHeads(linear(states, this.p(a.k))),
-      value: this.splitHeads(linear(states, this.p(a.v))),
+      key: this.splitHeads(linear(states, this.parameter(a.k))),
+      value: this.splitHeads(linear(states, this.parameter(a.v))),
     };
   }
 
@@ -212,12 +248,12 @@ export class T5ForConditionalGeneration {
     training: DropoutStream | undefined,
   ): tf.Tensor {
     const [b, l] = hidden.shape as [number, number];
-    const query = this.splitHeads(linear(hidden, this.p(a.q)));
+    const query = this.splitHeads(linear(hidden, this.parameter(a.q)));
     const scores = tf.add(tf.matMul(query, kv.key, false, true), bias);
     const weights = this.drop(tf.softmax(scores, -1), training);
     const context = tf.matMul(weights, kv.value);
     const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [b, l, this.config.innerDim]);
-    return linear(merged, this.p(a.o));
+    return linear(merged, this.parameter(a.o));
   }
 
   private feedForward(ff: FeedForwardParameters, x: tf.Tensor, training: DropoutStream | undefined): tf.Tensor {
@@ -225,25 +261,25 @@ export class T5ForConditionalGeneration {
     const [wi, wiLinear] = ff.wi;
     let h: tf.Tensor;
     if (wiLinear !== undefined) {
-      h = gatedActivation(linear(x, this.p(wi)), linear(x, this.p(wiLinear)), c.denseActFn);
+      h = gatedActivation(linear(x, this.parameter(wi)), linear(x, this.parameter(wiLinear)), c.denseActFn);
     } else if (c.denseActFn === 'relu' && training && c.dropout_rate > 0) {
-      return linear(reluDropout(linear(x, this.p(wi)), c.dropout_rate, training.next()), this.p(ff.wo));
+      return linear(reluDropout(linear(x, this.parameter(wi)), c.dropout_rate, training.next()), this.parameter(ff.wo));
     } else {
-      h = activation(linear(x, this.p(wi)), c.denseActFn);
+      h = activation(linear(x, this.parameter(wi)), c.denseActFn);
     }
-    return linear(this.drop(h, training), this.p(ff.wo));
+    return linear(this.drop(h, training), this.parameter(ff.wo));
   }
 
   private norm(weight: string, x: tf.Tensor): tf.Tensor {
-    return rmsNorm(x, this.p(weight), this.config.layer_norm_epsilon);
+    return rmsNorm(x, this.parameter(weight), this.config.layer_norm_epsilon);
   }
 
   /** The encoder stack: [batch, length] ids → [batch, length, d_model]. */
-  encode(inputIds: tf.Tensor, attentionMask: tf.Tensor, training?: DropoutStream, embedded?: tf.Tensor): tf.Tensor3D {
+  encode(inputIds: tf.Tensor, attentionMask: tf.Tensor, options: EncodeOptions = {}): tf.Tensor3D {
+    const { training, inputsEmbeds } = options;
     const { blocks, finalNorm } = this.layout.encoder;
-    const length = inputIds.shape[1]!;
-    let h = this.drop(embedded ?? tf.gather(this.p(this.layout.shared), inputIds), training);
-    const bias = tf.add(this.positionBias('encoder', length, length, 0), paddingMask(attentionMask));
+    let h = this.drop(inputsEmbeds ?? this.embed(inputIds), training);
+    const bias = this.encoderAttentionBias(attentionMask);
     for (const block of blocks) {
       const normed = this.norm(block.selfAttentionNorm, h);
       const attn = this.attention(block.selfAttention, normed, this.projectKeyValue(block.selfAttention, normed), bias, training);
@@ -253,118 +289,70 @@ export class T5ForConditionalGeneration {
     return this.drop(this.norm(finalNorm, h), training) as tf.Tensor3D;
   }
 
-  /**
-   * The encoder and every decoder block's cross-attention keys and values for it (computed once per input). For
-   * inference, where the backend offers it, the whole stack runs as one native graph (see native_graphs.ts).
-   */
-  encodeForDecoding(
-    inputIds: tf.Tensor,
-    attentionMask: tf.Tensor,
-    training?: DropoutStream,
-    embedded?: tf.Tensor,
-  ): { encoded: tf.Tensor3D; cross: KeyValue[] } {
-    if (!training && nativeGraphAvailable()) {
-      const native = withNativeGraphFallback('encoder', () => this.encodeNative(inputIds, attentionMask));
-      if (native) return native;
-    }
-    const encoded = this.encode(inputIds, attentionMask, training, embedded);
-    return { encoded, cross: this.crossKeyValues(encoded) };
-  }
-
-  private encodeNative(inputIds: tf.Tensor, attentionMask: tf.Tensor): { encoded: tf.Tensor3D; cross: KeyValue[] } {
-    const c = this.config;
-    const [b, length] = inputIds.shape as [number, number];
-    const graph = (this.encoderGraphDef ??= encoderGraph(c));
-    const tensors = tf.tidy(() => [
-      tf.gather(this.p(this.layout.shared), inputIds),
-      tf.add(this.positionBias('encoder', length, length, 0), paddingMask(attentionMask)),
-    ]);
-    const kvShape = [b, c.num_heads, length, c.d_kv];
-    const outputShapes = [[b, length, c.d_model], ...graph.outputs.slice(1).map(() => kvShape)];
-    try {
-      const feeds = graphFeeds(graph, { embedded: tensors[0]!, bias: tensors[1]! }, (name) => this.p(name));
-      const [encoded, ...kv] = runNativeGraph(graph, feeds, outputShapes);
-      const cross: KeyValue[] = [];
-      for (let j = 0; j < kv.length; j += 2) cross.push({ key: kv[j] as tf.Tensor4D, value: kv[j + 1] as tf.Tensor4D });
-      return { encoded: encoded as tf.Tensor3D, cross };
-    } finally {
-      tf.dispose(tensors);
-    }
-  }
-
   /** Cross-attention keys and values of every decoder block for an encoder output (computed once per input). */
   crossKeyValues(encoderOutput: tf.Tensor): KeyValue[] {
     return this.layout.decoder.blocks.map((block) => this.projectKeyValue(block.crossAttention, encoderOutput));
   }
 
+  /** The decoder stack and LM head over every position at once (training, scoring): logits [batch, length, vocab]. */
+  decodeSequence(decoderInputIds: tf.Tensor, encoderMask: tf.Tensor, cross: KeyValue[], options: DecodeOptions = {}): tf.Tensor3D {
+    const { training, inputsEmbeds, selfAttentionBias } = options;
+    const h = this.drop(inputsEmbeds ?? this.embed(decoderInputIds), training);
+    const selfBias = selfAttentionBias ?? this.causalAttentionBias(decoderInputIds.shape[1]!);
+    return this.lmLogits(this.decoderBlocks(h, selfBias, encoderMask, cross, training).hidden);
+  }
+
   /**
-   * The decoder stack and LM head. Without `selfCache` it decodes every position at once (training, scoring);
-   * with it, `decoderInputIds` are the next positions after those cached, and the cache is extended in place.
-   * With `tree`, the decoder positions form a prefix tree instead of one sequence: `tree[i]` is the position that
-   * precedes position i (-1 for the first), each position sees itself and the positions on its path, and its
-   * position in the sequence is its depth (this scores several continuations of a common prefix in one pass).
+   * The decoder for the next positions after those whose self-attention keys and values are in `past` (one per
+   * layer, none at the first step), for generation: their logits, and `past` extended by them (`cache`).
    */
-  decode(decoderInputIds: tf.Tensor, encoderMask: tf.Tensor, cross: KeyValue[], options: DecodeOptions = {}): tf.Tensor3D {
-    const { training, selfCache, lastPositionOnly = false, tree, embedded } = options;
-    const c = this.config;
-    const length = decoderInputIds.shape[1]!;
-    if (!training && !selfCache && nativeGraphAvailable()) {
-      const logits = withNativeGraphFallback('decoder', () => this.decodeNative(decoderInputIds, encoderMask, cross, tree));
-      if (logits) return logits;
-    }
-    const past = selfCache?.[0]?.key.shape[2] ?? 0;
-    let h = this.drop(embedded ?? tf.gather(this.p(this.layout.shared), decoderInputIds), training);
-    const selfBias = tree
-      ? this.treeBias(tree)
-      : tf.add(this.positionBias('decoder', length, past + length, past), causalMask(length, past + length, past));
+  decodeStep(decoderInputIds: tf.Tensor, encoderMask: tf.Tensor, cross: KeyValue[], past: readonly KeyValue[] = []): DecodedStep {
+    const h = this.embed(decoderInputIds);
+    const selfBias = this.causalAttentionBias(decoderInputIds.shape[1]!, past[0]?.key.shape[2] ?? 0);
+    const { hidden, selfKeyValues } = this.decoderBlocks(h, selfBias, encoderMask, cross, undefined, past);
+    return { logits: this.lmLogits(hidden), cache: selfKeyValues };
+  }
+
+  /**
+   * The decoder blocks and final norm over embedded positions `h`, with the self-attention keys/values of `past`
+   * positions before them; `selfKeyValues`: per layer, those of the past and these positions.
+   */
+  private decoderBlocks(
+    h: tf.Tensor,
+    selfBias: tf.Tensor,
+    encoderMask: tf.Tensor,
+    cross: KeyValue[],
+    training: DropoutStream | undefined,
+    past: readonly KeyValue[] = [],
+  ): { hidden: tf.Tensor; selfKeyValues: KeyValue[] } {
     const crossBias = paddingMask(encoderMask);
+    const selfKeyValues: KeyValue[] = [];
     for (const [i, block] of this.layout.decoder.blocks.entries()) {
       const normed = this.norm(block.selfAttentionNorm, h);
       let kv = this.projectKeyValue(block.selfAttention, normed);
-      if (selfCache) {
-        const old = selfCache[i];
-        if (old) kv = { key: tf.concat([old.key, kv.key], 2), value: tf.concat([old.value, kv.value], 2) };
-        selfCache[i] = kv;
-      }
+      const old = past[i];
+      if (old) kv = { key: tf.concat([old.key, kv.key], 2), value: tf.concat([old.value, kv.value], 2) };
+      selfKeyValues.push(kv);
       h = tf.add(h, this.drop(this.attention(block.selfAttention, normed, kv, selfBias, training), training));
       const crossIn = this.norm(block.crossAttentionNorm, h);
       h = tf.add(h, this.drop(this.attention(block.crossAttention, crossIn, cross[i]!, crossBias, training), training));
       h = tf.add(h, this.drop(this.feedForward(block.feedForward, this.norm(block.feedForwardNorm, h), training), training));
     }
-    h = this.drop(this.norm(this.layout.decoder.finalNorm, h), training);
-    if (lastPositionOnly && length > 1) h = tf.slice(h, [0, length - 1, 0], [-1, 1, -1]);
+    return { hidden: this.drop(this.norm(this.layout.decoder.finalNorm, h), training), selfKeyValues };
+  }
+
+  /** The LM head: the decoder's final hidden states [batch, length, d_model] → logits [batch, length, vocab]. */
+  private lmLogits(hidden: tf.Tensor): tf.Tensor3D {
     // T5 v1.0 rescales before the projection, as Mesh TensorFlow does (v1.1 and flan-t5 do not).
-    if (c.scale_decoder_outputs) h = tf.mul(h, c.d_model ** -0.5);
+    const h = this.config.scale_decoder_outputs ? tf.mul(hidden, this.config.d_model ** -0.5) : hidden;
     return linear(h, this.lmHead) as tf.Tensor3D;
   }
 
-  /** `decode` for inference over whole sequences as one native graph (see native_graphs.ts). */
-  private decodeNative(decoderInputIds: tf.Tensor, encoderMask: tf.Tensor, cross: KeyValue[], tree?: number[]): tf.Tensor3D {
-    const c = this.config;
-    const [b, length] = decoderInputIds.shape as [number, number];
-    const graph = (this.decoderGraphDef ??= decoderGraph(c));
-    const tensors = tf.tidy(() => ({
-      embedded: tf.gather(this.p(this.layout.shared), decoderInputIds),
-      self_bias: tree ? this.treeBias(tree) : tf.add(this.positionBias('decoder', length, length, 0), causalMask(length, length, 0)),
-      // MultiHeadAttention broadcasts its bias over batch and heads only.
-      cross_bias: tf.add(paddingMask(encoderMask), tf.zeros([1, 1, length, 1])),
-      head_scale: tf.tensor1d([c.scale_decoder_outputs ? c.d_model ** -0.5 : 1]),
-    }));
-    const crossFeeds = Object.fromEntries(
-      cross.flatMap((kv, j) => [
-        [`cross.${j}.key`, kv.key],
-        [`cross.${j}.value`, kv.value],
-      ]),
-    );
-    try {
-      const feeds = graphFeeds<tf.Tensor>(graph, { ...tensors, ...crossFeeds }, (name) => this.p(name));
-      return runNativeGraph(graph, feeds, [[b, length, c.vocab_size]])[0] as tf.Tensor3D;
-    } finally {
-      tf.dispose(Object.values(tensors));
-    }
-  }
-
-  /** Synchronous, so it can run inside `tf.variableGrads`. Int32 tensors (or nested arrays) in, tensors out. */
+  /**
+   * Synchronous, so it can run inside `tf.variableGrads`. Int32 tensors (or nested arrays) in, tensors out. With
+   * dropout (training) the pass is the tfjs math of this file; without, it goes through `runtime`, which falls back
+   * to the same math while a gradient is recorded.
+   */
   forward(args: ForwardArgs): ForwardOutput {
     const c = this.config;
     const training = args.training === true ? this.ownDropout : args.training || undefined;
@@ -375,10 +363,22 @@ export class T5ForConditionalGeneration {
     if (args.decoderInputIds !== undefined) decoderInputIds = toIds(args.decoderInputIds);
     else if (labels) decoderInputIds = shiftRight(labels, c.decoder_start_token_id, c.pad_token_id);
     else throw new Error('forward needs decoderInputIds or labels');
-    const [encoderEmbedded, decoderEmbedded] = training ? this.embedTogether(inputIds, decoderInputIds) : [];
-    const { cross } = this.encodeForDecoding(inputIds, attentionMask, training, encoderEmbedded);
-    const logits = this.decode(decoderInputIds, attentionMask, cross, { training, embedded: decoderEmbedded });
+    const logits = training
+      ? this.trainingLogits(inputIds, attentionMask, decoderInputIds, training)
+      : this.inferenceLogits(inputIds, attentionMask, decoderInputIds);
     return labels ? { logits, loss: sequenceCrossEntropy(logits, labels) } : { logits };
+  }
+
+  private trainingLogits(inputIds: tf.Tensor, attentionMask: tf.Tensor, decoderInputIds: tf.Tensor, training: DropoutStream): tf.Tensor3D {
+    const [encoderEmbeds, decoderEmbeds] = this.embedTogether(inputIds, decoderInputIds);
+    const encoded = this.encode(inputIds, attentionMask, { training, inputsEmbeds: encoderEmbeds });
+    const cross = this.crossKeyValues(encoded);
+    return this.decodeSequence(decoderInputIds, attentionMask, cross, { training, inputsEmbeds: decoderEmbeds });
+  }
+
+  private inferenceLogits(inputIds: tf.Tensor, attentionMask: tf.Tensor, decoderInputIds: tf.Tensor): tf.Tensor3D {
+    const { cross } = this.runtime.encodeForDecoding(inputIds, attentionMask);
+    return this.runtime.decodeSequence(decoderInputIds, attentionMask, cross);
   }
 
   /**
@@ -387,14 +387,14 @@ export class T5ForConditionalGeneration {
    */
   private embedTogether(encoderIds: tf.Tensor, decoderIds: tf.Tensor): [tf.Tensor, tf.Tensor] {
     const d = this.config.d_model;
-    const rows = tf.gather(this.p(this.layout.shared), tf.concat([tf.reshape(encoderIds, [-1]), tf.reshape(decoderIds, [-1])]));
+    const rows = this.embed(tf.concat([tf.reshape(encoderIds, [-1]), tf.reshape(decoderIds, [-1])]));
     const [e, dec] = tf.split(rows, [encoderIds.size, decoderIds.size]);
     return [tf.reshape(e!, [...encoderIds.shape, d]), tf.reshape(dec!, [...decoderIds.shape, d])];
   }
 
   /** Greedy decoding with a key/value cache, exactly as HF `generate(num_beams=1, do_sample=False)`. */
   generate(args: GenerateArgs): number[][] {
-    return greedyGenerate(this, args);
+    return greedyGenerate(this.runtime, args);
   }
 
   /** Writes config.json, generation_config.json and model.safetensors in the layout HF `save_pretrained` uses. */

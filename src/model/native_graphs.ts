@@ -4,6 +4,11 @@
  * one loaded graph serves a model through training. Attention is ONNX Runtime's MultiHeadAttention with scale 1
  * (T5 folds 1/sqrt(d) into the initialisation) and an additive bias that carries position bias and masks; layer
  * norms are its (Skip)SimplifiedLayerNormalization, which is T5's scale-only RMS norm.
+ *
+ * T5 is written three times in this project: modeling_t5.ts in tfjs ops (training, and inference where no graph
+ * runs); these graphs, which t5_runtime.ts runs for inference where ONNX Runtime is loaded (contrib operators of
+ * onnxruntime-node, this process only); and export/t5_layers.ts, the ONNX files of the export for transformers.js
+ * (standard operators, weights baked in).
  */
 import { onnxModel, type GraphDefinition, type OnnxNode } from '../engine/ops.js';
 import type { T5Config } from './config.js';
