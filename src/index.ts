@@ -7,6 +7,16 @@ export { tf } from './tf.js';
 export { T5Config, NAMED_CONFIGS, type T5ConfigFields } from './model/config.js';
 export { T5ForConditionalGeneration, shiftRight, type ForwardArgs, type ForwardOutput, type GenerateArgs } from './model/modeling_t5.js';
 export { DropoutStream } from './model/dropout_stream.js';
+export {
+  LoraConfig,
+  LoraAdapter,
+  loadAdapter,
+  saveAdapter,
+  mergeAdapter,
+  type LoraConfigOptions,
+  type LoraAdapterOptions,
+  type SaveAdapterOptions,
+} from './model/lora/index.js';
 export { tokenNll, sequenceCrossEntropy } from './model/loss.js';
 export { IGNORE_INDEX } from './labels.js';
 export { T5Tokenizer } from './tokenizer/index.js';

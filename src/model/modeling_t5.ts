@@ -41,6 +41,9 @@ import { writeFileAtomic, writeJsonAtomic } from '../fsutil.js';
 import { DropoutStream } from './dropout_stream.js';
 import { greedyGenerate, toIds, type GenerateArgs, type IdsLike } from './generate.js';
 import { T5Runtime, type DecodedStep, type T5Math } from './t5_runtime.js';
+import type { LoraAdapter } from './lora/adapter.js';
+import { loraLinear } from './lora/lora_math.js';
+import { UsageError } from '../errors.js';
 
 export { RECOMPUTE_MAX_NEW_TOKENS } from './t5_runtime.js';
 export { type GenerateArgs } from './generate.js';
@@ -104,6 +107,7 @@ export class T5ForConditionalGeneration implements T5Math {
   /** The masks `forward({ training: true })` draws, for callers without a stream of their own. */
   private readonly ownDropout = new DropoutStream();
   private ownRuntime?: T5Runtime;
+  private attached?: LoraAdapter;
 
   constructor(config: T5Config, options: T5InitOptions = {}) {
     useLibraryDefaultsOnce();
@@ -174,6 +178,34 @@ export class T5ForConditionalGeneration implements T5Math {
     return (this.ownRuntime ??= new T5Runtime(this));
   }
 
+  /** The LoRA adapter whose low-rank terms the projections it targets add, while one is attached. */
+  get adapter(): LoraAdapter | undefined {
+    return this.attached;
+  }
+
+  /**
+   * From now on every projection the adapter targets computes x·Wᵀ + scaling·dropout(x)·Aᵀ·Bᵀ, W being the same
+   * variable as before (see lora/). One adapter at a time; the caller keeps ownership (`dispose` leaves it alone).
+   */
+  attachAdapter(adapter: LoraAdapter): void {
+    if (this.attached && this.attached !== adapter) throw new UsageError('a LoRA adapter is already attached: detach it first');
+    adapter.assertFits((name) => this.params.get(name)?.shape);
+    this.attached = adapter;
+  }
+
+  /** Removes the adapter (the model computes its base again) and returns it. */
+  detachAdapter(): LoraAdapter | undefined {
+    const adapter = this.attached;
+    this.attached = undefined;
+    return adapter;
+  }
+
+  /** The linear layer whose HF weight is `weight`, with the adapter's low-rank term where it targets that layer. */
+  private project(x: tf.Tensor, weight: string, training: DropoutStream | undefined): tf.Tensor {
+    const lora = this.attached?.target(weight);
+    return lora ? loraLinear(x, this.parameter(weight), lora, training) : linear(x, this.parameter(weight));
+  }
+
   private get lmHead(): tf.Variable {
     return this.parameter(this.layout.lmHead);
   }
@@ -232,10 +264,10 @@ export class T5ForConditionalGeneration implements T5Math {
     return tf.transpose(tf.reshape(x, [b, l, this.config.num_heads, this.config.d_kv]), [0, 2, 1, 3]);
   }
 
-  private projectKeyValue(a: AttentionParameters, states: tf.Tensor): KeyValue {
+  private projectKeyValue(a: AttentionParameters, states: tf.Tensor, training: DropoutStream | undefined): KeyValue {
     return {
-      key: this.splitHeads(linear(states, this.parameter(a.k))),
-      value: this.splitHeads(linear(states, this.parameter(a.v))),
+      key: this.splitHeads(this.project(states, a.k, training)),
+      value: this.splitHeads(this.project(states, a.v, training)),
     };
   }
 
@@ -248,12 +280,12 @@ export class T5ForConditionalGeneration implements T5Math {
     training: DropoutStream | undefined,
   ): tf.Tensor {
     const [b, l] = hidden.shape as [number, number];
-    const query = this.splitHeads(linear(hidden, this.parameter(a.q)));
+    const query = this.splitHeads(this.project(hidden, a.q, training));
     const scores = tf.add(tf.matMul(query, kv.key, false, true), bias);
     const weights = this.drop(tf.softmax(scores, -1), training);
     const context = tf.matMul(weights, kv.value);
     const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [b, l, this.config.innerDim]);
-    return linear(merged, this.parameter(a.o));
+    return this.project(merged, a.o, training);
   }
 
   private feedForward(ff: FeedForwardParameters, x: tf.Tensor, training: DropoutStream | undefined): tf.Tensor {
@@ -261,13 +293,13 @@ export class T5ForConditionalGeneration implements T5Math {
     const [wi, wiLinear] = ff.wi;
     let h: tf.Tensor;
     if (wiLinear !== undefined) {
-      h = gatedActivation(linear(x, this.parameter(wi)), linear(x, this.parameter(wiLinear)), c.denseActFn);
+      h = gatedActivation(this.project(x, wi, training), this.project(x, wiLinear, training), c.denseActFn);
     } else if (c.denseActFn === 'relu' && training && c.dropout_rate > 0) {
-      return linear(reluDropout(linear(x, this.parameter(wi)), c.dropout_rate, training.next()), this.parameter(ff.wo));
+      return this.project(reluDropout(this.project(x, wi, training), c.dropout_rate, training.next()), ff.wo, training);
     } else {
-      h = activation(linear(x, this.parameter(wi)), c.denseActFn);
+      h = activation(this.project(x, wi, training), c.denseActFn);
     }
-    return linear(this.drop(h, training), this.parameter(ff.wo));
+    return this.project(this.drop(h, training), ff.wo, training);
   }
 
   private norm(weight: string, x: tf.Tensor): tf.Tensor {
@@ -282,7 +314,8 @@ export class T5ForConditionalGeneration implements T5Math {
     const bias = this.encoderAttentionBias(attentionMask);
     for (const block of blocks) {
       const normed = this.norm(block.selfAttentionNorm, h);
-      const attn = this.attention(block.selfAttention, normed, this.projectKeyValue(block.selfAttention, normed), bias, training);
+      const kv = this.projectKeyValue(block.selfAttention, normed, training);
+      const attn = this.attention(block.selfAttention, normed, kv, bias, training);
       h = tf.add(h, this.drop(attn, training));
       h = tf.add(h, this.drop(this.feedForward(block.feedForward, this.norm(block.feedForwardNorm, h), training), training));
     }
@@ -290,8 +323,8 @@ export class T5ForConditionalGeneration implements T5Math {
   }
 
   /** Cross-attention keys and values of every decoder block for an encoder output (computed once per input). */
-  crossKeyValues(encoderOutput: tf.Tensor): KeyValue[] {
-    return this.layout.decoder.blocks.map((block) => this.projectKeyValue(block.crossAttention, encoderOutput));
+  crossKeyValues(encoderOutput: tf.Tensor, training?: DropoutStream): KeyValue[] {
+    return this.layout.decoder.blocks.map((block) => this.projectKeyValue(block.crossAttention, encoderOutput, training));
   }
 
   /** The decoder stack and LM head over every position at once (training, scoring): logits [batch, length, vocab]. */
@@ -329,7 +362,7 @@ export class T5ForConditionalGeneration implements T5Math {
     const selfKeyValues: KeyValue[] = [];
     for (const [i, block] of this.layout.decoder.blocks.entries()) {
       const normed = this.norm(block.selfAttentionNorm, h);
-      let kv = this.projectKeyValue(block.selfAttention, normed);
+      let kv = this.projectKeyValue(block.selfAttention, normed, training);
       const old = past[i];
       if (old) kv = { key: tf.concat([old.key, kv.key], 2), value: tf.concat([old.value, kv.value], 2) };
       selfKeyValues.push(kv);
@@ -372,7 +405,7 @@ export class T5ForConditionalGeneration implements T5Math {
   private trainingLogits(inputIds: tf.Tensor, attentionMask: tf.Tensor, decoderInputIds: tf.Tensor, training: DropoutStream): tf.Tensor3D {
     const [encoderEmbeds, decoderEmbeds] = this.embedTogether(inputIds, decoderInputIds);
     const encoded = this.encode(inputIds, attentionMask, { training, inputsEmbeds: encoderEmbeds });
-    const cross = this.crossKeyValues(encoded);
+    const cross = this.crossKeyValues(encoded, training);
     return this.decodeSequence(decoderInputIds, attentionMask, cross, { training, inputsEmbeds: decoderEmbeds });
   }
 
@@ -397,8 +430,12 @@ export class T5ForConditionalGeneration implements T5Math {
     return greedyGenerate(this.runtime, args);
   }
 
-  /** Writes config.json, generation_config.json and model.safetensors in the layout HF `save_pretrained` uses. */
+  /**
+   * Writes config.json, generation_config.json and model.safetensors in the layout HF `save_pretrained` uses. Refused
+   * while a LoRA adapter is attached: the folder would silently lack it (saveAdapter or mergeAdapter first).
+   */
   savePretrained(dir: string): void {
+    if (this.attached) throw new UsageError(`${dir}: a LoRA adapter is attached: saveAdapter writes it, mergeAdapter folds it in first`);
     fs.mkdirSync(dir, { recursive: true });
     const tensors = new Map<string, tf.Tensor>();
     for (const [name, v] of this.params) tensors.set(name, v);

@@ -7,12 +7,18 @@
  *
  * Whole-sequence passes (encoder, decoder over every position) may run as graphs; the cached decoder step of
  * generation always runs on the tfjs math (the graphs have no key/value cache).
+ *
+ * The graphs know no LoRA: while an adapter is attached, the weights of the layers it targets are fed merged,
+ * W + scaling·B·A, computed afresh for each pass from the adapter's current values (r·in·out multiply-adds per
+ * layer, little beside the pass) and freed after it.
  */
 import { tf } from '../tf.js';
 import type { T5Config } from './config.js';
 import { paddingMask, type KeyValue } from './layers.js';
 import { decoderGraph, encoderGraph, graphFeeds, type NativeGraph } from './native_graphs.js';
 import { nativeGraphAvailable, runNativeGraph, withNativeGraphFallback } from '../engine/ops.js';
+import type { LoraAdapter } from './lora/adapter.js';
+import { mergedWeight } from './lora/lora_math.js';
 
 /** Up to this many new tokens, greedy generation decodes the whole prefix each step when graphs can run. */
 export const RECOMPUTE_MAX_NEW_TOKENS = 8;
@@ -32,6 +38,8 @@ export interface DecodedStep {
 /** What the runtime needs of a model: the tfjs math of T5ForConditionalGeneration and its weights by HF name. */
 export interface T5Math {
   readonly config: T5Config;
+  /** The LoRA adapter attached to the model, if any: the graphs are fed the weights of its layers merged. */
+  readonly adapter?: LoraAdapter;
   parameter(name: string): tf.Tensor;
   embed(ids: tf.Tensor): tf.Tensor;
   encoderAttentionBias(attentionMask: tf.Tensor): tf.Tensor;
@@ -95,6 +103,27 @@ export class T5Runtime {
     return maxNewTokens <= RECOMPUTE_MAX_NEW_TOKENS && nativeGraphAvailable();
   }
 
+  /**
+   * `feed` with a reader of the weights a graph takes: the model's own, or merged with the attached adapter's
+   * update (tensors made for this pass and freed after it).
+   */
+  private withGraphWeights<T>(feed: (weight: (name: string) => tf.Tensor) => T): T {
+    const { model } = this;
+    const merged: tf.Tensor[] = [];
+    const weight = (name: string): tf.Tensor => {
+      const lora = model.adapter?.target(name);
+      if (!lora) return model.parameter(name);
+      const w = mergedWeight(model.parameter(name), lora);
+      merged.push(w);
+      return w;
+    };
+    try {
+      return feed(weight);
+    } finally {
+      tf.dispose(merged);
+    }
+  }
+
   /** The pass as a native graph where one can run now and ONNX Runtime does not fail on it, else on tfjs. */
   private onGraphOr<T>(what: 'encoder' | 'decoder', onGraph: () => T, onTfjs: () => T): T {
     if (nativeGraphAvailable()) {
@@ -112,8 +141,9 @@ export class T5Runtime {
     const kvShape = [b, c.num_heads, length, c.d_kv];
     const outputShapes = [[b, length, c.d_model], ...graph.outputs.slice(1).map(() => kvShape)];
     try {
-      const feeds = graphFeeds(graph, { embedded: tensors[0]!, bias: tensors[1]! }, (name) => model.parameter(name));
-      const [encoded, ...kv] = runNativeGraph(graph, feeds, outputShapes);
+      const [encoded, ...kv] = this.withGraphWeights((weight) =>
+        runNativeGraph(graph, graphFeeds(graph, { embedded: tensors[0]!, bias: tensors[1]! }, weight), outputShapes),
+      );
       const cross: KeyValue[] = [];
       for (let j = 0; j < kv.length; j += 2) cross.push({ key: kv[j] as tf.Tensor4D, value: kv[j + 1] as tf.Tensor4D });
       return { encoded: encoded as tf.Tensor3D, cross };
@@ -140,8 +170,10 @@ export class T5Runtime {
       ]),
     );
     try {
-      const feeds = graphFeeds<tf.Tensor>(graph, { ...tensors, ...crossFeeds }, (name) => model.parameter(name));
-      return runNativeGraph(graph, feeds, [[b, length, c.vocab_size]])[0] as tf.Tensor3D;
+      return this.withGraphWeights(
+        (weight) =>
+          runNativeGraph(graph, graphFeeds<tf.Tensor>(graph, { ...tensors, ...crossFeeds }, weight), [[b, length, c.vocab_size]])[0],
+      ) as tf.Tensor3D;
     } finally {
       tf.dispose(Object.values(tensors).filter((t) => t !== selfAttentionBias));
     }
