@@ -17,6 +17,7 @@ import { readTextSources } from '../data/text_sources.js';
 import { spanCorruptionLengths } from '../data/span_corruption.js';
 import { assertSafeName } from '../train/checkpoint.js';
 import { adafactorScaleParameter } from '../train/types.js';
+import { stepHoldFromEnv } from '../train/hold.js';
 import {
   pretrainCheckpointDir,
   runPretraining,
@@ -77,6 +78,7 @@ export async function run({ params: p, given }: ParsedParams<'pretrain'>): Promi
       tensorboardDir,
       runTime,
       stateDir: runStateDir(path.resolve(p.runsDir), runName),
+      hold: stepHoldFromEnv(),
       say,
       record: {
         ...p,
@@ -196,6 +198,7 @@ async function resumeRun(
         maxMinutes: options.maxMinutes,
         saveEverySteps: options.saveEverySteps,
       },
+      hold: stepHoldFromEnv(),
       say,
     });
   } finally {

@@ -25,6 +25,7 @@ import { loadSplits, resolveDataDir } from './shared.js';
 import { claimRunName, refuseChangedOptions, RESUME_MAY_CHANGE, sayer, startResumedBackend } from './shared.js';
 import { createModel, resolveModelSource } from './model_source.js';
 import { assertSafeName } from '../train/checkpoint.js';
+import { stepHoldFromEnv } from '../train/hold.js';
 
 /**
  * What the training job's tensors need at their peak (training steps, or validation beside the optimizer state);
@@ -110,7 +111,7 @@ export async function run({ params: p, given }: ParsedParams<'train'>): Promise<
 
 async function trainAndReport(job: TrainJob, say: (line: string) => void): Promise<void> {
   try {
-    const result = await runTraining(job);
+    const result = await runTraining({ ...job, hold: stepHoldFromEnv() });
     say(
       result.bestCheckpoint
         ? `best dev macro-F1 ${result.bestMacroF1.toFixed(4)}: ${result.bestCheckpoint}\nevaluate it with: t5cls test ` +

@@ -67,14 +67,19 @@ export interface RunPaths {
   tensorboardDir: string;
 }
 
+/**
+ * Why a state was written: every N steps, at the end of an epoch, on SIGINT/SIGTERM, or after the last step of a
+ * step or time budget (pretraining's; a training run ends at the end of an epoch).
+ */
+export type SaveReason = 'steps' | 'epoch' | 'interrupt' | 'end';
+
 export interface TrainStateFile {
   format: 't5cls-train-state';
   version: 1;
   /** Number of the snapshot; grows by one with every save of the run. */
   seq: number;
   savedAt: string;
-  /** Why it was written: every N steps, at the end of an epoch, or on SIGINT/SIGTERM. */
-  reason: 'steps' | 'epoch' | 'interrupt';
+  reason: SaveReason;
   run: RunPaths;
   /** Every option of the command, as logged. */
   record: Record<string, unknown>;
@@ -93,7 +98,7 @@ export interface TrainStateFile {
   progress: TrainProgress;
 }
 
-/** What the trainer hands to `saveTrainState`: the file less what is filled in when writing. */
+/** What `train` saves (through the loop, or `saveTrainState`): the file less what is filled in when writing. */
 export type TrainStateToSave = Omit<TrainStateFile, 'seq' | 'optimizer'> & { optimizer: { kind: TrainStateFile['optimizer']['kind'] } };
 
 /** What every kind of run state has (train's, pretrain's): a format, and the fields the snapshot writer fills in. */

@@ -1,12 +1,11 @@
 /**
- * One training step: the optimizer the options describe and its learning-rate schedule, forward and backward on a
- * classification batch, gradient accumulation, and the update with its non-finite check (train and pretrain share the
- * optimizer, the schedule and the update).
+ * One training step's parts, which the shared loop (loop.ts) puts together: the optimizer the options describe and its
+ * learning-rate schedule, forward and backward on a batch, gradient accumulation, and the update with its non-finite
+ * check.
  */
 import type { DropoutStream } from '../model/dropout_stream.js';
 import { tf } from '../tf.js';
 import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
-import type { trainBatch } from '../data/batches.js';
 import { IGNORE_INDEX } from '../labels.js';
 import { T5clsError } from '../errors.js';
 import { Adafactor, AdamW } from './optimizers/index.js';
@@ -63,23 +62,35 @@ export function scheduledLr(baseLr: number, step: number, warmup: number): numbe
   return warmup > 0 && step < warmup ? (baseLr * (step + 1)) / warmup : baseLr;
 }
 
-/** Forward and backward on one batch: its loss, exact matches and gradients (scaled by `scale`, 1/accumulation steps). */
+/** A batch as the model trains on it (pretraining's packed sequences need no attention mask). */
+export interface ModelBatch {
+  inputIds: tf.Tensor2D;
+  attentionMask?: tf.Tensor2D;
+  labels: tf.Tensor2D;
+}
+
+/**
+ * Forward and backward on one batch: its loss, its gradients (scaled by `scale`, 1/accumulation steps) and, with
+ * `exactMatches`, how many of its examples the model gets exactly right (train's accuracy: an argmax and a read
+ * that pretraining goes without).
+ */
 export function batchGradients(
   model: T5ForConditionalGeneration,
   params: tf.Variable[],
-  batch: ReturnType<typeof trainBatch>,
+  batch: ModelBatch,
   dropout: DropoutStream,
-  scale: number,
-): { loss: number; correct: number; grads: tf.NamedTensorMap } {
+  { scale, exactMatches }: { scale: number; exactMatches: boolean },
+): { loss: number; correct: number | undefined; grads: tf.NamedTensorMap } {
   let exact: tf.Tensor | undefined;
   const { value, grads } = tf.variableGrads(() => {
     const out = model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels, training: dropout });
-    exact = tf.keep(sequenceExactMatches(out.logits, batch.labels));
-    return tf.mul(out.loss!, scale) as tf.Scalar;
+    if (exactMatches) exact = tf.keep(sequenceExactMatches(out.logits, batch.labels));
+    // × 1 changes no bit of the loss or the gradients: it is left out.
+    return scale === 1 ? out.loss! : (tf.mul(out.loss!, scale) as tf.Scalar);
   }, params);
-  const loss = value.dataSync()[0]! / scale;
-  const correct = exact!.dataSync()[0]!;
-  tf.dispose([value, exact!]);
+  const loss = scale === 1 ? value.dataSync()[0]! : value.dataSync()[0]! / scale;
+  const correct = exact?.dataSync()[0];
+  tf.dispose(exact ? [value, exact] : [value]);
   return { loss, correct, grads };
 }
 

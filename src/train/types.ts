@@ -1,5 +1,5 @@
 /**
- * The training loop's options and per-epoch results: shared by the loop (trainer.ts) and its saved state
+ * `train`'s options and per-epoch results: shared by the command (trainer.ts, epoch_end.ts) and its saved state
  * (state.ts), so that neither imports the other for them. They are the library's own: the CLI maps its validated
  * params to them (src/cli/train_options.ts).
  */
