@@ -16,7 +16,7 @@ export {
   type LoraConfigOptions,
   type LoraAdapterOptions,
   type SaveAdapterOptions,
-} from './model/lora/index.js';
+} from './model/index.js';
 export { tokenNll, sequenceCrossEntropy } from './model/loss.js';
 export { IGNORE_INDEX } from './labels.js';
 export { T5Tokenizer } from './tokenizer/index.js';

@@ -11,13 +11,4 @@ export { parameterShapes } from './parameters.js';
 export { DropoutStream } from './dropout_stream.js';
 export { tokenNll, sequenceCrossEntropy } from './loss.js';
 export { loadCheckpointTensors } from './weights.js';
-export {
-  LoraConfig,
-  LoraAdapter,
-  loadAdapter,
-  saveAdapter,
-  mergeAdapter,
-  type LoraConfigOptions,
-  type LoraAdapterOptions,
-  type SaveAdapterOptions,
-} from './lora/index.js';
+export * from './lora/index.js';

@@ -23,9 +23,12 @@ export interface ValidationJob {
   validation: Example[];
   classNames: string[];
   options: TrainOptions;
+  /** Name of the base model (`t5-small`, a folder name, `t5-tiny-scratch`). */
   modelName: string;
+  /** `<Mon DD_HH-MM-SS>` of the run's start: with the model name it names the log, TensorBoard folder and checkpoints. */
   runTime: string;
   weightsDir: string;
+  /** Every option of the command, written at the top of the log and into each checkpoint. */
   record: Record<string, unknown>;
   say: (line: string) => void;
 }

@@ -8,13 +8,11 @@
  * and on SIGINT/SIGTERM. A run resumed from a state continues exactly as if it had never stopped.
  */
 import * as fs from 'node:fs';
-import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
-import { chunk, encodeClassNames, encodeExamples, trainBatch, type Example, type TokenizerLike } from '../data/batches.js';
+import { chunk, encodeClassNames, encodeExamples, trainBatch, type Example } from '../data/batches.js';
 import { Progress } from '../progress.js';
 import { Rng } from '../random.js';
 import { T5clsError, UsageError } from '../errors.js';
 import { randomPermutation, weightedRandomSampler } from './sampler.js';
-import type { SavableTokenizer } from './checkpoint.js';
 import type { StepHold } from './hold.js';
 import { Adafactor } from './optimizers/index.js';
 import { trainLoop, type LoopEpoch } from './loop.js';
@@ -27,36 +25,24 @@ import {
   type TrainProgress,
   type TrainStateToSave,
 } from './state.js';
-import { keepBest, reportEpoch, validate } from './epoch_end.js';
+import { keepBest, reportEpoch, validate, type ValidationJob } from './epoch_end.js';
 import { batchCounted, epochEnded, epochStarted, freshProgress, stepCounted } from './train_progress.js';
 import { shellQuote, TrainingInterrupted } from './stop_signals.js';
-import type { EpochResult, TrainOptions } from './types.js';
+import type { EpochResult } from './types.js';
 
 export type { EpochResult, TrainOptions } from './types.js';
 
-export interface TrainJob {
-  model: T5ForConditionalGeneration;
-  tokenizer: TokenizerLike & SavableTokenizer;
+/** A training run: what validation and checkpoints need (ValidationJob), the training data and where the run writes. */
+export interface TrainJob extends ValidationJob {
   train: Example[];
-  validation: Example[];
-  classNames: string[];
-  options: TrainOptions;
-  /** Name of the base model (`t5-small`, a folder name, `t5-tiny-scratch`). */
-  modelName: string;
-  /** `<Mon DD_HH-MM-SS>` of the run's start: with the model name it names the log, TensorBoard folder and checkpoints. */
-  runTime: string;
-  weightsDir: string;
   logFile: string;
   tensorboardDir: string;
-  /** Every option of the command, written at the top of the log and into each checkpoint. */
-  record: Record<string, unknown>;
   /** Folder of the run's resumable state (`<runs-dir>/<run name>/state`). */
   stateDir: string;
   /** A saved state to continue from (the caller keeps and disposes its optimizer tensors). */
   resume?: LoadedTrainState;
   /** Wait for a signal after this step (src/train/hold.ts: the resume tests' hook). */
   hold?: StepHold;
-  say: (line: string) => void;
 }
 
 export interface TrainResult {
