@@ -146,6 +146,13 @@ test('a diverging run stops at the first non-finite loss or gradient norm, namin
   assert.equal(pre.code, 1, pre.out);
   assert.match(pre.out, /pretraining stopped: the (loss|gradient norm) is (NaN|-?Infinity) at step 2; nothing of this run was saved/);
   assert.doesNotMatch(pre.out, /saved checkpoint/);
+  // Resumed after its first step, the same run names the state it resumed from: that state is what is kept.
+  const resumedCwd = path.join(work, 'diverging-resumed');
+  const first = pretrainTiny(resumedCwd, ['--steps', '1', '--no-use-adafactor', '--learning-rate', '1e30', '--eval-every-steps', '100']);
+  assert.equal(first.code, 0, first.out);
+  const resumed = pretrainTiny(resumedCwd, ['--steps', '6', '--no-use-adafactor', '--learning-rate', '1e30', '--eval-every-steps', '100', '--resume']);
+  assert.equal(resumed.code, 1, resumed.out);
+  assert.match(resumed.out, /pretraining stopped: the (loss|gradient norm) is (NaN|-?Infinity) at step 2; the last state is \S*snapshot-/);
 
   const data = path.join(cwd, 'data');
   fs.mkdirSync(data, { recursive: true });

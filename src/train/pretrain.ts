@@ -196,7 +196,8 @@ export async function runPretraining(job: PretrainJob): Promise<PretrainResult> 
       startEpoch,
       tensors: batchTensors,
       stateToSave: (reason) => pretrainState(job, reason, { fingerprint, session, progress: at }),
-      nonFiniteError: (what, value, step, lastState) => {
+      nonFiniteError: (what, value, step, savedNow) => {
+        const lastState = savedNow ?? resume?.snapshotDir;
         const kept = lastState ? `; the last state is ${lastState}` : '; nothing of this run was saved';
         return new T5clsError(`pretraining stopped: the ${what} is ${value} at step ${step}${kept}`, 1);
       },
