@@ -17,7 +17,11 @@ let work: string;
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: work, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: work,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -31,7 +35,10 @@ function fakeGpuPackage(name: string, indexJs: string): string {
   const root = path.join(work, name, 'node_modules');
   const dir = path.join(root, '@tensorflow/tfjs-node-gpu');
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: '@tensorflow/tfjs-node-gpu', version: '4.22.0', main: 'index.js' }));
+  fs.writeFileSync(
+    path.join(dir, 'package.json'),
+    JSON.stringify({ name: '@tensorflow/tfjs-node-gpu', version: '4.22.0', main: 'index.js' }),
+  );
   fs.writeFileSync(path.join(dir, 'index.js'), indexJs);
   return root;
 }
@@ -51,9 +58,11 @@ after(() => {
 
 test('missing libraries are read from loader errors and TensorFlow logs', () => {
   assert.deepEqual(missingLibraries(TF_LOG), ['libcudart.so.11.0', 'libcudnn.so.8']);
-  assert.deepEqual(missingLibraries('Error: libtensorflow.so.2: cannot open shared object file: No such file or directory'), ['libtensorflow.so.2']);
+  assert.deepEqual(missingLibraries('Error: libtensorflow.so.2: cannot open shared object file: No such file or directory'), [
+    'libtensorflow.so.2',
+  ]);
   assert.deepEqual(missingLibraries('failed to load: missing shared library libcublas.so.11'), ['libcublas.so.11']);
-  assert.deepEqual(missingLibraries('Error: /lib/x86_64-linux-gnu/libm.so.6: version `GLIBC_2.29\' not found'), []);
+  assert.deepEqual(missingLibraries("Error: /lib/x86_64-linux-gnu/libm.so.6: version `GLIBC_2.29' not found"), []);
   assert.match(libraryAdvice('libcudart.so.11.0'), /CUDA 11\.2.*LD_LIBRARY_PATH/);
   assert.match(libraryAdvice('libcudnn.so.8'), /cuDNN 8\.1/);
   assert.match(libraryAdvice('libcuda.so.1'), /NVIDIA driver/);
@@ -61,8 +70,18 @@ test('missing libraries are read from loader errors and TensorFlow logs', () => 
 });
 
 test('the NVIDIA driver version is read from /proc/driver/nvidia/version', () => {
-  assert.equal(parseNvidiaDriverVersion('NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\nGCC version:  gcc version 12.2.0\n'), '535.104.05');
-  assert.equal(parseNvidiaDriverVersion('NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release Build  (dvs-builder@U16-T02-35-3)\n'), '550.54.15');
+  assert.equal(
+    parseNvidiaDriverVersion(
+      'NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\nGCC version:  gcc version 12.2.0\n',
+    ),
+    '535.104.05',
+  );
+  assert.equal(
+    parseNvidiaDriverVersion(
+      'NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release Build  (dvs-builder@U16-T02-35-3)\n',
+    ),
+    '550.54.15',
+  );
 });
 
 test('doctor: the report, exit code 0, tfjs-node-gpu not installed', async () => {
@@ -81,7 +100,15 @@ test('doctor: the report, exit code 0, tfjs-node-gpu not installed', async () =>
   assert.match(out, /what fine-tunes here \(estimated peak memory, batch × 64 tokens; [\d.]+ GiB usable\):/);
   assert.match(out, /^  t5-small +61M  batch 16  AdamW +[\d.]+ GiB yes \(wasm\) +Adafactor +[\d.]+ GiB yes \(wasm\)$/m);
   assert.match(out, /^  t5-large +738M  batch 8 +AdamW +[\d.]+ GiB (yes \(cpu\)|no) +Adafactor/m);
-  for (const name of ['tensorflow-gpu', 'tensorflow', 'blas', 'onnxruntime', 'wasm', 'cpu']) assert.match(out, new RegExp(`^  (yes|no ) +${name} `, 'm'));
+  // LoRA rows: the flan-t5 shapes with an adapter of rank 16 on q, v and the numbers it trains.
+  assert.match(out, /^with a LoRA adapter \(--lora-r 16, on q,v; the model frozen, only the adapter trained\):$/m);
+  assert.match(out, /^  flan-t5-base +248M  batch 16  AdamW +[\d.]+ GiB (yes \((wasm|cpu)\)|no) +Adafactor +[\d.]+ GiB .*1\.8M trained$/m);
+  assert.match(
+    out,
+    /^  flan-t5-xl +2850M  batch 8 +AdamW +1\d\.\d GiB (yes \(cpu\)|no) +Adafactor +1\d\.\d GiB (yes \(cpu\)|no) +9\.4M trained$/m,
+  );
+  for (const name of ['tensorflow-gpu', 'tensorflow', 'blas', 'onnxruntime', 'wasm', 'cpu'])
+    assert.match(out, new RegExp(`^  (yes|no ) +${name} `, 'm'));
 });
 
 test('doctor --json: the summary as one JSON document', async () => {
@@ -107,7 +134,28 @@ test('doctor --json: the summary as one JSON document', async () => {
   assert.equal(sizes['t5-large'].adamw.engine, 'cpu');
   assert.ok(sizes['t5-large'].adafactor.totalBytes < sizes['t5-large'].adamw.totalBytes - 2 * 2.9e9);
   assert.equal(sizes['t5-small'].adamw.fits, true);
-  assert.deepEqual(j.backends.map((b: { name: string }) => b.name), ['tensorflow-gpu', 'tensorflow', 'blas', 'onnxruntime', 'wasm', 'cpu']);
+  for (const z of j.sizes) assert.equal(z.trainable, z.parameters, z.model);
+  // LoRA rows (r 16 on q, v): PEFT's trainable params; the frozen model held once, so flan-t5-xl needs less than
+  // half of what full AdamW fine-tuning of the same size (t5-3b's row) needs.
+  const lora = Object.fromEntries(j.loraSizes.map((z: { model: string }) => [z.model, z]));
+  assert.deepEqual(Object.keys(lora), ['flan-t5-base', 'flan-t5-large', 'flan-t5-xl']);
+  assert.deepEqual(
+    j.loraSizes.map((z: { parameters: number; trainable: number }) => [z.parameters, z.trainable]),
+    [
+      [247_577_856, 1_769_472],
+      [783_150_080, 4_718_592],
+      [2_849_757_184, 9_437_184],
+    ],
+  );
+  assert.deepEqual(lora['flan-t5-xl'].lora, { r: 16, targetModules: ['q', 'v'] });
+  assert.equal(lora['flan-t5-xl'].adamw.engine, 'cpu');
+  assert.ok(lora['flan-t5-xl'].adamw.totalBytes < sizes['t5-3b'].adamw.totalBytes / 2);
+  const usable = 0.9 * (j.memory.limitBytes ?? j.memory.totalBytes);
+  for (const z of j.loraSizes) assert.equal(z.adamw.fits, z.adamw.totalBytes <= usable, z.model);
+  assert.deepEqual(
+    j.backends.map((b: { name: string }) => b.name),
+    ['tensorflow-gpu', 'tensorflow', 'blas', 'onnxruntime', 'wasm', 'cpu'],
+  );
   assert.equal(j.backend.requested, 'auto');
   assert.ok(['wasm', 'cpu', 'tensorflow'].includes(j.backend.info.name));
   assert.equal(j.threads, j.backend.info.threads);
@@ -144,7 +192,10 @@ test('doctor --device cuda without a GPU package: exit code 1 with the reason', 
 });
 
 test('doctor names the CUDA library tfjs-node-gpu failed to load', async () => {
-  const nodePath = fakeGpuPackage('broken', `throw new Error('libcudart.so.11.0: cannot open shared object file: No such file or directory');\n`);
+  const nodePath = fakeGpuPackage(
+    'broken',
+    `throw new Error('libcudart.so.11.0: cannot open shared object file: No such file or directory');\n`,
+  );
   const r = await cli(['doctor', '--json'], { NODE_PATH: nodePath });
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
@@ -162,7 +213,7 @@ test('doctor names the CUDA library tfjs-node-gpu failed to load', async () => {
   assert.match(text.stdout, /what to do: libcudart\.so\.11\.0 is part of CUDA 11\.2/);
 });
 
-test('doctor reads TensorFlow\'s log when tfjs-node-gpu loads but runs on the CPU', async () => {
+test("doctor reads TensorFlow's log when tfjs-node-gpu loads but runs on the CPU", async () => {
   // Loads, logs what TensorFlow logs when the CUDA libraries are missing, and registers a backend without a GPU.
   const nodePath = fakeGpuPackage(
     'cpu-only',
@@ -171,7 +222,9 @@ test('doctor reads TensorFlow\'s log when tfjs-node-gpu loads but runs on the CP
       `tf.registerBackend('tensorflow', () => ({ isUsingGpuDevice: false, dispose() {} }), 3);\n` +
       `module.exports = tf;\n`,
   );
-  const r = await cli(['doctor', '--json', '--backend', 'wasm'], { NODE_PATH: [nodePath, path.join(REPO_ROOT, 'node_modules')].join(path.delimiter) });
+  const r = await cli(['doctor', '--json', '--backend', 'wasm'], {
+    NODE_PATH: [nodePath, path.join(REPO_ROOT, 'node_modules')].join(path.delimiter),
+  });
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   assert.equal(j.gpu.installed, true);

@@ -14,7 +14,9 @@ import { UsageError } from '../src/errors.js';
 import { REPO_ROOT } from './helpers/fixtures.js';
 
 function parse(command: CommandName, args: string[]) {
-  const cmd = addSchemaOptions(new Command(command), command).exitOverride().configureOutput({ writeErr: () => {} });
+  const cmd = addSchemaOptions(new Command(command), command)
+    .exitOverride()
+    .configureOutput({ writeErr: () => {} });
   cmd.parse(args, { from: 'user' });
   return resolveParams(cmd, command);
 }
@@ -44,9 +46,18 @@ test('booleans are real booleans, with --no- forms', () => {
 test('numbers are validated with their range', () => {
   assert.equal(parse('train', ['--batch-size', '8']).params.batchSize, 8);
   assert.equal(parse('train', ['--learning-rate', '3e-4']).params.learningRate, 3e-4);
-  assert.throws(() => parse('train', ['--batch-size', '0']), (e: Error) => e instanceof UsageError && /--batch-size: expected a number ≥ 1 \(got "0"\)/.test(e.message));
-  assert.throws(() => parse('train', ['--epochs', 'abc']), (e: Error) => e instanceof UsageError && /--epochs: expected a number/.test(e.message));
-  assert.throws(() => parse('train', ['--epochs', '1.5']), (e: Error) => e instanceof UsageError && /--epochs: expected an integer/.test(e.message));
+  assert.throws(
+    () => parse('train', ['--batch-size', '0']),
+    (e: Error) => e instanceof UsageError && /--batch-size: expected a number ≥ 1 \(got "0"\)/.test(e.message),
+  );
+  assert.throws(
+    () => parse('train', ['--epochs', 'abc']),
+    (e: Error) => e instanceof UsageError && /--epochs: expected a number/.test(e.message),
+  );
+  assert.throws(
+    () => parse('train', ['--epochs', '1.5']),
+    (e: Error) => e instanceof UsageError && /--epochs: expected an integer/.test(e.message),
+  );
   assert.throws(() => parse('train', ['--learning-rate', '-1']), /--learning-rate/);
   assert.throws(() => parse('train', ['--backend', 'gpu']), /gpu/);
 });
@@ -90,8 +101,14 @@ test('every option of every command has help text', () => {
 test('the CLI answers bad values with one line and exit code 2', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-cli-'));
   try {
-    const run = (...args: string[]) => spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/t5cls.js'), ...args], { cwd: dir, encoding: 'utf-8' });
-    for (const args of [['train', '--batch-size', '0'], ['train', '--epochs', 'abc'], ['train', '--bogus'], ['train', '--data-dir', 'nowhere']]) {
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/t5cls.js'), ...args], { cwd: dir, encoding: 'utf-8' });
+    for (const args of [
+      ['train', '--batch-size', '0'],
+      ['train', '--epochs', 'abc'],
+      ['train', '--bogus'],
+      ['train', '--data-dir', 'nowhere'],
+    ]) {
       const r = run(...args);
       assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')} printed: ${r.stderr}`);
@@ -112,7 +129,13 @@ test('--resume works alone or with a run', () => {
 });
 
 test('a flag whose schema also takes a list may be repeated; the others may not', () => {
-  const repeatable = new Set(COMMANDS.flatMap((c) => commandOptions(c).filter((o) => o.repeatable).map((o) => o.name)));
+  const repeatable = new Set(
+    COMMANDS.flatMap((c) =>
+      commandOptions(c)
+        .filter((o) => o.repeatable)
+        .map((o) => o.name),
+    ),
+  );
   assert.deepEqual([...repeatable], ['from']);
 });
 
@@ -169,11 +192,23 @@ test('a command may give an option a default of its own: pretrain runs Adafactor
   const help = (command: CommandName) => addSchemaOptions(new Command(command), command).helpInformation().replace(/\s+/g, ' ');
   assert.match(help('pretrain'), /--use-adafactor train with Adafactor instead of AdamW \(default: true\)/);
   assert.match(help('train'), /--use-adafactor train with Adafactor instead of AdamW \(default: false\)/);
-  assert.match(help('predict'), /--decode <value> generate = greedy decoding; rank = most likely class name \(never invalid\) \(default: "rank"\)/);
+  assert.match(
+    help('predict'),
+    /--decode <value> generate = greedy decoding; rank = most likely class name \(never invalid\) \(default: "rank"\)/,
+  );
 });
 
 test('an option is written once: every command that takes it has the same flag, kind and help', () => {
-  const OWN_DEFAULTS = new Set(['pretrain useAdafactor', 'pretrain epochs', 'predict decode']);
+  // --model names the model to train (default t5-small), or an adapter's base (no default: its config names one).
+  const OWN_DEFAULTS = new Set([
+    'pretrain useAdafactor',
+    'pretrain epochs',
+    'predict decode',
+    'test model',
+    'predict model',
+    'export model',
+    'merge model',
+  ]);
   const first = new Map<string, ReturnType<typeof commandOptions>[number]>();
   for (const command of COMMANDS) {
     for (const info of commandOptions(command)) {

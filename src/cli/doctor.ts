@@ -14,7 +14,8 @@ import { benchmarkMatMul, type MatMulBench } from '../engine/bench.js';
 import { NAMED_CONFIGS, T5Config } from '../model/config.js';
 import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import { Adafactor } from '../train/optimizers/index.js';
-import { estimateMemory, parameterCount, USABLE_SHARE, type OptimizerName } from '../model/memory_estimate.js';
+import { ADVISED_LORA, estimateMemory, parameterCount, USABLE_SHARE, type OptimizerName } from '../model/memory_estimate.js';
+import { ALL_LINEAR, type LoraConfig } from '../model/lora/config.js';
 import { machineMemoryBytes } from '../engine/machine_memory.js';
 import { WASM_TENSOR_BYTES } from '../engine/wasm/activate.js';
 import { blasInstallHint } from '../engine/blas/runtime.js';
@@ -28,31 +29,55 @@ export const MIN_NODE_MAJOR = 20;
 export interface TrainableSize {
   model: string;
   parameters: number;
+  /** The numbers training updates: every parameter, or the LoRA adapter's (PEFT's "trainable params"). */
+  trainable: number;
   batchSize: number;
+  /** The LoRA adapter trained while the model stays frozen (the rows of `loraSizes`). */
+  lora?: { r: number; targetModules: readonly string[] | typeof ALL_LINEAR };
   adamw: { totalBytes: number; fits: boolean; engine: 'wasm' | 'cpu' };
   adafactor: { totalBytes: number; fits: boolean; engine: 'wasm' | 'cpu' };
 }
+
+const FLAN = { feed_forward_proj: 'gated-gelu', tie_word_embeddings: false };
+const FLAN_T5_BASE = new T5Config({ ...NAMED_CONFIGS.base, d_ff: 2048, ...FLAN });
 
 /** The shapes people fine-tune, at the batch sizes of the tutorial t5cls follows. */
 const SIZES: [string, T5Config, number][] = [
   ['t5-small', new T5Config({ ...NAMED_CONFIGS.small }), 16],
   ['t5-base', new T5Config({ ...NAMED_CONFIGS.base }), 16],
-  ['flan-t5-base', new T5Config({ ...NAMED_CONFIGS.base, d_ff: 2048, feed_forward_proj: 'gated-gelu', tie_word_embeddings: false }), 16],
+  ['flan-t5-base', FLAN_T5_BASE, 16],
   ['t5-large', new T5Config({ ...NAMED_CONFIGS.large }), 8],
   ['t5-3b', new T5Config({ d_model: 1024, d_kv: 128, d_ff: 16384, num_layers: 24, num_heads: 32 }), 8],
 ];
 
-function trainableSizes(availableBytes: number): TrainableSize[] {
-  return SIZES.map(([model, config, batchSize]) => {
+/** The shapes people train LoRA adapters of, with the adapter `t5cls train --lora-r 16` trains (q, v). */
+const LORA_SIZES: [string, T5Config, number][] = [
+  ['flan-t5-base', FLAN_T5_BASE, 16],
+  ['flan-t5-large', new T5Config({ ...NAMED_CONFIGS.large, d_ff: 2816, ...FLAN }), 8],
+  ['flan-t5-xl', new T5Config({ ...NAMED_CONFIGS.xl }), 8],
+];
+
+function trainableSizes(availableBytes: number, sizes = SIZES, lora?: LoraConfig): TrainableSize[] {
+  return sizes.map(([model, config, batchSize]) => {
+    const estimate = (optimizer: OptimizerName) =>
+      estimateMemory(config, { batchSize, sourceLength: 64, targetLength: 4, optimizer, lora });
     const fit = (optimizer: OptimizerName) => {
-      const e = estimateMemory(config, { batchSize, sourceLength: 64, targetLength: 4, optimizer });
+      const e = estimate(optimizer);
       return {
         totalBytes: e.totalBytes,
         fits: e.totalBytes <= availableBytes * USABLE_SHARE,
         engine: e.tensorBytes > WASM_TENSOR_BYTES ? ('cpu' as const) : ('wasm' as const),
       };
     };
-    return { model, parameters: parameterCount(config), batchSize, adamw: fit('adamw'), adafactor: fit('adafactor') };
+    return {
+      model,
+      parameters: parameterCount(config),
+      trainable: estimate('adamw').trainableParameters,
+      batchSize,
+      ...(lora ? { lora: { r: lora.r, targetModules: lora.targetModules } } : {}),
+      adamw: fit('adamw'),
+      adafactor: fit('adafactor'),
+    };
   });
 }
 
@@ -76,6 +101,8 @@ export interface DoctorReport {
    * estimated peak memory, whether it fits, and the engine `auto` would take (wasm, or cpu past wasm's 4 GiB heap).
    */
   sizes: TrainableSize[];
+  /** The same for LoRA adapters (r 16 on q, v) of larger shapes: the model frozen, only the adapter trained. */
+  loraSizes: TrainableSize[];
   /** Things that stop training (ok is false when there is one). */
   problems: string[];
   /** Things worth knowing that do not stop training. */
@@ -160,6 +187,7 @@ export async function diagnose(opts: DoctorOptions = {}): Promise<DoctorReport> 
     memory,
     t5Small,
     sizes: trainableSizes(machineMemoryBytes()),
+    loraSizes: trainableSizes(machineMemoryBytes(), LORA_SIZES, ADVISED_LORA),
     backends,
     backend: { requested, device, info, error: backendError },
     threads: info?.threads ?? null,
@@ -242,13 +270,19 @@ export function formatDoctorReport(r: DoctorReport): string {
       `${gib(USABLE_SHARE * (r.memory.limitBytes ?? r.memory.totalBytes))} usable):`,
   );
   const fitText = (f: TrainableSize['adamw']) => `${gib(f.totalBytes).padStart(9)} ${f.fits ? `yes (${f.engine})` : 'no'}`.padEnd(22);
-  for (const z of r.sizes) {
+  const sizeRow = (z: TrainableSize, after = '') =>
     lines.push(
       (
         `  ${z.model.padEnd(13)} ${`${(z.parameters / 1e6).toFixed(0)}M`.padStart(6)}  batch ${String(z.batchSize).padEnd(3)} ` +
-        `AdamW ${fitText(z.adamw)} Adafactor ${fitText(z.adafactor)}`
+        `AdamW ${fitText(z.adamw)} Adafactor ${fitText(z.adafactor)}${after}`
       ).trimEnd(),
     );
+  for (const z of r.sizes) sizeRow(z);
+  const lora = r.loraSizes[0]?.lora;
+  if (lora) {
+    const targets = lora.targetModules === ALL_LINEAR ? ALL_LINEAR : lora.targetModules.join(',');
+    lines.push(`with a LoRA adapter (--lora-r ${lora.r}, on ${targets}; the model frozen, only the adapter trained):`);
+    for (const z of r.loraSizes) sizeRow(z, `${(z.trainable / 1e6).toFixed(1)}M trained`);
   }
   lines.push('', 'backends (auto tries tensorflow-gpu, tensorflow, then wasm, then cpu; blas and onnxruntime speed up wasm and cpu):');
   const nameWidth = Math.max(...r.backends.map((b) => b.name.length));

@@ -6,7 +6,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ParsedParams } from './options.js';
-import { resolveCheckpoint, sayer } from './shared.js';
+import * as os from 'node:os';
+import { inferenceTensorBytes, sayer } from './shared.js';
+import { resolveModelFolders, writeMergedFolder, type ModelFolders } from './adapter_model.js';
+import { initBackend } from '../engine/init.js';
 import { exportCheckpoint } from '../export/index.js';
 
 function formatBytes(n: number): string {
@@ -17,27 +20,44 @@ function formatBytes(n: number): string {
 
 export async function run({ params: p, given }: ParsedParams<'export'>): Promise<void> {
   const say = sayer(p.quiet);
-  const { dir, meta } = resolveCheckpoint(p);
-  say(`checkpoint: ${dir}`);
+  const folders = await resolveModelFolders(p, say);
+  const { dir, meta } = folders;
+  say(`${folders.adapterDir ? 'adapter' : 'checkpoint'}: ${dir}`);
   let classesMap: string | undefined;
   if (given.has('classesMap') || (!meta && fs.existsSync(path.resolve(p.classesMap)))) {
     classesMap = path.resolve(p.classesMap);
     if (!given.has('classesMap')) say(`classes: ${classesMap} (the checkpoint has no t5cls.json)`);
   }
   const out = path.resolve(p.out ?? path.join('exports', path.basename(dir)));
-  const files = await exportCheckpoint(dir, {
+  // An adapter is merged into its base first (a temporary model folder named as the adapter folder is).
+  const merged = folders.adapterDir ? await mergedTemporarily(folders, say) : undefined;
+  const files = await exportCheckpoint(merged?.dir ?? dir, {
     out,
-    tokenizer: p.tokenizer,
+    tokenizer: merged ? undefined : p.tokenizer,
     classesMap,
     prefixText: given.has('prefixText') || !meta ? p.prefixText : undefined,
     maxSourceLength: given.has('maxSourceLength') || !meta ? p.maxSourceLength : undefined,
     quantize: p.quantize,
     onWarning: say,
-  });
+  }).finally(() => merged?.remove());
   const width = Math.max(...files.map((f) => f.file.length));
   for (const f of files) say(`  ${f.file.padEnd(width)}  ${formatBytes(f.bytes).padStart(10)}`);
   say(`wrote ${out} (load it with transformers.js: AutoModelForSeq2SeqLM.from_pretrained or pipeline('text2text-generation'))`);
   if (files.some((f) => f.file === 'index.html'))
     say(`the classifier page: python3 -m http.server -d ${out}, then open http://localhost:8000/`);
   console.log(out);
+}
+
+async function mergedTemporarily(f: ModelFolders, say: (line: string) => void): Promise<{ dir: string; remove(): void }> {
+  await initBackend('auto', { log: say, tensorBytes: inferenceTensorBytes(f.modelDir, 1, [[1]], [[1]]) });
+  const parent = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-merge-'));
+  const remove = () => fs.rmSync(parent, { recursive: true, force: true });
+  try {
+    const dir = path.join(parent, path.basename(f.dir));
+    await writeMergedFolder(dir, f, say);
+    return { dir, remove };
+  } catch (e) {
+    remove();
+    throw e;
+  }
 }

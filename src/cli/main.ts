@@ -56,6 +56,12 @@ const COMMANDS: { [C in CommandName]: CommandSpec<C> } = {
     example: 't5cls export   |   t5cls export --weights-name t5-small-Nov25_10-00-00-epoch3 --out web/model',
     load: async () => (await import('./export.js')).run,
   },
+  merge: {
+    summary: "fold a LoRA adapter into its base model and write a plain HF model folder (PEFT's merge_and_unload)",
+    example:
+      't5cls merge --adapter weights/flan-t5-base-Dec06_10-00-00-epoch3   |   t5cls merge --adapter ./adapter --model ./flan-t5-base --out ./merged',
+    load: async () => (await import('./merge.js')).run,
+  },
   report: {
     summary: 'write a self-contained HTML page with the charts of a run (loss, learning rate, dev metrics, test results)',
     example: 't5cls report   |   t5cls report t5-small_Nov25_14-03-59 --output run.html',

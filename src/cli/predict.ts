@@ -9,7 +9,8 @@ import { Classifier, missingClassesError, type DecodeMode, type Prediction } fro
 import { Progress } from '../progress.js';
 import { initBackend } from '../engine/init.js';
 import { FormatError, UsageError } from '../errors.js';
-import { inferenceTensorBytes, resolveCheckpoint, sayer } from './shared.js';
+import { inferenceTensorBytes, sayer } from './shared.js';
+import { resolveModelFolders } from './adapter_model.js';
 import { T5Tokenizer } from '../tokenizer/index.js';
 import { encodeInput } from '../data/batches.js';
 import type { OptionName, PredictParams } from '../params/commands.js';
@@ -21,7 +22,8 @@ const MIN_CHUNK = 256;
 
 export async function run({ params: p, given }: ParsedParams<'predict'>): Promise<void> {
   const say = sayer(p.quiet);
-  const { dir, meta } = resolveCheckpoint(p);
+  const folders = await resolveModelFolders(p, say);
+  const { dir, meta } = folders;
   const input = await readInput(p, given);
 
   let classesMap: string | undefined;
@@ -33,15 +35,22 @@ export async function run({ params: p, given }: ParsedParams<'predict'>): Promis
   } else if (!meta) {
     throw missingClassesError(dir);
   }
-  say(`checkpoint: ${dir}`);
+  say(`${folders.adapterDir ? 'adapter' : 'checkpoint'}: ${dir}`);
   const prefixText = given.has('prefixText') || !meta ? p.prefixText : meta.prefixText;
   const maxSourceLength = given.has('maxSourceLength') || !meta ? p.maxSourceLength : meta.maxSourceLength;
-  const tokenizer = await T5Tokenizer.fromPretrained(path.resolve(p.tokenizer ?? dir));
+  const tokenizer = await T5Tokenizer.fromPretrained(folders.tokenizerDir);
   // The longest of the first texts stands for the rest (class names are a few tokens; 8 is room enough).
   const inputs = input.texts.slice(0, 4 * MIN_CHUNK).map((t) => encodeInput(tokenizer, t, prefixText, maxSourceLength));
-  const tensorBytes = inferenceTensorBytes(dir, p.evalBatchSize, inputs, [new Array<number>(8).fill(0)]);
+  const tensorBytes = inferenceTensorBytes(folders.modelDir, p.evalBatchSize, inputs, [new Array<number>(8).fill(0)]);
   await initBackend(p.backend, { threads: p.threads, device: p.device, log: say, tensorBytes });
-  const classifier = await Classifier.fromPretrained(dir, { classesMap, prefixText, maxSourceLength, tokenizer, onWarning: say });
+  const classifier = await Classifier.fromPretrained(dir, {
+    classesMap,
+    prefixText,
+    maxSourceLength,
+    tokenizer,
+    onWarning: say,
+    ...(folders.adapterDir ? { baseModel: folders.modelDir } : {}),
+  });
 
   const decode: DecodeMode = p.decode;
   const format: OutputFormat = p.format;

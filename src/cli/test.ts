@@ -2,7 +2,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ParsedParams } from './options.js';
-import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import { T5Tokenizer } from '../tokenizer/index.js';
 import { encodeClassNames, encodeExamples } from '../data/batches.js';
 import { predictGenerate, predictRank } from '../eval/decoding.js';
@@ -12,14 +11,16 @@ import { Progress } from '../progress.js';
 import { initBackend } from '../engine/init.js';
 import { writeFileAtomic, writeJsonAtomic } from '../fsutil.js';
 import { UsageError } from '../errors.js';
-import { inferenceTensorBytes, loadSplits, resolveCheckpoint, resolveDataDir, sayer } from './shared.js';
+import { inferenceTensorBytes, loadSplits, resolveDataDir, sayer } from './shared.js';
+import { loadInferenceModel, resolveModelFolders } from './adapter_model.js';
 import { readClassesMap } from '../data/index.js';
 import { writeRunReport } from '../report/index.js';
 
 export async function run({ params: p, given }: ParsedParams<'test'>): Promise<void> {
   const say = sayer(p.quiet);
-  const { dir, meta } = resolveCheckpoint(p);
-  say(`checkpoint: ${dir}`);
+  const folders = await resolveModelFolders(p, say);
+  const { dir, meta } = folders;
+  say(`${folders.adapterDir ? 'adapter' : 'checkpoint'}: ${dir}`);
   const classesMap = given.has('classesMap') || !meta ? readClassesMap(path.resolve(p.classesMap)) : meta.classesMap;
   const prefix = given.has('prefixText') || !meta ? p.prefixText : meta.prefixText;
   const maxSourceLength = given.has('maxSourceLength') || !meta ? p.maxSourceLength : meta.maxSourceLength;
@@ -27,12 +28,12 @@ export async function run({ params: p, given }: ParsedParams<'test'>): Promise<v
   const { classNames, splits } = loadSplits(dataDir, classesMap, [p.split]);
   let examples = splits[p.split];
   if (p.maxEvalExamples !== undefined) examples = examples.slice(0, p.maxEvalExamples);
-  const tokenizer = await T5Tokenizer.fromPretrained(p.tokenizer ? path.resolve(p.tokenizer) : dir);
+  const tokenizer = await T5Tokenizer.fromPretrained(folders.tokenizerDir);
   const inputs = encodeExamples(tokenizer, examples, prefix, maxSourceLength).map((e) => e.inputIds);
   const classTokens = encodeClassNames(tokenizer, classNames);
-  const tensorBytes = inferenceTensorBytes(dir, p.evalBatchSize, inputs, classTokens);
+  const tensorBytes = inferenceTensorBytes(folders.modelDir, p.evalBatchSize, inputs, classTokens);
   await initBackend(p.backend, { threads: p.threads, device: p.device, log: say, tensorBytes });
-  const model = T5ForConditionalGeneration.fromPretrained(dir, { onWarning: say });
+  const model = loadInferenceModel(folders, say);
   const bar = new Progress({ label: `${p.split} (${p.decode})`, total: inputs.length, quiet: p.quiet });
   let done = 0;
   const onProgress = (d: number) => {

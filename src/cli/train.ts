@@ -16,14 +16,22 @@ import type { TrainOptions } from '../train/types.js';
 import { trainOptions } from './train_options.js';
 import { loadTrainState, resolveResumeTarget, runStateDir, TOKENIZER_DIR, type LoadedTrainState } from '../train/state.js';
 import { tf } from '../tf.js';
-import { UsageError } from '../errors.js';
+import { FormatError, UsageError } from '../errors.js';
 import { initBackend } from '../engine/init.js';
 import { encodeClassNames, encodeExamples, longestRow, type Example } from '../data/batches.js';
 import { estimateMemory } from '../model/memory_estimate.js';
 import { checkJobMemory } from './job_memory.js';
-import { loadSplits, resolveDataDir } from './shared.js';
+import { loadSplits, resolveDataDir, resolveModelDir } from './shared.js';
 import { claimRunName, refuseChangedOptions, RESUME_MAY_CHANGE, sayer, startResumedBackend } from './shared.js';
 import { createModel, resolveModelSource } from './model_source.js';
+import { adapterBaseModel, attachTrainingAdapter, describeAdapter, trainingLoraConfig } from './train_lora.js';
+import {
+  ADAPTER_CONFIG_FILE,
+  fromPretrainedWithAdapter,
+  readAdapterBase,
+  readAdapterConfig,
+  type LoraConfig,
+} from '../model/lora/index.js';
 import { assertSafeName } from '../train/checkpoint.js';
 import { stepHoldFromEnv } from '../train/hold.js';
 
@@ -38,11 +46,12 @@ function trainingTensorBytes(
   tokenizer: T5Tokenizer,
   train: Example[],
   classNames: string[],
+  lora: LoraConfig | undefined,
 ): number {
   const sourceLength = longestRow(encodeExamples(tokenizer, train, o.prefixText, o.maxSourceLength).map((e) => e.inputIds));
   const targetLength = longestRow(encodeClassNames(tokenizer, classNames));
   const optimizer = o.useAdafactor ? 'adafactor' : 'adamw';
-  const training = checkJobMemory(config, { batchSize: o.batchSize, sourceLength, targetLength, optimizer }, modelName, {
+  const training = checkJobMemory(config, { batchSize: o.batchSize, sourceLength, targetLength, optimizer, lora }, modelName, {
     accumulation: o.gradientAccumulationSteps,
   });
   const validation = estimateMemory(config, { batchSize: o.evalBatchSize, sourceLength, targetLength });
@@ -62,19 +71,29 @@ export async function run({ params: p, given }: ParsedParams<'train'>): Promise<
 
   // The model's shape and the job's lengths first: they decide whether this machine can hold the job, and which
   // engine (wasm's heap holds 4 GiB at most); nothing large is allocated before that.
-  const { tokenizer, config, modelName, modelDir } = await resolveModelSource(p, say);
+  const lora = trainingLoraConfig(p, given);
+  const adapterBase = adapterBaseModel(p, given);
+  const source = adapterBase
+    ? { ...p, model: adapterBase.nameOrPath, revision: given.has('revision') ? p.revision : (adapterBase.revision ?? p.revision) }
+    : p;
+  const { tokenizer, config, modelName, modelDir } = await resolveModelSource(source, say);
   const options = trainOptions(p);
-  const tensorBytes = trainingTensorBytes(config, modelName, options, tokenizer, train, classNames);
+  const tensorBytes = trainingTensorBytes(config, modelName, options, tokenizer, train, classNames, lora);
   const backend = await initBackend(p.backend, { threads: p.threads, device: p.device, log: say, tensorBytes });
   const model = createModel(p, config, modelDir, say);
   assertSafeName(modelName, 'model name');
+  if (lora) {
+    const local = modelDir !== undefined && path.resolve(source.model) === modelDir;
+    const base = { nameOrPath: local ? modelDir : source.model, revision: source.revision === 'main' ? null : source.revision };
+    say(describeAdapter(attachTrainingAdapter(p, model, lora, base), model));
+  }
 
   const { runTime, runName } = claimRunName(path.resolve(p.runsDir), modelName, new Date());
   const logFile = path.resolve(p.logsDir, `${runName}.txt`);
   const tensorboardDir = path.resolve(p.runsDir, runName);
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   const record: Record<string, unknown> = {
-    ...p,
+    ...source,
     adafactorScaleParameter: options.adafactorScaleParameter,
     dataDir,
     classesMap: classesMapPath,
@@ -124,7 +143,9 @@ async function trainAndReport(job: TrainJob, say: (line: string) => void): Promi
       say(`(no report written: ${(e as Error).message})`);
     }
   } finally {
+    const adapter = job.model.adapter;
     job.model.dispose();
+    adapter?.dispose();
   }
 }
 
@@ -164,11 +185,17 @@ async function resumeRun(
   const train = typeof r.maxTrainExamples === 'number' ? splits.train.slice(0, r.maxTrainExamples) : splits.train;
   const validation = typeof r.maxEvalExamples === 'number' ? splits.validation.slice(0, r.maxEvalExamples) : splits.validation;
   const tokenizer = await T5Tokenizer.fromPretrained(path.join(stateDir, TOKENIZER_DIR));
+  // A LoRA run's snapshot is its adapter: the frozen base is the model its config names.
+  const adapterFile = path.join(snapshotDir, ADAPTER_CONFIG_FILE);
+  const lora = fs.existsSync(adapterFile) ? readAdapterConfig(adapterFile) : undefined;
+  const base = lora ? readAdapterBase(adapterFile) : undefined;
+  if (base && base.nameOrPath === null) throw new FormatError(`${adapterFile}: base_model_name_or_path is null: the run's base is unknown`);
+  const modelDir = base ? await resolveModelDir(base.nameOrPath!, base.revision ?? 'main', say) : snapshotDir;
   // As when the run started: the job's size decides the engine (a t5-large run must not land on the wasm heap).
-  const config = readModelConfig(snapshotDir);
-  const tensorBytes = trainingTensorBytes(config, state.run.modelName, options, tokenizer, train, state.classNames);
+  const config = readModelConfig(modelDir);
+  const tensorBytes = trainingTensorBytes(config, state.run.modelName, options, tokenizer, train, state.classNames, lora);
   const backend = await startResumedBackend(p, given, r, tensorBytes, say);
-  const model = T5ForConditionalGeneration.fromPretrained(snapshotDir);
+  const model = lora ? fromPretrainedWithAdapter(modelDir, snapshotDir) : T5ForConditionalGeneration.fromPretrained(snapshotDir);
   const record = { ...r, epochs: options.epochs, saveEverySteps: options.saveEverySteps };
   say(`resuming ${state.run.runName} from ${snapshotDir}: epoch ${at.epoch}, step ${at.steps}; backend ${backend.name}`);
   say(`log: ${state.run.logFile}`);

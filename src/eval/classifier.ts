@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
-import { T5Tokenizer } from '../tokenizer/index.js';
+import { hasTokenizerFiles, T5Tokenizer } from '../tokenizer/index.js';
+import { ADAPTER_CONFIG_FILE, fromPretrainedWithAdapter, isAdapterFolder, readAdapterBase } from '../model/lora/index.js';
 import { encodeClassNames, encodeInput } from '../data/batches.js';
 import { readClassesMap } from '../data/index.js';
 import { predictGenerate, predictRank, type ProgressFn } from './decoding.js';
@@ -29,6 +30,11 @@ export interface ClassifierOptions {
   tokenizer?: string | T5Tokenizer;
   /** Receives warnings, e.g. tensors in the checkpoint that the model does not use. */
   onWarning?: (message: string) => void;
+  /**
+   * When the folder is a PEFT LoRA adapter: its base model's folder (default: the folder its adapter_config.json
+   * names as base_model_name_or_path). The adapter is merged into the base's weights.
+   */
+  baseModel?: string;
 }
 
 export interface PredictOptions {
@@ -96,11 +102,14 @@ export class Classifier {
     } else {
       throw missingClassesError(folder);
     }
-    if (!fs.existsSync(path.join(folder, 'config.json')))
+    const baseModel = isAdapterFolder(folder) ? adapterBaseFolder(folder, opts.baseModel) : undefined;
+    if (!baseModel && !fs.existsSync(path.join(folder, 'config.json')))
       throw new UsageError(`checkpoint ${folder}: no config.json (expected a model folder saved by t5cls or Hugging Face)`);
-    const tokenizer =
-      opts.tokenizer instanceof T5Tokenizer ? opts.tokenizer : await T5Tokenizer.fromPretrained(path.resolve(opts.tokenizer ?? folder));
-    const model = T5ForConditionalGeneration.fromPretrained(folder, { onWarning: opts.onWarning });
+    const tokenizerDir = opts.tokenizer ?? (baseModel && !hasTokenizerFiles(folder) ? baseModel : folder);
+    const tokenizer = tokenizerDir instanceof T5Tokenizer ? tokenizerDir : await T5Tokenizer.fromPretrained(path.resolve(tokenizerDir));
+    const model = baseModel
+      ? fromPretrainedWithAdapter(baseModel, folder, { merge: true, onWarning: opts.onWarning })
+      : T5ForConditionalGeneration.fromPretrained(folder, { onWarning: opts.onWarning });
     return new Classifier(model, tokenizer, classNames, {
       prefixText: opts.prefixText ?? meta?.prefixText,
       maxSourceLength: opts.maxSourceLength ?? meta?.maxSourceLength,
@@ -183,4 +192,15 @@ function classNamesOf(map: Record<string, number> | string[] | string, source = 
     names[id] = name;
   }
   return names;
+}
+
+/** The base model folder of an adapter folder: the one given, else the folder its adapter_config.json names. */
+function adapterBaseFolder(adapterDir: string, given: string | undefined): string {
+  if (given !== undefined) return path.resolve(given);
+  const file = path.join(adapterDir, ADAPTER_CONFIG_FILE);
+  const base = readAdapterBase(file).nameOrPath;
+  if (base !== null && fs.existsSync(path.join(base, 'config.json'))) return base;
+  throw new UsageError(
+    `${file}: base_model_name_or_path is ${JSON.stringify(base)}, not a model folder here: pass the base model's folder as baseModel`,
+  );
 }

@@ -270,7 +270,11 @@ function stripUndefined<T extends Record<string, unknown>>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
-/** Named model shapes for training from scratch (`--model-config tiny|mini|small|base|large`). */
+/**
+ * Named model shapes for training from scratch (`--model-config tiny|mini|small|base|large|xl`). tiny to large are
+ * T5 v1.0's (relu feed-forward, LM head tied to the embedding); xl is flan-t5-xl's (T5 v1.1: gated-gelu, its own
+ * LM head). The vocabulary comes from the tokenizer.
+ */
 export const NAMED_CONFIGS: Record<string, Partial<T5ConfigFields>> = {
   tiny: {
     d_model: 64,
@@ -295,4 +299,16 @@ export const NAMED_CONFIGS: Record<string, Partial<T5ConfigFields>> = {
   small: { d_model: 512, d_kv: 64, d_ff: 2048, num_layers: 6, num_decoder_layers: 6, num_heads: 8 },
   base: { d_model: 768, d_kv: 64, d_ff: 3072, num_layers: 12, num_decoder_layers: 12, num_heads: 12 },
   large: { d_model: 1024, d_kv: 64, d_ff: 4096, num_layers: 24, num_decoder_layers: 24, num_heads: 16 },
+  xl: {
+    d_model: 2048,
+    d_kv: 64,
+    d_ff: 5120,
+    num_layers: 24,
+    num_decoder_layers: 24,
+    num_heads: 32,
+    relative_attention_num_buckets: 32,
+    relative_attention_max_distance: 128,
+    feed_forward_proj: 'gated-gelu',
+    tie_word_embeddings: false,
+  },
 };

@@ -193,6 +193,14 @@ export class T5ForConditionalGeneration implements T5Math {
     this.attached = adapter;
   }
 
+  /**
+   * The variables a training step differentiates and the optimizer updates, by the names their saved state uses:
+   * the attached adapter's (PEFT's tensor names; the model's own weights stay frozen), else every parameter (HF names).
+   */
+  trainableVariables(): Map<string, tf.Variable> {
+    return this.attached ? this.attached.namedVariables() : this.namedParameters();
+  }
+
   /** Removes the adapter (the model computes its base again) and returns it. */
   detachAdapter(): LoraAdapter | undefined {
     const adapter = this.attached;

@@ -21,6 +21,7 @@ import {
 import { engine } from './engine.js';
 import { decode, file, format, outputDir, split } from './evaluation.js';
 import { maxSourceLength, modelSource, prefixText, revision, tokenizer } from './model.js';
+import { adapterSource, lora } from './lora.js';
 import { adafactorScaleParameter, optimizer, useAdafactor, useAdafactorSchedule } from './optimizer.js';
 import { json, logsDir, messages, out, output, quantize, runFolders, runsDir, saveWeightsPath, verbose } from './output.js';
 import { evalEverySteps, maxMinutes, meanNoiseSpanLength, noiseDensity, steps } from './pretraining.js';
@@ -64,6 +65,7 @@ const trainSchema = z.strictObject({
   ...optimizer,
   useAdafactorSchedule,
   adafactorScaleParameter,
+  ...lora,
   useWeightedRandomSampler,
   gradientAccumulationSteps,
   earlyStoppingPatience,
@@ -102,6 +104,8 @@ const pretrainSchema = z.strictObject({
 
 const testSchema = z.strictObject({
   ...checkpoint,
+  ...adapterSource,
+  revision,
   dataDir,
   split,
   decode,
@@ -118,6 +122,8 @@ const testSchema = z.strictObject({
 
 const predictSchema = z.strictObject({
   ...checkpoint,
+  ...adapterSource,
+  revision,
   decode: decode.default('rank'),
   prefixText,
   classesMap,
@@ -131,7 +137,20 @@ const predictSchema = z.strictObject({
   ...messages,
 });
 
-const exportSchema = z.strictObject({ ...checkpoint, out, tokenizer, prefixText, classesMap, maxSourceLength, quantize, ...messages });
+const exportSchema = z.strictObject({
+  ...checkpoint,
+  ...adapterSource,
+  revision,
+  out,
+  tokenizer,
+  prefixText,
+  classesMap,
+  maxSourceLength,
+  quantize,
+  ...messages,
+});
+
+const mergeSchema = z.strictObject({ ...adapterSource, revision, out, tokenizer, ...messages });
 
 const doctorSchema = z.strictObject({ ...engine, json, verbose });
 
@@ -145,6 +164,7 @@ export const COMMAND_SCHEMAS = {
   test: testSchema,
   predict: predictSchema,
   export: exportSchema,
+  merge: mergeSchema,
   doctor: doctorSchema,
   report: reportSchema,
 };
@@ -160,6 +180,7 @@ export type PredictParams = z.infer<typeof predictSchema> & {
   texts?: string[];
 };
 export type ExportParams = z.infer<typeof exportSchema>;
+export type MergeParams = z.infer<typeof mergeSchema>;
 export type DoctorParams = z.infer<typeof doctorSchema>;
 export type ReportParams = z.infer<typeof reportSchema>;
 
@@ -171,6 +192,7 @@ export interface CommandParams {
   test: TestParams;
   predict: PredictParams;
   export: ExportParams;
+  merge: MergeParams;
   doctor: DoctorParams;
   report: ReportParams;
 }

@@ -2,14 +2,19 @@
 import { z } from 'zod';
 import { int, str } from './values.js';
 
-export const model = str().default('t5-small').describe('Hub model id (t5-small, google/flan-t5-small, …) or a local model folder');
+const MODEL_HELP =
+  'Hub model id (t5-small, google/flan-t5-small, …) or a local model folder; with --adapter (test, predict, export, merge), ' +
+  "the adapter's base (default: the one its adapter_config.json names)";
+export const model = str().default('t5-small').describe(MODEL_HELP);
+/** `--model` where it names an adapter's base: no default (the adapter's config names one). */
+export const baseModel = str().optional().describe(MODEL_HELP);
 export const init = z
   .enum(['pretrained', 'random'])
   .default('pretrained')
   .describe("start from the checkpoint's weights or from a random initialisation");
 export const modelConfig = str()
   .default('small')
-  .describe('with --init random: a config.json file or a named shape (tiny, mini, small, base, large)');
+  .describe("with --init random: a config.json file or a named shape (tiny, mini, small, base, large: T5 v1.0's; xl: flan-t5-xl's)");
 export const tokenizer = str()
   .optional()
   .describe("tokenizer folder with spiece.model or tokenizer.json (export needs tokenizer.json) (default: the model's)");

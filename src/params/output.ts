@@ -12,7 +12,7 @@ export const out = str()
   .optional()
   .describe(
     "output folder: load-dataset's processed data (default datasets/<dataset>-<subset>_processed); export's model folder " +
-      '(default exports/<checkpoint>)',
+      "(default exports/<checkpoint>); merge's model folder (default <adapter>-merged)",
   );
 export const quantize = z
   .boolean()

@@ -22,6 +22,11 @@ import { spModelFromTokenizerJson, TOKENIZER_JSON_FILE } from './tokenizer_json.
 import { readSettings, TOKENIZER_CONFIG_FILE, type TokenizerSettings } from './tokenizer_settings.js';
 
 export const SPIECE_FILE = 'spiece.model';
+
+/** Whether `dir` holds a tokenizer `fromPretrained` can read (spiece.model or tokenizer.json). */
+export function hasTokenizerFiles(dir: string): boolean {
+  return [SPIECE_FILE, TOKENIZER_JSON_FILE].some((f) => fs.existsSync(path.join(dir, f)));
+}
 const SPECIAL_TOKENS_MAP_FILE = 'special_tokens_map.json';
 
 const PAD_TOKEN = '<pad>';

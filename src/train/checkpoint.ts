@@ -1,6 +1,7 @@
 /**
  * Checkpoints: an HF model folder (config.json, model.safetensors, tokenizer files) plus `t5cls.json` (base model,
- * prefix, classes map, options, metrics; see checkpoint_meta.ts). A checkpoint is written into a temp folder and renamed into place when
+ * prefix, classes map, options, metrics; see checkpoint_meta.ts). A LoRA run's checkpoint is PEFT's adapter folder
+ * (adapter_config.json naming the base, adapter_model.safetensors) with the same tokenizer files and `t5cls.json`. A checkpoint is written into a temp folder and renamed into place when
  * complete, so an existing checkpoint is never overwritten and a crash never leaves a half-written one.
  */
 import * as fs from 'node:fs';
@@ -9,6 +10,7 @@ import { writeFolderAtomic, writeJsonAtomic } from '../fsutil.js';
 import { T5clsError, UsageError } from '../errors.js';
 import { CHECKPOINT_META, type CheckpointMeta } from '../checkpoint_meta.js';
 import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
+import { writeAdapterFiles } from '../model/lora/index.js';
 
 export interface SavableTokenizer {
   savePretrained(dir: string): void | Promise<void>;
@@ -23,7 +25,8 @@ export async function saveCheckpoint(
   if (fs.existsSync(dir)) throw new UsageError(`${dir} already exists; a checkpoint is never overwritten`);
   try {
     await writeFolderAtomic(dir, async (tmp) => {
-      model.savePretrained(tmp);
+      if (model.adapter) writeAdapterFiles(tmp, model.adapter);
+      else model.savePretrained(tmp);
       await tokenizer.savePretrained(tmp);
       writeJsonAtomic(path.join(tmp, CHECKPOINT_META), meta);
     });

@@ -87,7 +87,7 @@ export async function trainLoop<Batch>(spec: LoopSpec<Batch>): Promise<LoopEnd> 
   const failNonFinite = (what: string, value: number): never => {
     throw spec.nonFiniteError(what, value, steps + 1, lastState);
   };
-  const params = [...s.model.namedParameters().values()];
+  const params = [...s.model.trainableVariables().values()];
   while (!spec.finished()) {
     const epoch = spec.startEpoch();
     for (const [i, batches] of epoch.steps.entries()) {

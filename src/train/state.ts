@@ -5,7 +5,8 @@
  * ```
  * tokenizer/                 written once when the run starts
  * snapshot-000007/           the newest complete state (older ones are removed once a newer one is complete)
- *   config.json, generation_config.json, model.safetensors    the model, in HF layout
+ *   config.json, generation_config.json, model.safetensors    the model, in HF layout (a LoRA run: its adapter,
+ *                            adapter_config.json and adapter_model.safetensors, whose config names the frozen base)
  *   optimizer.safetensors    optimizer state keyed `<HF parameter name>/<slot>` plus `iter`
  *   state.json               everything else (TrainStateFile): position, sampler/RNG, dropout, metrics, options
  * .snapshot-000008.partial-<pid>/   a snapshot being written; never read
@@ -22,6 +23,7 @@ import { FormatError, T5clsError, UsageError } from '../errors.js';
 import { removeQuietly, writeFolderAtomic, writeJsonAtomic } from '../fsutil.js';
 import { readSafetensorsFile, saveSafetensors } from '../safetensors.js';
 import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
+import { writeAdapterFiles } from '../model/lora/index.js';
 import type { Example } from '../data/batches.js';
 import type { RngState } from '../random.js';
 import type { SavableTokenizer } from './checkpoint.js';
@@ -212,7 +214,7 @@ export async function saveRunState<S extends RunStateBase>(
   const previous = listSnapshots(stateDir);
   const seq = (previous[0]?.seq ?? 0) + 1;
   const dir = path.join(stateDir, snapshotName(seq));
-  const toHf = new Map([...model.namedParameters()].map(([hf, v]) => [v.name, hf]));
+  const toHf = new Map([...model.trainableVariables()].map(([hf, v]) => [v.name, hf]));
   let weights: NamedTensor[] = [];
   try {
     weights = await optimizer.getWeights();
@@ -230,7 +232,9 @@ export async function saveRunState<S extends RunStateBase>(
       tensors.set(`${hf}/${name.slice(cut + 1)}`, tensor);
     }
     await writeFolderAtomic(dir, (tmp) => {
-      model.savePretrained(tmp);
+      // A LoRA run's snapshot holds its adapter only: the frozen base is the folder the adapter's config names.
+      if (model.adapter) writeAdapterFiles(tmp, model.adapter);
+      else model.savePretrained(tmp);
       saveSafetensors(path.join(tmp, OPTIMIZER_FILE), tensors, { format: 't5cls-optimizer', optimizer: state.optimizer.kind });
       writeJsonAtomic(path.join(tmp, STATE_FILE), { ...state, seq, optimizer: { kind: state.optimizer.kind, order } });
     });
@@ -280,8 +284,9 @@ export function loadRunState<S extends RunStateBase>(target: string, format: str
 }
 
 /**
- * Puts saved optimizer state (keyed by HF parameter name) into an optimizer for `model`, whose variables may have
- * other tf names than those of the run that saved it. The saved state order is kept.
+ * Puts saved optimizer state (keyed by the name of the trained tensor: HF parameter name, or PEFT's name of a LoRA
+ * tensor) into an optimizer for `model`, whose variables may have other tf names than those of the run that saved
+ * it. The saved state order is kept.
  */
 export async function restoreOptimizerState(
   optimizer: tf.Optimizer,
@@ -290,7 +295,7 @@ export async function restoreOptimizerState(
   model: T5ForConditionalGeneration,
   source: string,
 ): Promise<void> {
-  const params = model.namedParameters();
+  const params = model.trainableVariables();
   const bySlot = new Map<string, { slot: string; tensor: tf.Tensor }[]>();
   for (const [name, tensor] of saved) {
     if (name === 'iter') continue;

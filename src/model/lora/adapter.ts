@@ -22,6 +22,14 @@ export interface LoraTarget {
 export interface LoraAdapterOptions {
   /** Seed of lora_A's initialisation (each layer draws from the next seed). */
   seed?: number;
+  /** The base model the adapter is trained on, as adapter_config.json names it (PEFT's base_model_name_or_path, revision). */
+  base?: AdapterBase;
+}
+
+/** The base model of an adapter: a Hub id or a folder, and the Hub revision; null when unknown. */
+export interface AdapterBase {
+  nameOrPath: string | null;
+  revision: string | null;
 }
 
 /** The prefix of every tensor name in PEFT's adapter_model.safetensors (the PeftModel's base model's own model). */
@@ -43,12 +51,14 @@ export class LoraAdapter {
   readonly config: LoraConfig;
   /** `target_modules` as adapter_config.json records them (what 'all-linear' expanded to, if that was given). */
   readonly savedTargetModules: readonly string[];
+  readonly base: AdapterBase;
   /** By the targeted layer's HF weight name, in parameter order. */
   private readonly targets = new Map<string, LoraTarget>();
 
   constructor(base: { readonly layout: T5Parameters }, config: LoraConfig = new LoraConfig(), options: LoraAdapterOptions = {}) {
     this.config = config;
     this.savedTargetModules = config.savedTargetModules(base.layout);
+    this.base = { nameOrPath: options.base?.nameOrPath ?? null, revision: options.base?.revision ?? null };
     const shapes = new Map(base.layout.all.map((p) => [p.name, p.shape]));
     const scope = `t5cls_lora_${nextAdapterId++}`;
     let seed = options.seed ?? 0;

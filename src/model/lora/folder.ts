@@ -10,13 +10,13 @@ import { FormatError, UsageError } from '../../errors.js';
 import { writeFileAtomic, writeFolderAtomic } from '../../fsutil.js';
 import { readSafetensorsFile, saveSafetensors } from '../../safetensors.js';
 import type { T5ForConditionalGeneration } from '../modeling_t5.js';
-import { LoraAdapter } from './adapter.js';
-import { ADAPTER_CONFIG_FILE, adapterConfigText, readAdapterConfig, SEQ_2_SEQ_LM } from './peft_config.js';
+import { LoraAdapter, type AdapterBase } from './adapter.js';
+import { ADAPTER_CONFIG_FILE, adapterConfigText, readAdapterBase, readAdapterConfig, SEQ_2_SEQ_LM } from './peft_config.js';
 
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 
 export interface SaveAdapterOptions {
-  /** What adapter_config.json records as `base_model_name_or_path` (a hub id or a folder); null when not given. */
+  /** What adapter_config.json records as `base_model_name_or_path` (a hub id or a folder) (default: the adapter's own). */
   baseModelNameOrPath?: string;
   /**
    * `task_type` (default SEQ_2_SEQ_LM, what PEFT writes for a T5). null suits peft 0.21 with transformers 5.x, whose
@@ -33,17 +33,20 @@ export async function saveAdapter(dir: string, adapter: LoraAdapter, options: Sa
   if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0 && !fs.existsSync(path.join(dir, ADAPTER_CONFIG_FILE))) {
     throw new UsageError(`${dir}: not empty and not an adapter folder (no ${ADAPTER_CONFIG_FILE}): not replacing it`);
   }
-  await writeFolderAtomic(
-    dir,
-    (tmp) => {
-      saveSafetensors(path.join(tmp, ADAPTER_WEIGHTS_FILE), adapter.namedVariables(), { format: 'pt' });
-      writeFileAtomic(
-        path.join(tmp, ADAPTER_CONFIG_FILE),
-        adapterConfigText(adapter, options.baseModelNameOrPath ?? null, options.taskType === undefined ? SEQ_2_SEQ_LM : options.taskType),
-      );
-    },
-    { replace: true },
-  );
+  await writeFolderAtomic(dir, (tmp) => writeAdapterFiles(tmp, adapter, options), { replace: true });
+}
+
+/** adapter_model.safetensors and adapter_config.json into `dir` (each file written atomically). */
+export function writeAdapterFiles(dir: string, adapter: LoraAdapter, options: SaveAdapterOptions = {}): void {
+  saveSafetensors(path.join(dir, ADAPTER_WEIGHTS_FILE), adapter.namedVariables(), { format: 'pt' });
+  const base = options.baseModelNameOrPath ?? adapter.base.nameOrPath;
+  const taskType = options.taskType === undefined ? SEQ_2_SEQ_LM : options.taskType;
+  writeFileAtomic(path.join(dir, ADAPTER_CONFIG_FILE), adapterConfigText(adapter, base, taskType, adapter.base.revision));
+}
+
+/** Whether `dir` is an adapter folder (it holds adapter_config.json). */
+export function isAdapterFolder(dir: string): boolean {
+  return fs.existsSync(path.join(dir, ADAPTER_CONFIG_FILE));
 }
 
 /**
@@ -51,7 +54,14 @@ export async function saveAdapter(dir: string, adapter: LoraAdapter, options: Sa
  * implement (see peft_config.ts), a target outside T5's linear layers, a tensor of no targeted layer, a missing
  * tensor or a shape that does not fit is refused in one line naming the file and the field or tensor.
  */
-export function loadAdapter(dir: string, model: T5ForConditionalGeneration, options: { attach?: boolean } = {}): LoraAdapter {
+export function loadAdapter(
+  dir: string,
+  model: Pick<T5ForConditionalGeneration, 'layout' | 'attachAdapter'>,
+  options: {
+    attach?: boolean;
+    /** The base the adapter will name when saved (default: the one its config names). */ base?: AdapterBase;
+  } = {},
+): LoraAdapter {
   const configFile = path.join(dir, ADAPTER_CONFIG_FILE);
   if (!fs.existsSync(configFile)) throw new FormatError(`${dir}: no ${ADAPTER_CONFIG_FILE} (not a PEFT adapter folder)`);
   const config = readAdapterConfig(configFile);
@@ -64,7 +74,7 @@ export function loadAdapter(dir: string, model: T5ForConditionalGeneration, opti
     );
   }
   const { tensors } = readSafetensorsFile(weightsFile);
-  const adapter = new LoraAdapter(model, config);
+  const adapter = new LoraAdapter(model, config, { base: options.base ?? readAdapterBase(configFile) });
   try {
     const expected = adapter.namedVariables();
     for (const [key, t] of tensors) {

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { FormatError } from '../../errors.js';
 import { parseJsonObject } from '../../fsutil.js';
 import { ALL_LINEAR, LoraConfig, T5_DEFAULT_TARGETS } from './config.js';
-import type { LoraAdapter } from './adapter.js';
+import type { AdapterBase, LoraAdapter } from './adapter.js';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 
@@ -19,7 +19,12 @@ export const SEQ_2_SEQ_LM = 'SEQ_2_SEQ_LM';
 const FLOAT_FIELDS = ['lora_alpha', 'lora_dropout'];
 
 /** adapter_config.json for `adapter`, keys sorted as PEFT writes them (`json.dumps(sort_keys=True, indent=2)`). */
-export function adapterConfigText(adapter: LoraAdapter, baseModelNameOrPath: string | null, taskType: typeof SEQ_2_SEQ_LM | null): string {
+export function adapterConfigText(
+  adapter: LoraAdapter,
+  baseModelNameOrPath: string | null,
+  taskType: typeof SEQ_2_SEQ_LM | null,
+  revision: string | null = null,
+): string {
   const { r, alpha, dropout } = adapter.config;
   const fields: Record<string, unknown> = {
     alpha_pattern: {},
@@ -36,7 +41,7 @@ export function adapterConfigText(adapter: LoraAdapter, baseModelNameOrPath: str
     peft_type: 'LORA',
     r,
     rank_pattern: {},
-    revision: null,
+    revision,
     target_modules: adapter.savedTargetModules,
     task_type: taskType,
     use_dora: false,
@@ -121,4 +126,16 @@ function targetModules(value: unknown, refuse: (field: string, why: string) => F
     throw refuse('target_modules', 'expected a non-empty list of module names');
   }
   return value as string[];
+}
+
+/** The base model an adapter_config.json names (base_model_name_or_path, revision), each null when absent. */
+export function readAdapterBase(file: string): AdapterBase {
+  const json = parseJsonObject(fs.readFileSync(file, 'utf-8'), file);
+  const text = (field: string): string | null => {
+    const value = json[field];
+    if (value == null || value === '') return null;
+    if (typeof value !== 'string') throw new FormatError(`${file}: ${field} is ${shown(value)}: expected a string or null`);
+    return value;
+  };
+  return { nameOrPath: text('base_model_name_or_path'), revision: text('revision') };
 }
