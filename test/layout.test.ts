@@ -85,6 +85,7 @@ const FOLDER_RANKS: string[][] = [
   ['model', 'tokenizer', 'data'],
   ['eval'],
   ['train', 'report', 'export'],
+  ['launcher'],
   ['cli'],
   ['index.ts'],
 ];

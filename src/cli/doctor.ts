@@ -21,6 +21,7 @@ import { WASM_TENSOR_BYTES } from '../engine/wasm/activate.js';
 import { blasInstallHint } from '../engine/blas/runtime.js';
 import { BLAS_ENV } from '../engine/flags.js';
 import { gpuStatus, type GpuStatus } from './doctor_gpu.js';
+import { formatPythonReport, pythonReport, type PythonReport } from './doctor_python.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string; engines?: { node?: string } };
 
@@ -103,6 +104,8 @@ export interface DoctorReport {
   sizes: TrainableSize[];
   /** The same for LoRA adapters (r 16 on q, v) of larger shapes: the model frozen, only the adapter trained. */
   loraSizes: TrainableSize[];
+  /** The Python side of `train --launcher accelerate` (TensorFlow.js training needs none). */
+  python: PythonReport;
   /** Things that stop training (ok is false when there is one). */
   problems: string[];
   /** Things worth knowing that do not stop training. */
@@ -194,6 +197,7 @@ export async function diagnose(opts: DoctorOptions = {}): Promise<DoctorReport> 
     gpu,
     speed,
     training,
+    python: pythonReport(),
     problems,
     warnings,
   };
@@ -333,6 +337,7 @@ export function formatDoctorReport(r: DoctorReport): string {
   if (g.reason && g.installed) lines.push(`  why: ${g.reason}`);
   if (g.missingLibraries.length) lines.push(`  missing: ${g.missingLibraries.join(', ')}`);
   lines.push(`  ${g.gpu === true ? '' : 'what to do: '}${g.advice}`);
+  lines.push('', ...formatPythonReport(r.python));
   for (const w of r.warnings) lines.push(`note: ${w}`);
   lines.push('');
   if (r.ok) lines.push(`ready: training can run on ${info?.name ?? '?'} (${info?.device === 'cuda' ? 'CUDA GPU' : 'CPU'}).`);

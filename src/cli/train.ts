@@ -34,6 +34,7 @@ import {
 } from '../model/lora/index.js';
 import { assertSafeName } from '../train/checkpoint.js';
 import { stepHoldFromEnv } from '../train/hold.js';
+import { refuseLauncherOptions, runWithLauncher } from './train_launcher.js';
 
 /**
  * What the training job's tensors need at their peak (training steps, or validation beside the optimizer state);
@@ -59,6 +60,8 @@ function trainingTensorBytes(
 }
 
 export async function run({ params: p, given }: ParsedParams<'train'>): Promise<void> {
+  if (p.launcher === 'accelerate') return runWithLauncher({ params: p, given });
+  refuseLauncherOptions(given);
   const say = sayer(p.quiet);
   if (p.resume !== undefined) return resume(p, given, say);
   const dataDir = resolveDataDir(p.dataDir);

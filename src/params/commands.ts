@@ -19,6 +19,7 @@ import {
   textColumn,
 } from './data.js';
 import { engine } from './engine.js';
+import { launcherOptions as launcher } from './launcher.js';
 import { decode, file, format, outputDir, split } from './evaluation.js';
 import { maxSourceLength, modelSource, prefixText, revision, tokenizer } from './model.js';
 import { adapterSource, lora } from './lora.js';
@@ -74,6 +75,7 @@ const trainSchema = z.strictObject({
   ...runFolders,
   saveEverySteps,
   resume,
+  ...launcher,
   ...engine,
   ...messages,
 });
