@@ -19,7 +19,7 @@ import { UsageError } from '../src/errors.js';
 import { encodeClassNames, encodeExamples } from '../src/data/batches.js';
 import { formatPythonReport, pythonReport } from '../src/cli/doctor_python.js';
 import { TOKENIZER_DIR, readJson } from './helpers/fixtures.js';
-import { cliFromSource, emotionWork, launcherTemp, tinyBase } from './helpers/launcher.js';
+import { cliFromSource, emotionWork, launcherTemp, tinyBase, firstJobDir } from './helpers/launcher.js';
 import { T5ForConditionalGeneration } from '../src/model/index.js';
 import { LoraAdapter, LoraConfig } from '../src/model/lora/index.js';
 import { adapterConfigText } from '../src/model/lora/peft_config.js';
@@ -281,7 +281,7 @@ test("a user's own accelerate config wins; a pretrained model folder is named, n
     work,
   );
   assert.equal(init.code, 0, init.out);
-  const modelDir = path.join(work, 'jobs', fs.readdirSync(path.join(work, 'jobs'))[0]!, 'model');
+  const modelDir = path.join(firstJobDir(work), 'model');
   const mine = path.join(work, 'mine.yaml');
   fs.writeFileSync(mine, 'compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\nnum_processes: 3\n');
   const r = cliFromSource(
@@ -406,7 +406,7 @@ test(
     ];
     const r = cliFromSource([...common, '--lora-r', '2', '--lora-alpha', '4', '--lora-target-modules', 'all-linear', '--seed', '5'], work);
     assert.equal(r.code, 0, r.out);
-    const jobDir = path.join(work, 'jobs', fs.readdirSync(path.join(work, 'jobs'))[0]!);
+    const jobDir = firstJobDir(work);
     const job = readJson<JobFile>(path.join(jobDir, 'job.json'));
     assert.deepEqual(job.lora, {
       r: 2,
@@ -471,7 +471,7 @@ test(
     const more = cliFromSource([...resume, '--epochs', '3'], work);
     assert.equal(more.code, 0, more.out);
     assert.match(more.stdout, /run: MACHINE_RANK=0 PYTHON=python3 sh jobs\/.+\/run\.sh --resume$/m);
-    const jobDir = path.join(work, 'jobs', fs.readdirSync(path.join(work, 'jobs'))[0]!);
+    const jobDir = firstJobDir(work);
     const job = readJson<JobFile>(path.join(jobDir, 'job.json'));
     assert.deepEqual([job.options.epochs, job.record.epochs], [3, 3]);
   },

@@ -26,7 +26,7 @@ import { readRunLog } from '../src/run_log_format.js';
 import type { JobFile } from '../src/launcher/job_folder.js';
 import { testBackends, useBackend } from './helpers/backends.js';
 import { TOKENIZER_DIR, readJson } from './helpers/fixtures.js';
-import { cliFromSource, emotionWork, launcherTemp, PYTHON, pythonSkip, runCheck, tinyBase } from './helpers/launcher.js';
+import { cliFromSource, emotionWork, launcherTemp, PYTHON, pythonSkip, runCheck, tinyBase, firstJobDir } from './helpers/launcher.js';
 
 const skip = pythonSkip(['torch', 'transformers', 'accelerate', 'safetensors', 'sentencepiece', 'peft']);
 before(() => useBackend(testBackends()[0]!));
@@ -58,7 +58,7 @@ test(
       const opts = ['--batch-size', '8', '--max-source-length', '40', '--seed', '11', '--learning-rate', '1e-3', '--weight-decay', '0.01'];
       const r = cliFromSource(['train', '--launcher', 'accelerate', '--dry-run', ...args, ...opts], work);
       assert.equal(r.code, 0, r.out);
-      const jobDir = path.join(work, 'jobs', fs.readdirSync(path.join(work, 'jobs'))[0]!);
+      const jobDir = firstJobDir(work);
       const job = readJson<JobFile>(path.join(jobDir, 'job.json'));
       assert.deepEqual(job.lora, {
         r: 4,

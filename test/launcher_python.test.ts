@@ -25,7 +25,17 @@ import { resolveCluster } from '../src/launcher/cluster.js';
 import type { JobFile } from '../src/launcher/job_folder.js';
 import { testBackends, useBackend } from './helpers/backends.js';
 import { FIXTURES, TOKENIZER_DIR, readJson, tempDirs } from './helpers/fixtures.js';
-import { cliFromSource, emotionWork, launcherTemp, PYTHON, pythonSkip, runCheck, runPython, tinyConfigFile } from './helpers/launcher.js';
+import {
+  cliFromSource,
+  emotionWork,
+  launcherTemp,
+  PYTHON,
+  pythonSkip,
+  runCheck,
+  runPython,
+  tinyConfigFile,
+  firstJobDir,
+} from './helpers/launcher.js';
 import { formatPythonReport, pythonReport } from '../src/cli/doctor_python.js';
 
 const skip = pythonSkip(['torch', 'transformers', 'accelerate', 'safetensors', 'sentencepiece']);
@@ -109,7 +119,7 @@ function dryRunJob(extra: string[], work = emotionWork()): { work: string; jobDi
     work,
   );
   assert.equal(r.code, 0, r.out);
-  return { work, jobDir: path.join(work, 'jobs', fs.readdirSync(path.join(work, 'jobs'))[0]!) };
+  return { work, jobDir: firstJobDir(work) };
 }
 
 const SHAPES = [

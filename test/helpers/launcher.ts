@@ -93,3 +93,8 @@ export function tinyBase(work: string, extra: Record<string, unknown> = {}): str
   fs.rmSync(path.join(work, 'runs'), { recursive: true, force: true });
   return base;
 }
+
+/** The first job folder `train --launcher accelerate` wrote under `work`. */
+export function firstJobDir(work: string): string {
+  return path.join(work, 'jobs', fs.readdirSync(path.join(work, 'jobs'))[0]!);
+}
