@@ -65,5 +65,5 @@ export function createModel(
     );
     return new T5ForConditionalGeneration(config, { seed: p.seed });
   }
-  return T5ForConditionalGeneration.fromPretrained(modelDir, { onWarning: say });
+  return T5ForConditionalGeneration.fromPretrained(modelDir, { onWarning: say, config });
 }

@@ -128,10 +128,16 @@ export class T5ForConditionalGeneration implements T5Math {
     }
   }
 
-  /** Loads a model folder in HF layout (config.json + model.safetensors or a sharded index). */
-  static fromPretrained(dir: string, options: { onWarning?: (message: string) => void } = {}): T5ForConditionalGeneration {
+  /**
+   * Loads a model folder in HF layout (config.json + model.safetensors or a sharded index). `config`: the folder's
+   * config as `readModelConfig` already read it (spares reading it, and comparing the head, a second time).
+   */
+  static fromPretrained(
+    dir: string,
+    options: { onWarning?: (message: string) => void; config?: T5Config } = {},
+  ): T5ForConditionalGeneration {
     const tensors = loadCheckpointTensors(dir);
-    const config = readModelConfig(dir, tensors);
+    const config = options.config ?? readModelConfig(dir, tensors);
     const { values, unexpected } = resolveStateDict(
       t5Parameters(config).all.map((p) => [p.name, p.shape]),
       config.tie_word_embeddings,
