@@ -3,12 +3,15 @@
  * t5cls's ids and orders, its loss on the first training batch (dropout off) equals t5cls's within 1e-4 and its dev
  * predictions before training equal t5cls's (rank decoding), accelerate reads the generated configs, a 2-process
  * CPU run (DDP over gloo) trains a tiny T5 start to finish and leaves what `t5cls test` evaluates, its validation
- * sharded over the processes giving the metrics t5cls computes on the checkpoint. LoRA jobs: launcher_lora.test.ts.
+ * sharded over the processes giving the metrics t5cls computes on the checkpoint, and a full fine-tuning job stopped
+ * after an epoch and resumed ends byte for byte as an uninterrupted one. LoRA jobs: launcher_lora.test.ts; DeepSpeed:
+ * launcher_deepspeed.test.ts.
  * Runs where `T5CLS_PYTHON` (else `python3`) has torch, transformers, accelerate, safetensors and sentencepiece;
  * reported as skipped, with the reason, elsewhere.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tf } from '../src/tf.js';
@@ -33,6 +36,7 @@ import {
   pythonSkip,
   runCheck,
   runPython,
+  tinyBase,
   tinyConfigFile,
   firstJobDir,
 } from './helpers/launcher.js';
@@ -47,6 +51,7 @@ after(() => {
 });
 
 const python = runPython;
+const sha = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
 test(
   "the job's own tokenizer gives t5cls's ids but for ties between equally likely segmentations; jobs carry t5cls's ids",
@@ -348,6 +353,74 @@ test(
     assert.equal(hf.tied, true);
   },
 );
+
+/** A full fine-tuning job of `epochs` on one process over 48 tweets, from `base` (dropout on: torch's generator draws its masks); `extra`: the optimizer's options. */
+function fullJob(work: string, base: string, epochs: number, extra: string[] = []): { code: number; out: string } {
+  return cliFromSource(
+    [
+      ...['train', '--launcher', 'accelerate', '--python', PYTHON, '--model', base, '--tokenizer', TOKENIZER_DIR],
+      ...['--max-train-examples', '48', '--max-eval-examples', '30', '--batch-size', '8', '--max-source-length', '40'],
+      ...['--seed', '11', '--epochs', String(epochs), ...extra],
+    ],
+    work,
+    { HF_HUB_OFFLINE: '1' },
+  );
+}
+
+for (const optimizer of [
+  { name: 'AdamW', args: ['--learning-rate', '3e-3', '--weight-decay', '0.01'] },
+  { name: 'relative-step Adafactor', args: ['--use-adafactor-schedule'] },
+]) {
+  test(
+    `a full fine-tuning job (${optimizer.name}) stopped after an epoch and resumed ends as an uninterrupted one: the same weights, optimizer state and epochs`,
+    { skip, timeout: 600_000 },
+    () => {
+      const work = emotionWork();
+      const base = tinyBase(work, { dropout_rate: 0.1 });
+      const whole = emotionWork();
+      const a = fullJob(whole, base, 2, optimizer.args);
+      assert.equal(a.code, 0, a.out);
+      const b = fullJob(work, base, 1, optimizer.args);
+      assert.equal(b.code, 0, b.out);
+      const resumed = cliFromSource(
+        ['train', '--launcher', 'accelerate', '--python', PYTHON, '--resume', 'latest', '--epochs', '2'],
+        work,
+        {
+          HF_HUB_OFFLINE: '1',
+        },
+      );
+      assert.equal(resumed.code, 0, resumed.out);
+      assert.match(resumed.out, /the job now runs to epoch 2/);
+
+      // The saved state: the whole model and the optimizer, byte for byte the uninterrupted job's.
+      const stateDir = (w: string) => path.join(w, 'runs', readdir(path.join(w, 'runs'))[0]!, 'accelerate_state');
+      for (const f of ['model.safetensors', 'optimizer.bin']) {
+        assert.equal(sha(path.join(stateDir(work), f)), sha(path.join(stateDir(whole), f)), f);
+      }
+      const epochs = (w: string) =>
+        readRunLog(path.join(w, 'logs', readdir(path.join(w, 'logs'))[0]!)).epochs.map((e) => ({ epoch: e.epoch, metrics: e.metrics }));
+      assert.deepEqual(
+        epochs(work).map((e) => e.epoch),
+        [1, 2],
+      );
+      assert.deepEqual(epochs(work), epochs(whole));
+      assert.notEqual(epochs(work)[1]!.metrics.train_loss, epochs(work)[0]!.metrics.train_loss);
+
+      // The checkpoints: saved at the same epochs, the same weights (the run's time names them, so they go by epoch).
+      const checkpoints = (w: string) =>
+        new Map(readdir(path.join(w, 'weights')).map((n) => [/-epoch(\d+)$/.exec(n)![1]!, path.join(w, 'weights', n)]));
+      const mine = checkpoints(work);
+      const theirs = checkpoints(whole);
+      assert.deepEqual([...mine.keys()], [...theirs.keys()]);
+      assert.ok(mine.has('1'), `${[...mine.keys()]}`);
+      for (const [epoch, dir] of mine) {
+        assert.equal(sha(path.join(dir, 'model.safetensors')), sha(path.join(theirs.get(epoch)!, 'model.safetensors')), `epoch ${epoch}`);
+      }
+      const last = mine.get(String(Math.max(...[...mine.keys()].map(Number))))!;
+      assert.notEqual(sha(path.join(last, 'model.safetensors')), sha(path.join(base, 'model.safetensors')), 'the model trained');
+    },
+  );
+}
 
 test('validation on several processes: each rank decodes whole batches of the one-process order, all of them once', { skip }, () => {
   const lengths = [5, 3, 9, 1, 7, 7, 2, 8, 4, 6, 10];

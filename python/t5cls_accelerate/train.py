@@ -177,8 +177,11 @@ def train(job, resume):
                 share = batch[rank::world]
                 weight = 1.0 if share else 0.0
                 ids, mask, labels = batch_tensors(data, share or batch[:1], pad_id, device)
-                sync = k == len(step_batches) - 1 or deepspeed or world == 1
+                last = k == len(step_batches) - 1
+                sync = last or deepspeed or world == 1
                 context = accelerator.no_sync(model) if not sync else _nullcontext()
+                if deepspeed:
+                    deepspeed_boundary(accelerator, model, last)
                 with context:
                     with accelerator.autocast():
                         loss_sum, tokens, exact = token_loss(model, ids, mask, labels)
@@ -306,6 +309,17 @@ def save_state(accelerator, state_dir, p, rng, main):
     if main:
         keys = ["epoch", "steps", "current_lr", "best_macro_f1", "epochs_without_gain", "best_checkpoint", "stopped_early"]
         write_json(os.path.join(state_dir, "progress.json"), {"savedAt": iso_now(), "progress": {k: getattr(p, k) for k in keys}, "rng": rng.get_state()})
+
+
+def deepspeed_boundary(accelerator, engine, last):
+    """
+    Under DeepSpeed, whether this micro-batch's backward ends the optimizer step: DeepSpeed sums the gradients of
+    the step's micro-batches and steps after the last one, also when an epoch's last step has fewer than
+    --gradient-accumulation-steps. accelerate hands its sync_gradients flag to DeepSpeed as that boundary (left
+    True, DeepSpeed would step after every micro-batch) or leaves the engine to count (older versions): both are set.
+    """
+    accelerator.sync_gradients = last
+    engine.set_gradient_accumulation_boundary(last)
 
 
 def finished_run(p, o):
