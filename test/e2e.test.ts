@@ -191,6 +191,19 @@ test('train --model t5-small downloads the model through the Hub cache and fine-
   assert.match(missing.stderr, /no-such-model/);
 });
 
+test('a LoRA adapter of a Hub model names the Hub id as its base; test finds that base in the cache, offline', { timeout: 300_000 }, async () => {
+  if (!fs.existsSync(path.join(work, 'datasets'))) assert.equal((await cli(['load-dataset'])).code, 0);
+  const common = ['--save-weights-path', 'w3', '--logs-dir', 'l3', '--runs-dir', 'r3'];
+  const train = await cli(['train', '--model', 't5-small', '--lora-r', '4', '--epochs', '1', '--max-train-examples', '16', '--max-eval-examples', '8', ...common]);
+  assert.equal(train.code, 0, train.stderr);
+  const ckpt = path.join(work, 'w3', fs.readdirSync(path.join(work, 'w3'))[0]!);
+  const config = JSON.parse(fs.readFileSync(path.join(ckpt, 'adapter_config.json'), 'utf-8'));
+  assert.equal(config.base_model_name_or_path, 't5-small', 'the id as given, as PEFT records it');
+  const test = await cli(['test', '--weights', ckpt, '--max-eval-examples', '8', '--decode', 'rank', '--quiet'], { HF_ENDPOINT: 'http://127.0.0.1:9' });
+  assert.equal(test.code, 0, test.stderr);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(ckpt, 'metrics.json'), 'utf-8')).examples, 8);
+});
+
 test('a job this machine cannot hold stops before allocating, with the estimate and what would fit', { timeout: 120_000 }, async () => {
   if (!fs.existsSync(path.join(work, 'datasets'))) assert.equal((await cli(['load-dataset'])).code, 0);
   // t5-11b's shape: 11B parameters; with AdamW some 180 GB, more than any machine these tests run on.
