@@ -13,7 +13,8 @@ import { ADAPTER_CONFIG_FILE, fromPretrainedWithAdapter, isAdapterFolder, readAd
 import { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import { UsageError } from '../errors.js';
 import { hasTokenizerFiles, T5Tokenizer } from '../tokenizer/index.js';
-import { resolveCheckpoint, resolveModelDir } from './shared.js';
+import { initBackend } from '../engine/init.js';
+import { inferenceTensorBytes, resolveCheckpoint, resolveModelDir } from './shared.js';
 
 export interface ModelFolders {
   /** The folder whose t5cls.json (classes, prefix) the command reads: the checkpoint, or the adapter folder. */
@@ -29,30 +30,43 @@ export interface ModelFolders {
 
 export type ModelFolderParams = Partial<CheckpointParams> & AdapterSourceParams & { revision?: string; tokenizer?: string };
 
+/** The folder `--adapter` names, checked to be a PEFT adapter folder. */
+export function adapterFolderOption(adapter: string): string {
+  const dir = path.resolve(adapter);
+  if (!fs.existsSync(dir)) throw new UsageError(`--adapter ${adapter}: no such folder`);
+  if (!isAdapterFolder(dir)) throw new UsageError(`--adapter ${adapter}: no ${ADAPTER_CONFIG_FILE} (not a PEFT adapter folder)`);
+  return dir;
+}
+
+/** The base model an adapter folder's config names; refused in one line when it names none (--model must). */
+export function namedAdapterBase(adapterDir: string): { nameOrPath: string; revision: string | null } {
+  const configFile = path.join(adapterDir, ADAPTER_CONFIG_FILE);
+  const { nameOrPath, revision } = readAdapterBase(configFile);
+  if (nameOrPath === null) throw new UsageError(`${configFile}: base_model_name_or_path is null: pass the base model with --model`);
+  return { nameOrPath, revision };
+}
+
 export async function resolveModelFolders(p: ModelFolderParams, say: (line: string) => void): Promise<ModelFolders> {
   let dir: string;
+  let meta: CheckpointMeta | undefined;
   if (p.adapter !== undefined) {
     if (p.weights !== undefined || p.weightsName !== undefined)
       throw new UsageError('--adapter names the folder to use: leave out --weights and --weights-name');
-    dir = path.resolve(p.adapter);
-    if (!fs.existsSync(dir)) throw new UsageError(`--adapter ${p.adapter}: no such folder`);
-    if (!isAdapterFolder(dir)) throw new UsageError(`--adapter ${p.adapter}: no ${ADAPTER_CONFIG_FILE} (not a PEFT adapter folder)`);
+    dir = adapterFolderOption(p.adapter);
+    meta = readCheckpointMeta(dir);
   } else {
-    dir = resolveCheckpoint({ saveWeightsPath: 'weights', ...p }).dir;
+    ({ dir, meta } = resolveCheckpoint({ saveWeightsPath: 'weights', ...p }));
   }
-  const meta = readCheckpointMeta(dir);
   const tokenizerOf = (fallback: string) => (p.tokenizer ? path.resolve(p.tokenizer) : hasTokenizerFiles(dir) ? dir : fallback);
   if (!isAdapterFolder(dir)) {
     if (p.model !== undefined)
       throw new UsageError(`--model is the base of a LoRA adapter, but ${dir} is a model folder (no ${ADAPTER_CONFIG_FILE}): leave it out`);
     return { dir, meta, modelDir: dir, tokenizerDir: tokenizerOf(dir) };
   }
-  const configFile = path.join(dir, ADAPTER_CONFIG_FILE);
-  const named = readAdapterBase(configFile);
-  const base = p.model ?? named.nameOrPath;
-  if (base === null) throw new UsageError(`${configFile}: base_model_name_or_path is null: pass the base model with --model`);
-  if (p.model === undefined) say(`adapter ${dir} on its base ${base}`);
-  const modelDir = await resolveModelDir(base, p.revision ?? named.revision ?? 'main', say);
+  const named = p.model === undefined ? namedAdapterBase(dir) : undefined;
+  const base = p.model ?? named!.nameOrPath;
+  if (named) say(`adapter ${dir} on its base ${base}`);
+  const modelDir = await resolveModelDir(base, p.revision ?? named?.revision ?? 'main', say);
   return { dir, meta, modelDir, adapterDir: dir, tokenizerDir: tokenizerOf(modelDir) };
 }
 
@@ -64,10 +78,12 @@ export function loadInferenceModel(f: ModelFolders, say: (line: string) => void)
 
 /**
  * Writes the model of `f` with its adapter merged in as a plain HF model folder `out` (config, weights, tokenizer
- * files, and t5cls.json when the adapter folder has one), all at once; an existing `out` is refused.
+ * files, and t5cls.json when the adapter folder has one), all at once; an existing `out` is refused. Starts the
+ * engine the base model needs.
  */
 export async function writeMergedFolder(out: string, f: ModelFolders, say: (line: string) => void): Promise<void> {
   if (fs.existsSync(out)) throw new UsageError(`${out} already exists; a model folder is never overwritten`);
+  await initBackend('auto', { log: say, tensorBytes: inferenceTensorBytes(f.modelDir, 1, [[1]], [[1]]) });
   const tokenizer = await T5Tokenizer.fromPretrained(f.tokenizerDir);
   const model = loadInferenceModel(f, say);
   try {

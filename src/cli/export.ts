@@ -7,9 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ParsedParams } from './options.js';
 import * as os from 'node:os';
-import { inferenceTensorBytes, sayer } from './shared.js';
+import { sayer } from './shared.js';
 import { resolveModelFolders, writeMergedFolder, type ModelFolders } from './adapter_model.js';
-import { initBackend } from '../engine/init.js';
 import { exportCheckpoint } from '../export/index.js';
 
 function formatBytes(n: number): string {
@@ -49,7 +48,6 @@ export async function run({ params: p, given }: ParsedParams<'export'>): Promise
 }
 
 async function mergedTemporarily(f: ModelFolders, say: (line: string) => void): Promise<{ dir: string; remove(): void }> {
-  await initBackend('auto', { log: say, tensorBytes: inferenceTensorBytes(f.modelDir, 1, [[1]], [[1]]) });
   const parent = fs.mkdtempSync(path.join(os.tmpdir(), 't5cls-merge-'));
   const remove = () => fs.rmSync(parent, { recursive: true, force: true });
   try {

@@ -4,9 +4,8 @@
  */
 import * as path from 'node:path';
 import type { ParsedParams } from './options.js';
-import { initBackend } from '../engine/init.js';
 import { UsageError } from '../errors.js';
-import { inferenceTensorBytes, sayer } from './shared.js';
+import { sayer } from './shared.js';
 import { resolveModelFolders, writeMergedFolder } from './adapter_model.js';
 
 export async function run({ params: p }: ParsedParams<'merge'>): Promise<void> {
@@ -14,7 +13,6 @@ export async function run({ params: p }: ParsedParams<'merge'>): Promise<void> {
   if (p.adapter === undefined) throw new UsageError('merge needs --adapter DIR (the PEFT LoRA adapter folder to fold into its base)');
   const folders = await resolveModelFolders(p, say);
   const out = path.resolve(p.out ?? `${folders.dir}-merged`);
-  await initBackend('auto', { log: say, tensorBytes: inferenceTensorBytes(folders.modelDir, 1, [[1]], [[1]]) });
   await writeMergedFolder(out, folders, say);
   say(`wrote ${out}: ${folders.adapterDir} merged into ${folders.modelDir}`);
   console.log(out);

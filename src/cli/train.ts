@@ -24,7 +24,7 @@ import { checkJobMemory } from './job_memory.js';
 import { loadSplits, resolveDataDir, resolveModelDir } from './shared.js';
 import { claimRunName, refuseChangedOptions, RESUME_MAY_CHANGE, sayer, startResumedBackend } from './shared.js';
 import { createModel, resolveModelSource } from './model_source.js';
-import { adapterBaseModel, attachTrainingAdapter, describeAdapter, trainingLoraConfig } from './train_lora.js';
+import { adapterBaseOf, attachTrainingAdapter, describeAdapter, trainingLoraConfig, trainingModelSource } from './train_lora.js';
 import {
   ADAPTER_CONFIG_FILE,
   fromPretrainedWithAdapter,
@@ -75,21 +75,15 @@ export async function run({ params: p, given }: ParsedParams<'train'>): Promise<
   // The model's shape and the job's lengths first: they decide whether this machine can hold the job, and which
   // engine (wasm's heap holds 4 GiB at most); nothing large is allocated before that.
   const lora = trainingLoraConfig(p, given);
-  const adapterBase = adapterBaseModel(p, given);
-  const source = adapterBase
-    ? { ...p, model: adapterBase.nameOrPath, revision: given.has('revision') ? p.revision : (adapterBase.revision ?? p.revision) }
-    : p;
+  const source = trainingModelSource(p, given);
   const { tokenizer, config, modelName, modelDir } = await resolveModelSource(source, say);
   const options = trainOptions(p);
   const tensorBytes = trainingTensorBytes(config, modelName, options, tokenizer, train, classNames, lora);
   const backend = await initBackend(p.backend, { threads: p.threads, device: p.device, log: say, tensorBytes });
   const model = createModel(p, config, modelDir, say);
   assertSafeName(modelName, 'model name');
-  if (lora) {
-    const local = modelDir !== undefined && path.resolve(source.model) === modelDir;
-    const base = { nameOrPath: local ? modelDir : source.model, revision: source.revision === 'main' ? null : source.revision };
-    say(describeAdapter(attachTrainingAdapter(p, model, lora, base), model));
-  }
+  // trainingLoraConfig refuses LoRA on a random initialisation: a LoRA run has its base folder.
+  if (lora) say(describeAdapter(attachTrainingAdapter(p, model, lora, adapterBaseOf(source, modelDir!)), model));
 
   const { runTime, runName } = claimRunName(path.resolve(p.runsDir), modelName, new Date());
   const logFile = path.resolve(p.logsDir, `${runName}.txt`);

@@ -17,7 +17,7 @@ import { writeRunReport } from '../report/index.js';
 import { defaultLearningRate } from '../train/step.js';
 import { assertSafeName } from '../train/checkpoint.js';
 import { claimRunName, loadSplits, refuseChangedOptions, resolveDataDir, RESUME_MAY_CHANGE, sayer } from './shared.js';
-import { adapterBaseModel, trainingLoraConfig } from './train_lora.js';
+import { adapterBaseOf, trainingLoraConfig, trainingModelSource } from './train_lora.js';
 import { createModel, resolveModelSource } from './model_source.js';
 import { trainOptions } from './train_options.js';
 import { resolveCluster, type Cluster } from '../launcher/cluster.js';
@@ -49,10 +49,7 @@ export async function runWithLauncher({ params: p, given }: ParsedParams<'train'
   const cluster = resolveCluster(p, probe?.env?.cuda.devices.length ?? 0);
   if (cluster.accelerateConfig) cluster.accelerateConfig = path.resolve(cluster.accelerateConfig);
   // With --adapter and no --model, the base its adapter_config.json names.
-  const adapterBase = adapterBaseModel(p, given);
-  const source = adapterBase
-    ? { ...p, model: adapterBase.nameOrPath, revision: given.has('revision') ? p.revision : (adapterBase.revision ?? p.revision) }
-    : p;
+  const source = trainingModelSource(p, given);
 
   const dataDir = resolveDataDir(p.dataDir);
   const classesMapPath = path.resolve(p.classesMap);
@@ -122,7 +119,7 @@ export async function runWithLauncher({ params: p, given }: ParsedParams<'train'
     // As train names the base in its adapters: the Hub id as given, or the base folder's absolute path.
     lora: lora && {
       config: lora,
-      base: { nameOrPath: local ? modelDir! : source.model, revision: source.revision === 'main' ? null : source.revision },
+      base: adapterBaseOf(source, modelDir!),
       from: p.adapter !== undefined ? path.resolve(p.adapter) : undefined,
       seed: p.seed,
     },

@@ -3,22 +3,20 @@
  * PEFT's LoraConfig names them) or an existing PEFT adapter folder trained further (`--adapter`). The base model's
  * weights stay frozen; the run's checkpoints and states hold the adapter, whose config names the base.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { OptionName, TrainParams } from '../params/commands.js';
 import {
   ADAPTER_CONFIG_FILE,
   ALL_LINEAR,
-  isAdapterFolder,
   LoraAdapter,
   LoraConfig,
   loadAdapter,
-  readAdapterBase,
   readAdapterConfig,
   type AdapterBase,
 } from '../model/lora/index.js';
 import type { T5ForConditionalGeneration } from '../model/modeling_t5.js';
 import { UsageError } from '../errors.js';
+import { adapterFolderOption, namedAdapterBase } from './adapter_model.js';
 
 const LORA_OPTIONS = ['loraAlpha', 'loraDropout', 'loraTargetModules'] as const;
 const FLAGS: Record<(typeof LORA_OPTIONS)[number] | 'loraR', string> = {
@@ -35,14 +33,6 @@ export function parseTargetModules(text: string): string[] | typeof ALL_LINEAR {
   if (names.some((n) => !n))
     throw new UsageError(`--lora-target-modules ${text}: expected module names separated by commas, or ${ALL_LINEAR}`);
   return names;
-}
-
-/** The adapter folder `--adapter` names, checked. */
-function adapterFolder(p: TrainParams): string {
-  const dir = path.resolve(p.adapter!);
-  if (!fs.existsSync(dir)) throw new UsageError(`--adapter ${p.adapter}: no such folder`);
-  if (!isAdapterFolder(dir)) throw new UsageError(`--adapter ${p.adapter}: no ${ADAPTER_CONFIG_FILE} (not a PEFT adapter folder)`);
-  return dir;
 }
 
 /**
@@ -63,20 +53,27 @@ export function trainingLoraConfig(p: TrainParams, given: Set<OptionName<'train'
     throw new UsageError(
       `LoRA trains an adapter on a pretrained model: --init random cannot be combined with ${p.adapter !== undefined ? '--adapter' : '--lora-r'}`,
     );
-  if (p.adapter !== undefined) return readAdapterConfig(path.join(adapterFolder(p), ADAPTER_CONFIG_FILE));
+  if (p.adapter !== undefined) return readAdapterConfig(path.join(adapterFolderOption(p.adapter), ADAPTER_CONFIG_FILE));
   return new LoraConfig({ r: p.loraR, alpha: p.loraAlpha, dropout: p.loraDropout, targetModules: parseTargetModules(p.loraTargetModules) });
 }
 
-/** With `--adapter` and no `--model`: the base model the adapter's config names (undefined otherwise). */
-export function adapterBaseModel(
-  p: TrainParams,
-  given: Set<OptionName<'train'>>,
-): { nameOrPath: string; revision: string | null } | undefined {
-  if (p.adapter === undefined || given.has('model')) return undefined;
-  const file = path.join(adapterFolder(p), ADAPTER_CONFIG_FILE);
-  const base = readAdapterBase(file);
-  if (base.nameOrPath === null) throw new UsageError(`${file}: base_model_name_or_path is null: pass the base model with --model`);
-  return { nameOrPath: base.nameOrPath, revision: base.revision };
+/**
+ * The options that name the run's model: as given, or with `--adapter` and no `--model`, the base (and its revision,
+ * unless `--revision` is given) that the adapter's config names.
+ */
+export function trainingModelSource(p: TrainParams, given: Set<OptionName<'train'>>): TrainParams {
+  if (p.adapter === undefined || given.has('model')) return p;
+  const base = namedAdapterBase(adapterFolderOption(p.adapter));
+  return { ...p, model: base.nameOrPath, revision: given.has('revision') ? p.revision : (base.revision ?? p.revision) };
+}
+
+/**
+ * What the run's adapters name as their base (adapter_config.json's base_model_name_or_path and revision): the Hub
+ * id as given, or the base folder's absolute path.
+ */
+export function adapterBaseOf(source: Pick<TrainParams, 'model' | 'revision'>, modelDir: string): AdapterBase {
+  const local = path.resolve(source.model) === modelDir;
+  return { nameOrPath: local ? modelDir : source.model, revision: source.revision === 'main' ? null : source.revision };
 }
 
 /**
@@ -89,7 +86,7 @@ export function attachTrainingAdapter(
   config: LoraConfig,
   base: AdapterBase,
 ): LoraAdapter {
-  if (p.adapter !== undefined) return loadAdapter(adapterFolder(p), model, { base });
+  if (p.adapter !== undefined) return loadAdapter(adapterFolderOption(p.adapter), model, { base });
   const adapter = new LoraAdapter(model, config, { seed: p.seed, base });
   model.attachAdapter(adapter);
   return adapter;

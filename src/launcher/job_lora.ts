@@ -7,7 +7,7 @@
 import * as path from 'node:path';
 import type { T5Config } from '../model/config.js';
 import { t5Parameters } from '../model/parameters.js';
-import { LoraAdapter, loadAdapter, writeAdapterFiles, type AdapterBase, type LoraConfig } from '../model/lora/index.js';
+import { LoraAdapter, readAdapter, writeAdapterFiles, type AdapterBase, type LoraConfig } from '../model/lora/index.js';
 
 /** The starting adapter's folder in the job. */
 export const JOB_ADAPTER_DIR = 'adapter';
@@ -53,7 +53,7 @@ export function jobLoraBlock(spec: LoraJobSpec, modelConfig: T5Config): JobLora 
 export function writeInitialAdapter(dir: string, spec: LoraJobSpec, modelConfig: T5Config): void {
   const layout = t5Parameters(modelConfig);
   const adapter = spec.from
-    ? loadAdapter(path.resolve(spec.from), { layout, attachAdapter: () => undefined }, { attach: false, base: spec.base })
+    ? readAdapter(path.resolve(spec.from), { layout }, { base: spec.base })
     : new LoraAdapter({ layout }, spec.config, { seed: spec.seed, base: spec.base });
   try {
     writeAdapterFiles(dir, adapter);

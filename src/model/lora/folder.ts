@@ -10,6 +10,7 @@ import { FormatError, UsageError } from '../../errors.js';
 import { writeFileAtomic, writeFolderAtomic } from '../../fsutil.js';
 import { readSafetensorsFile, saveSafetensors } from '../../safetensors.js';
 import type { T5ForConditionalGeneration } from '../modeling_t5.js';
+import type { T5Parameters } from '../parameters.js';
 import { LoraAdapter, type AdapterBase } from './adapter.js';
 import { ADAPTER_CONFIG_FILE, adapterConfigText, readAdapterBase, readAdapterConfig, SEQ_2_SEQ_LM } from './peft_config.js';
 
@@ -59,9 +60,23 @@ export function loadAdapter(
   model: Pick<T5ForConditionalGeneration, 'layout' | 'attachAdapter'>,
   options: {
     attach?: boolean;
-    /** The base the adapter will name when saved (default: the one its config names). */ base?: AdapterBase;
+    /** The base the adapter will name when saved (default: the one its config names). */
+    base?: AdapterBase;
   } = {},
 ): LoraAdapter {
+  const adapter = readAdapter(dir, model, options);
+  if (options.attach === false) return adapter;
+  try {
+    model.attachAdapter(adapter);
+    return adapter;
+  } catch (e) {
+    adapter.dispose();
+    throw e;
+  }
+}
+
+/** `loadAdapter` without attaching: the adapter of a folder for a T5 of `layout`, checked the same way. */
+export function readAdapter(dir: string, model: { readonly layout: T5Parameters }, options: { base?: AdapterBase } = {}): LoraAdapter {
   const configFile = path.join(dir, ADAPTER_CONFIG_FILE);
   if (!fs.existsSync(configFile)) throw new FormatError(`${dir}: no ${ADAPTER_CONFIG_FILE} (not a PEFT adapter folder)`);
   const config = readAdapterConfig(configFile);
@@ -93,7 +108,6 @@ export function loadAdapter(
       if (!t) throw new FormatError(`${weightsFile}: no tensor "${key}" (${ADAPTER_CONFIG_FILE} targets its layer)`);
       tf.tidy(() => variable.assign(tf.tensor(t.data, t.shape, 'float32')));
     }
-    if (options.attach ?? true) model.attachAdapter(adapter);
     return adapter;
   } catch (e) {
     adapter.dispose();

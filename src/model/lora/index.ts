@@ -4,7 +4,15 @@
  */
 export { LoraConfig, ALL_LINEAR, T5_DEFAULT_TARGETS, type LoraConfigOptions } from './config.js';
 export { LoraAdapter, kaimingUniformBound, type AdapterBase, type LoraAdapterOptions, type LoraTarget } from './adapter.js';
-export { isAdapterFolder, loadAdapter, saveAdapter, writeAdapterFiles, ADAPTER_WEIGHTS_FILE, type SaveAdapterOptions } from './folder.js';
+export {
+  isAdapterFolder,
+  loadAdapter,
+  readAdapter,
+  saveAdapter,
+  writeAdapterFiles,
+  ADAPTER_WEIGHTS_FILE,
+  type SaveAdapterOptions,
+} from './folder.js';
 export { ADAPTER_CONFIG_FILE, readAdapterBase, readAdapterConfig } from './peft_config.js';
 export { mergeAdapter } from './merge.js';
 export { fromPretrainedWithAdapter, type AdaptedModelOptions } from './pretrained.js';
